@@ -1,0 +1,3 @@
+from vlc.callbacks.prediction_writer import PredictionWriter
+
+__all__ = ["PredictionWriter"]

@@ -1,0 +1,3 @@
+from vlc.tasks.classifier import ImageClassifier
+
+__all__ = ["ImageClassifier"]

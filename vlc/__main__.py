@@ -1,0 +1,3 @@
+from vlc.cli import main
+
+main()

@@ -1,0 +1,153 @@
+"""The base of every classification data module: splitting, caching, loaders and batched augmentation.
+
+Batches are ``(images, targets)`` with uint8 images of shape ``(B, 3, H, W)``; the model converts them to
+float and normalises them, so that a checkpoint carries its own preprocessing. Prediction batches pair each
+image with its file path instead of a label.
+"""
+
+from pathlib import Path
+from typing import Literal
+
+import lightning as L
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from vlc.data.augment import augment
+from vlc.data.datasets import FileImages, TensorImages
+from vlc.data.image_io import list_images, read_images, readable_images
+from vlc.errors import UserError
+
+Samples = tuple[list[Path] | torch.Tensor, torch.Tensor]
+"""Labelled samples: file paths or a ``(N, 3, H, W)`` uint8 tensor, and a ``(N,)`` tensor of labels."""
+
+
+def stratified_split(labels: torch.Tensor, val_fraction: float, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Indices of a seeded train/validation split that keeps each class's share in both parts."""
+    generator = torch.Generator().manual_seed(seed)
+    train, val = [], []
+    for c in labels.unique():
+        idx = (labels == c).nonzero().flatten()
+        idx = idx[torch.randperm(len(idx), generator=generator)]
+        n_val = round(len(idx) * val_fraction)
+        val.append(idx[:n_val])
+        train.append(idx[n_val:])
+    return torch.cat(train).sort().values, torch.cat(val).sort().values
+
+
+class ClassificationDataModule(L.LightningDataModule):
+    """Shared machinery; subclasses say where labelled samples come from (``labelled``) and the class names.
+
+    Args:
+        batch_size: images per batch.
+        num_workers: DataLoader worker processes (0 decodes in the training process; on a 2-core CPU with
+            ``cache: true`` that is fastest).
+        val_fraction: share of each class held out for validation (seeded, stratified).
+        augment: training augmentation preset: ``none``, ``flip`` or ``crop_flip`` (reflect-pad by 1/8 of the
+            side, random crop, horizontal flip).
+        image_size: resize every image to ``image_size x image_size`` when loading (``null`` keeps the size).
+        cache: decode all images once into one uint8 tensor in memory, so that later epochs decode nothing.
+        seed: seed of the train/validation split.
+        predict_dir: folder of images for ``vlc predict`` (searched recursively).
+    """
+
+    def __init__(
+        self,
+        batch_size: int = 128,
+        num_workers: int = 0,
+        val_fraction: float = 0.1,
+        augment: Literal["none", "flip", "crop_flip"] = "crop_flip",
+        image_size: int | None = None,
+        cache: bool = True,
+        seed: int = 0,
+        predict_dir: str | None = None,
+    ) -> None:
+        super().__init__()
+        if not 0.0 < val_fraction < 1.0:
+            raise UserError(f"data.val_fraction must be between 0 and 1, got {val_fraction}")
+        self.batch_size, self.num_workers, self.val_fraction = batch_size, num_workers, val_fraction
+        self.augment, self.image_size, self.cache, self.seed = augment, image_size, cache, seed
+        self.predict_dir = predict_dir
+        self.datasets: dict[str, Dataset] = {}
+
+    # -- what subclasses provide ---------------------------------------------------------------------------
+    @property
+    def class_names(self) -> list[str]:
+        """Class names in label order (available without ``setup()``, for linking into the model)."""
+        raise NotImplementedError
+
+    def labelled(self, split: Literal["train", "test"]) -> Samples | None:
+        """The labelled samples of ``train`` (split further into train/val) or ``test`` (None when absent)."""
+        raise NotImplementedError
+
+    def predict_files(self) -> list[Path]:
+        """Files to predict: every image under ``predict_dir``."""
+        if self.predict_dir is None:
+            raise UserError("vlc predict needs a folder of images: set data.predict_dir")
+        return self._folder_files(self.predict_dir)
+
+    # -- shared machinery ----------------------------------------------------------------------------------
+    @property
+    def num_classes(self) -> int:
+        """Number of classes (linked into the model's ``num_classes``)."""
+        return len(self.class_names)
+
+    def setup(self, stage: str) -> None:
+        if stage in ("fit", "validate") and "val" not in self.datasets:
+            paths_or_images, labels = self.labelled("train")
+            train_idx, val_idx = stratified_split(labels, self.val_fraction, self.seed)
+            self.datasets["train"] = self._dataset(paths_or_images, labels, train_idx)
+            self.datasets["val"] = self._dataset(paths_or_images, labels, val_idx)
+        if stage == "test" and "test" not in self.datasets:
+            samples = self.labelled("test")
+            if samples is None:
+                raise UserError(f"{type(self).__name__} has no labelled test set; see its data.* options")
+            self.datasets["test"] = self._dataset(*samples, torch.arange(len(samples[1])))
+        if stage == "predict":
+            files = self.predict_files()
+            self.datasets["predict"] = FileImages(files, [str(f) for f in files], self.image_size)
+
+    def _dataset(self, paths_or_images: list[Path] | torch.Tensor, labels: torch.Tensor, idx: torch.Tensor):
+        labels = labels[idx]
+        if isinstance(paths_or_images, torch.Tensor):
+            return TensorImages(paths_or_images[idx], labels)
+        paths = [paths_or_images[i] for i in idx.tolist()]
+        if self.cache:
+            return TensorImages(read_images(paths, self.image_size), labels)
+        return FileImages(paths, labels, self.image_size)
+
+    @staticmethod
+    def _folder_files(folder: str | Path) -> list[Path]:
+        if not Path(folder).is_dir():
+            raise UserError(f"{folder}: not a folder (data.predict_dir must be a folder of images)")
+        files = readable_images(list_images(folder))
+        if not files:
+            raise UserError(f"{folder}: no readable images (expected .jpg, .jpeg, .png, .bmp or .webp files)")
+        return files
+
+    def _loader(self, split: str, shuffle: bool = False) -> DataLoader:
+        return DataLoader(
+            self.datasets[split],
+            batch_size=self.batch_size,
+            shuffle=shuffle,
+            num_workers=self.num_workers,
+            persistent_workers=self.num_workers > 0,
+            drop_last=shuffle and len(self.datasets[split]) > self.batch_size,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader("train", shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader("val")
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader("test")
+
+    def predict_dataloader(self) -> DataLoader:
+        return self._loader("predict")
+
+    def on_after_batch_transfer(self, batch, dataloader_idx: int):
+        if self.trainer is not None and self.trainer.training:
+            images, labels = batch
+            return augment(images, self.augment), labels
+        return batch

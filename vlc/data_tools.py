@@ -1,0 +1,17 @@
+"""``vlc data ...``: commands that prepare datasets on disk."""
+
+import argparse
+
+from vlc.data.build_tinyimagenet30 import build_tinyimagenet30
+
+
+def main(argv: list[str]) -> None:
+    """Parse and run ``vlc data <command>``."""
+    parser = argparse.ArgumentParser(prog="vlc data", description="Prepare datasets on disk.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    tin = commands.add_parser("tinyimagenet30", help="build TinyImageNet30 from the Tiny ImageNet-200 download")
+    tin.add_argument("--source", required=True, help="the extracted tiny-imagenet-200/ folder")
+    tin.add_argument("--out", required=True, help="the folder to create (class.txt, train_set/, test_set/)")
+    args = parser.parse_args(argv)
+    counts = build_tinyimagenet30(args.source, args.out)
+    print(f"built TinyImageNet30 in {args.out}: " + ", ".join(f"{k} {v}" for k, v in counts.items()))

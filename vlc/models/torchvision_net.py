@@ -1,0 +1,96 @@
+"""torchvision classification networks by name, split into ``features`` and a rebuilt ``head``."""
+
+from pathlib import Path
+
+import torch
+import torchvision
+from torch import nn
+
+from vlc.errors import UserError
+
+
+def load_weights(model: nn.Module, name: str, weights: str) -> None:
+    """Load ``weights`` (a local state-dict file or a torchvision weights name such as ``DEFAULT``) into ``model``.
+
+    A weights name is resolved by torchvision, which downloads the file once into ``$TORCH_HOME``. Offline,
+    this stops at once with a message saying how to supply a local file instead.
+    """
+    path = Path(weights).expanduser()
+    if path.suffix in (".pt", ".pth", ".bin") or path.exists():
+        if not path.is_file():
+            raise UserError(f"weights: {path} does not exist; expected a state dict saved with torch.save")
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        state = state.get("state_dict", state) if isinstance(state, dict) else state
+        missing, unexpected = model.load_state_dict(state, strict=False)
+        if len(missing) == len(model.state_dict()):
+            raise UserError(f"weights: {path} has no tensor of a torchvision {name} (wrong file?)")
+        return
+    try:
+        enum = torchvision.models.get_model_weights(name)
+        resolved = enum.DEFAULT if weights == "DEFAULT" else enum[weights.split(".")[-1]]
+    except (KeyError, ValueError):
+        raise UserError(f"weights: {weights!r} is neither a file nor a weights name of {name}") from None
+    try:
+        state = resolved.get_state_dict(progress=False, check_hash=True)
+    except Exception as err:  # URLError, HTTPError, socket errors: the message is what matters
+        raise UserError(
+            f"could not download the {resolved} weights ({type(err).__name__}: {err}). This machine looks offline: "
+            f"download {resolved.url} on a machine that is online and pass the file as weights: /path/to/file.pth"
+        ) from None
+    model.load_state_dict(state)
+
+
+def build_torchvision(name: str, weights: str | None = None) -> nn.Module:
+    """A torchvision classification model (1000-class head), with ``weights`` loaded when given."""
+    if name not in torchvision.models.list_models(module=torchvision.models):
+        raise UserError(f"unknown torchvision model {name!r}; e.g. resnet18, resnet50, inception_v3")
+    kwargs = {"aux_logits": False, "init_weights": False} if name == "inception_v3" else {}
+    model = torchvision.models.get_model(name, weights=None, **kwargs)
+    if weights is not None:
+        load_weights(model, name, weights)
+    return model
+
+
+def split_head(model: nn.Module) -> tuple[nn.Module, int]:
+    """Replace the final linear layer of a torchvision model by ``Identity``; return it and its input width."""
+    for attr in ("fc", "classifier", "heads"):
+        head = getattr(model, attr, None)
+        if isinstance(head, nn.Linear):
+            setattr(model, attr, nn.Identity())
+            return model, head.in_features
+        if isinstance(head, nn.Sequential) and isinstance(head[-1], nn.Linear):
+            in_features = head[-1].in_features
+            head[-1] = nn.Identity()
+            return model, in_features
+    raise UserError(f"{type(model).__name__}: cannot find its final linear layer (fc, classifier or heads)")
+
+
+class TorchvisionNet(nn.Module):
+    """A torchvision backbone (``resnet18``, ``resnet50``, ``inception_v3``, ...) with a new linear head.
+
+    Args:
+        num_classes: output classes.
+        name: the torchvision model name.
+        weights: a torchvision weights name (``DEFAULT``, ``IMAGENET1K_V1``; downloaded when online) or the
+            path of a local state dict; ``null`` for random initialisation.
+        input_size: images are resized to this side length first (inception_v3 needs at least 75 px).
+        dropout: dropout before the linear head.
+    """
+
+    def __init__(
+        self,
+        num_classes: int,
+        name: str = "resnet18",
+        weights: str | None = None,
+        input_size: int | None = None,
+        dropout: float = 0.0,
+    ) -> None:
+        super().__init__()
+        self.features, self.num_features = split_head(build_torchvision(name, weights))
+        self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(self.num_features, num_classes))
+        self.input_size = input_size
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.input_size is not None and x.shape[-1] != self.input_size:
+            x = nn.functional.interpolate(x, size=(self.input_size,) * 2, mode="bilinear", align_corners=False)
+        return self.head(self.features(x))  # (B, 3, H, W) -> (B, num_features) -> (B, num_classes)

@@ -1,0 +1,179 @@
+"""The LightningModule that trains, evaluates and applies any image classification network."""
+
+from collections.abc import Callable
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
+from torch import nn
+from torchmetrics import MetricCollection
+from torchmetrics.classification import (
+    MulticlassAccuracy,
+    MulticlassAUROC,
+    MulticlassConfusionMatrix,
+    MulticlassF1Score,
+    MulticlassROC,
+)
+
+from vlc.errors import UserError
+from vlc.metrics.figures import confusion_matrix_figure, log_figure, roc_figure
+from vlc.models.cnn import ResidualCNN
+from vlc.tasks.optim import configure, default_optimizer
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+def scalar_metrics(num_classes: int, roc_thresholds: int) -> MetricCollection:
+    """Top-1, top-5, macro F1 and macro AUROC: the scalars logged for validation and test."""
+    return MetricCollection(
+        {
+            "acc": MulticlassAccuracy(num_classes, average="micro"),
+            "acc_top5": MulticlassAccuracy(num_classes, top_k=min(5, num_classes), average="micro"),
+            "f1_macro": MulticlassF1Score(num_classes, average="macro"),
+            "auroc_macro": MulticlassAUROC(num_classes, average="macro", thresholds=roc_thresholds),
+        }
+    )
+
+
+class ImageClassifier(L.LightningModule):
+    """Trains ``net`` with cross-entropy; logs curves, metrics, a confusion matrix and ROC curves.
+
+    Batches hold uint8 images; the model scales and normalises them itself (``mean``/``std``), so a
+    checkpoint carries its preprocessing and prediction cannot apply a different one.
+
+    Args:
+        net: the network, called as ``net(num_classes)``; in YAML a ``class_path`` such as
+            ``vlc.models.ResidualCNN`` or ``vlc.models.TorchvisionNet`` with its ``init_args``.
+        num_classes: linked from the data module (or read from the checkpoint when predicting).
+        class_names: linked from the data module; used in figures and prediction files.
+        optimizer: the optimizer, e.g. ``torch.optim.SGD`` with its ``init_args``.
+        scheduler: an optional learning-rate scheduler; ``OneCycleLR`` gets ``total_steps`` from the trainer.
+        scheduler_interval: step the scheduler every ``step`` or every ``epoch``.
+        label_smoothing: label smoothing of the cross-entropy.
+        mean: per-channel mean of the normalisation (0-1 scale).
+        std: per-channel standard deviation of the normalisation.
+        channels_last: run convolutions in channels-last memory format (faster on CPUs and tensor cores).
+        flip_average: at evaluation and prediction, average the logits of each image and its mirror image.
+        top_k: how many labels each prediction row lists.
+        roc_thresholds: thresholds of the ROC and AUROC metrics (constant memory).
+    """
+
+    def __init__(
+        self,
+        net: Callable[[int], nn.Module] = ResidualCNN,
+        num_classes: int | None = None,
+        class_names: list[str] | None = None,
+        optimizer: OptimizerCallable = default_optimizer,
+        scheduler: LRSchedulerCallable | None = None,
+        scheduler_interval: str = "step",
+        label_smoothing: float = 0.0,
+        mean: tuple[float, float, float] = IMAGENET_MEAN,
+        std: tuple[float, float, float] = IMAGENET_STD,
+        channels_last: bool = True,
+        flip_average: bool = False,
+        top_k: int = 5,
+        roc_thresholds: int = 200,
+    ) -> None:
+        super().__init__()
+        if num_classes is None:
+            raise UserError("model.num_classes is not set: it comes from the data module, or from --ckpt_path")
+        class_names = list(class_names) if class_names else [str(i) for i in range(num_classes)]
+        if len(class_names) != num_classes:
+            raise UserError(f"model.class_names has {len(class_names)} names for {num_classes} classes")
+        self.save_hyperparameters()  # through the CLI, net/optimizer/scheduler are saved as their config
+        self.hparams.class_names = class_names
+        self.net = net(num_classes)
+        self.optimizer, self.scheduler = optimizer, scheduler
+        self.class_names = class_names
+        self.register_buffer("mean", torch.tensor(mean).view(1, 3, 1, 1) * 255, persistent=False)
+        self.register_buffer("std", torch.tensor(std).view(1, 3, 1, 1) * 255, persistent=False)
+        if channels_last:
+            self.net = self.net.to(memory_format=torch.channels_last)
+        self.train_acc = MulticlassAccuracy(num_classes, average="micro")
+        self.val_metrics = scalar_metrics(num_classes, roc_thresholds).clone(prefix="val/")
+        self.test_metrics = scalar_metrics(num_classes, roc_thresholds).clone(prefix="test/")
+        self.confusion = MulticlassConfusionMatrix(num_classes)
+        self.roc = MulticlassROC(num_classes, thresholds=roc_thresholds)
+
+    # -- model -----------------------------------------------------------------------------------------------
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        """Class logits ``(B, num_classes)`` for a uint8 (or 0-255 float) batch ``(B, 3, H, W)``."""
+        x = (images.float() - self.mean) / self.std
+        if self.hparams.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        logits = self.net(x)
+        if self.hparams.flip_average and not self.training:
+            logits = (logits + self.net(x.flip(-1))) / 2
+        return logits
+
+    # -- training and evaluation -----------------------------------------------------------------------------
+    def training_step(self, batch, batch_idx: int) -> torch.Tensor:
+        images, labels = batch
+        logits = self(images)
+        loss = F.cross_entropy(logits, labels, label_smoothing=self.hparams.label_smoothing)
+        self.train_acc(logits, labels)
+        self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True)
+        self.log("train/acc", self.train_acc, on_step=True, on_epoch=True, prog_bar=True)
+        return loss
+
+    def _evaluate(self, batch, metrics: MetricCollection, stage: str) -> None:
+        images, labels = batch
+        logits = self(images).float()
+        self.log(f"{stage}/loss", F.cross_entropy(logits, labels), on_epoch=True, prog_bar=True)
+        probs = logits.softmax(dim=-1)
+        metrics.update(probs, labels)
+        self.log_dict(metrics, on_epoch=True, prog_bar=stage != "test")
+        if not self.trainer.sanity_checking:
+            self.confusion.update(probs, labels)
+            self.roc.update(probs, labels)
+
+    def validation_step(self, batch, batch_idx: int) -> None:
+        self._evaluate(batch, self.val_metrics, "val")
+
+    def test_step(self, batch, batch_idx: int) -> None:
+        self._evaluate(batch, self.test_metrics, "test")
+
+    def _log_figures(self, stage: str) -> None:
+        if self.trainer.sanity_checking:
+            return
+        if self.trainer.is_global_zero:
+            step = self.current_epoch
+            log_figure(self.logger, f"{stage}/confusion_matrix", confusion_matrix_figure(self.confusion, self.class_names), step)
+            log_figure(self.logger, f"{stage}/roc", roc_figure(self.roc, self.class_names), step)
+        else:  # compute() synchronises across processes: every rank must take part
+            self.confusion.compute(), self.roc.compute()
+        self.confusion.reset()
+        self.roc.reset()
+
+    def on_validation_epoch_end(self) -> None:
+        self._log_figures("val")
+
+    def on_test_epoch_end(self) -> None:
+        self._log_figures("test")
+
+    # -- prediction ----------------------------------------------------------------------------------------
+    def predict_step(self, batch, batch_idx: int) -> list[dict]:
+        """One row per image: file, top-1 label and probability, and the top-k labels with probabilities."""
+        images, files = batch
+        probs = self(images).float().softmax(dim=-1)
+        top_p, top_i = probs.topk(min(self.hparams.top_k, probs.shape[-1]), dim=-1)
+        rows = []
+        for file, p, i in zip(files, top_p.tolist(), top_i.tolist()):
+            top = [[self.class_names[c], round(q, 6)] for c, q in zip(i, p)]
+            rows.append({"file": file, "label": top[0][0], "class_index": i[0], "probability": top[0][1], "top_k": top})
+        return rows
+
+    # -- optimisation and checkpoints ----------------------------------------------------------------------
+    def configure_optimizers(self):
+        params = [p for p in self.parameters() if p.requires_grad]
+        return configure(self, params, self.optimizer, self.scheduler, self.hparams.scheduler_interval)
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        saved = checkpoint.get("hyper_parameters", {}).get("num_classes")
+        if saved is not None and saved != self.hparams.num_classes:
+            raise UserError(
+                f"the checkpoint was trained for {saved} classes but the data has {self.hparams.num_classes}; "
+                "use a checkpoint trained on this data"
+            )
