@@ -78,9 +78,7 @@ def test_bleu_matches_pycocoevalcap():
 def test_bleu_matches_nltk_when_hypotheses_have_n_words():
     long = [i for i, pred in enumerate(PREDS) if len(tokenize(pred)) >= 4]
     preds, targets = [PREDS[i] for i in long], [TARGETS[i] for i in long]
-    assert bleu_values(compute(CorpusBLEU, preds, targets)) == pytest.approx(
-        nltk_bleu(preds, targets), abs=1e-6
-    )
+    assert bleu_values(compute(CorpusBLEU, preds, targets)) == pytest.approx(nltk_bleu(preds, targets), abs=1e-6)
     # with the 3-word "a purple cross", nltk counts one phantom 4-gram in the denominator
     ours, reference = bleu_values(compute(CorpusBLEU, PREDS, TARGETS)), nltk_bleu(PREDS, TARGETS)
     assert ours[:3] == pytest.approx(reference[:3], abs=1e-6) and ours[3] > reference[3] + 1e-3
@@ -112,9 +110,7 @@ def test_bleu_corpus_without_four_grams():
 def test_bleu_four_gram_order_without_match():
     preds, targets = ["a red circle above it"], [["a red circle below it"]]
     ours = bleu_values(compute(CorpusBLEU, preds, targets))
-    assert ours[:3] == pytest.approx(
-        [0.8, math.sqrt(0.8 * 2 / 4), (0.8 * 2 / 4 * 1 / 3) ** (1 / 3)], abs=1e-6
-    )
+    assert ours[:3] == pytest.approx([0.8, math.sqrt(0.8 * 2 / 4), (0.8 * 2 / 4 * 1 / 3) ** (1 / 3)], abs=1e-6)
     assert ours[3] == 0.0
     assert ours == pytest.approx(nltk_bleu(preds, targets), abs=1e-6)
 

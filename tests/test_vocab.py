@@ -118,8 +118,7 @@ def test_save_load_round_trip(vocab, tmp_path):
         ('{"format": "vlc.vocabulary", "version": 1}', "'words' to be a list"),
         ('{"format": "vlc.vocabulary", "version": 1, "words": ["a"]}', "special tokens"),
         (
-            '{"format": "vlc.vocabulary", "version": 1, "words": '
-            '["<pad>", "<start>", "<end>", "<unk>", "a", "a"]}',
+            '{"format": "vlc.vocabulary", "version": 1, "words": ["<pad>", "<start>", "<end>", "<unk>", "a", "a"]}',
             "duplicate",
         ),
         (

@@ -15,6 +15,9 @@ from lightning.pytorch.loggers import TensorBoardLogger
 from vlc.callbacks.prediction_writer import PredictionWriter
 from vlc.errors import UserError
 
+LINKED = ("num_classes", "class_names", "vocab")
+"""Data module attributes passed to the model's ``__init__`` arguments of the same name."""
+
 TRAINER_DEFAULTS = {
     "logger": {
         "class_path": "lightning.pytorch.loggers.TensorBoardLogger",
@@ -35,7 +38,7 @@ class VlcCLI(LightningCLI):
         if self._preparing == "predict":  # the class names come from the checkpoint, not from data
             parser.add_lightning_class_args(PredictionWriter, "writer")
             return
-        for key in ("num_classes", "class_names"):
+        for key in LINKED:  # a link whose source or target does not exist is skipped
             parser.link_arguments(f"data.{key}", f"model.init_args.{key}", apply_on="instantiate")
 
     def before_instantiate_classes(self) -> None:
@@ -52,7 +55,8 @@ class VlcCLI(LightningCLI):
             return
         print()
         if checkpoint is not None and checkpoint.best_model_path:
-            print(f"best checkpoint: {checkpoint.best_model_path} ({checkpoint.monitor} {checkpoint.best_model_score:.4f})")
+            score = f"{checkpoint.monitor} {checkpoint.best_model_score:.4f}"
+            print(f"best checkpoint: {checkpoint.best_model_path} ({score})")
             print(f"last checkpoint: {checkpoint.last_model_path}")
         if isinstance(self.trainer.logger, TensorBoardLogger):
             print(f"logs: {self.trainer.logger.log_dir}")

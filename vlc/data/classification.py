@@ -14,7 +14,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from vlc.data.augment import augment
 from vlc.data.datasets import FileImages, TensorImages
-from vlc.data.image_io import list_images, read_images, readable_images
+from vlc.data.image_io import folder_images, read_images
 from vlc.errors import UserError
 
 Samples = tuple[list[Path] | torch.Tensor, torch.Tensor]
@@ -83,7 +83,7 @@ class ClassificationDataModule(L.LightningDataModule):
         """Files to predict: every image under ``predict_dir``."""
         if self.predict_dir is None:
             raise UserError("vlc predict needs a folder of images: set data.predict_dir")
-        return self._folder_files(self.predict_dir)
+        return folder_images(self.predict_dir)
 
     # -- shared machinery ----------------------------------------------------------------------------------
     @property
@@ -114,15 +114,6 @@ class ClassificationDataModule(L.LightningDataModule):
         if self.cache:
             return TensorImages(read_images(paths, self.image_size), labels)
         return FileImages(paths, labels, self.image_size)
-
-    @staticmethod
-    def _folder_files(folder: str | Path) -> list[Path]:
-        if not Path(folder).is_dir():
-            raise UserError(f"{folder}: not a folder (data.predict_dir must be a folder of images)")
-        files = readable_images(list_images(folder))
-        if not files:
-            raise UserError(f"{folder}: no readable images (expected .jpg, .jpeg, .png, .bmp or .webp files)")
-        return files
 
     def _loader(self, split: str, shuffle: bool = False) -> DataLoader:
         return DataLoader(

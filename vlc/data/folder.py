@@ -3,8 +3,8 @@
 import lightning as L
 from torch.utils.data import DataLoader
 
-from vlc.data.classification import ClassificationDataModule
 from vlc.data.datasets import FileImages
+from vlc.data.image_io import folder_images
 
 
 class ImageFolderDataModule(L.LightningDataModule):
@@ -25,7 +25,7 @@ class ImageFolderDataModule(L.LightningDataModule):
         self.batch_size, self.num_workers = batch_size, num_workers
 
     def setup(self, stage: str) -> None:
-        files = ClassificationDataModule._folder_files(self.predict_dir)
+        files = folder_images(self.predict_dir)
         self.dataset = FileImages(files, [str(f) for f in files], self.image_size)
 
     def predict_dataloader(self) -> DataLoader:

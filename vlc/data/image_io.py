@@ -1,6 +1,5 @@
 """Reading image files into uint8 tensors: the one decoding path for training, evaluation and prediction."""
 
-import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -9,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image, UnidentifiedImageError
 
-from vlc.errors import UserError
+from vlc.errors import UserError, warn
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
 
@@ -74,9 +73,9 @@ def readable_images(paths: Sequence[Path]) -> list[Path]:
             good.append(path)
         except (OSError, UnidentifiedImageError, ValueError) as err:
             skipped += 1
-            warnings.warn(f"skipping {path}: not a decodable image ({err})", stacklevel=2)
+            warn(f"skipping {path}: not a decodable image ({err})")
     if skipped:
-        warnings.warn(f"skipped {skipped} of {len(paths)} files that could not be decoded", stacklevel=2)
+        warn(f"skipped {skipped} of {len(paths)} image files that could not be decoded")
     return good
 
 
@@ -86,3 +85,17 @@ def resize_batch(images: torch.Tensor, size: int) -> torch.Tensor:
         return images
     out = F.interpolate(images.float(), size=(size, size), mode="bilinear", antialias=True, align_corners=False)
     return out.round().clamp(0, 255).to(torch.uint8)
+
+
+def folder_images(folder: str | Path) -> list[Path]:
+    """The decodable images under ``folder`` (recursively); undecodable ones are skipped with a warning.
+
+    Raises:
+        UserError: ``folder`` is not a folder or holds no readable image.
+    """
+    if not Path(folder).is_dir():
+        raise UserError(f"{folder}: not a folder (data.predict_dir must be a folder of images)")
+    files = readable_images(list_images(folder))
+    if not files:
+        raise UserError(f"{folder}: no readable images (expected .jpg, .jpeg, .png, .bmp or .webp files)")
+    return files

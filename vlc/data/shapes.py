@@ -59,10 +59,14 @@ def sample_scene(seed: int, index: int, num_shapes: int = 1, size: int = 64) -> 
         boxes = [(0.0, 0.0, 1.0, 1.0)]
     else:
         radii = list(rng.choice([0.13, 0.25], num_shapes) * size * rng.uniform(0.9, 1.1, num_shapes))
-        halves = [(0.0, 0.0, 0.5, 1.0), (0.5, 0.0, 1.0, 1.0)] if rng.random() < 0.5 else [
-            (0.0, 0.0, 1.0, 0.5),
-            (0.0, 0.5, 1.0, 1.0),
-        ]
+        halves = (
+            [(0.0, 0.0, 0.5, 1.0), (0.5, 0.0, 1.0, 1.0)]
+            if rng.random() < 0.5
+            else [
+                (0.0, 0.0, 1.0, 0.5),
+                (0.0, 0.5, 1.0, 1.0),
+            ]
+        )
         boxes = halves if rng.random() < 0.5 else halves[::-1]
     shapes = []
     for kind, color, r, (x0, y0, x1, y1) in zip(kinds, colors, radii, boxes):

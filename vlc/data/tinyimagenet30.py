@@ -6,7 +6,7 @@ from pathlib import Path
 import torch
 
 from vlc.data.classification import ClassificationDataModule, Samples
-from vlc.data.image_io import list_images
+from vlc.data.image_io import folder_images, list_images
 from vlc.errors import UserError
 
 
@@ -108,4 +108,4 @@ class TinyImageNet30DataModule(ClassificationDataModule):
     def predict_files(self) -> list[Path]:
         if self.predict_dir is not None:
             return super().predict_files()
-        return self._folder_files(_nested(self.root / "test_set"))
+        return folder_images(_nested(self.root / "test_set"))

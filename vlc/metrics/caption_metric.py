@@ -48,9 +48,7 @@ class CaptionMetric(Metric):
         super().__init__(**kwargs)
         self.add_state("preds", default=[], dist_reduce_fx=None)
         self.add_state("targets", default=[], dist_reduce_fx=None)
-        self.add_state(
-            f"_no_compute_group_{next(_instance_ids)}", default=torch.zeros(0), dist_reduce_fx="sum"
-        )
+        self.add_state(f"_no_compute_group_{next(_instance_ids)}", default=torch.zeros(0), dist_reduce_fx="sum")
 
     def update(self, preds: Sequence[str], targets: Sequence[Sequence[str]]) -> None:
         """Add a batch of generated captions and their references.

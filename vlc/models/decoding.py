@@ -202,9 +202,7 @@ def beam_search_one_by_one(
 ) -> tuple[Tensor, Tensor]:
     """Reference: :func:`beam_search` on each image separately (B=1 slices); same arguments and outputs."""
     results = [
-        beam_search(
-            decoder, features[i : i + 1], beam_width, max_len, length_penalty, start_idx, end_idx, pad_idx
-        )
+        beam_search(decoder, features[i : i + 1], beam_width, max_len, length_penalty, start_idx, end_idx, pad_idx)
         for i in range(features.size(0))
     ]
     L = max(tokens.size(1) for tokens, _ in results)

@@ -140,7 +140,12 @@ class ImageClassifier(L.LightningModule):
             return
         if self.trainer.is_global_zero:
             step = self.current_epoch
-            log_figure(self.logger, f"{stage}/confusion_matrix", confusion_matrix_figure(self.confusion, self.class_names), step)
+            log_figure(
+                self.logger,
+                f"{stage}/confusion_matrix",
+                confusion_matrix_figure(self.confusion, self.class_names),
+                step,
+            )
             log_figure(self.logger, f"{stage}/roc", roc_figure(self.roc, self.class_names), step)
         else:  # compute() synchronises across processes: every rank must take part
             self.confusion.compute(), self.roc.compute()
@@ -162,7 +167,15 @@ class ImageClassifier(L.LightningModule):
         rows = []
         for file, p, i in zip(files, top_p.tolist(), top_i.tolist()):
             top = [[self.class_names[c], round(q, 6)] for c, q in zip(i, p)]
-            rows.append({"file": file, "label": top[0][0], "class_index": i[0], "probability": top[0][1], "top_k": top})
+            rows.append(
+                {
+                    "file": file,
+                    "label": top[0][0],
+                    "class_index": i[0],
+                    "probability": top[0][1],
+                    "top_k": top,
+                }
+            )
         return rows
 
     # -- optimisation and checkpoints ----------------------------------------------------------------------
