@@ -13,7 +13,7 @@ from lightning.pytorch.cli import ArgsType, LightningArgumentParser, LightningCL
 from lightning.pytorch.loggers import TensorBoardLogger
 
 from vlc.callbacks.prediction_writer import PredictionWriter
-from vlc.errors import UserError
+from vlc.errors import UserError, find_user_error
 
 LINKED = ("num_classes", "class_names", "vocab")
 """Data module attributes passed to the model's ``__init__`` arguments of the same name."""
@@ -78,6 +78,7 @@ def _cli(args: ArgsType) -> VlcCLI:
 def main(args: ArgsType = None) -> None:
     """Entry point of the ``vlc`` console script; ``args`` replaces ``sys.argv[1:]`` (tests call it in-process)."""
     argv = list(sys.argv[1:] if args is None else args)
+    UserError.last = None
     try:
         if argv[:1] == ["data"]:
             from vlc.data_tools import main as data_main
@@ -90,6 +91,9 @@ def main(args: ArgsType = None) -> None:
         else:
             warnings.filterwarnings("ignore", ".*does not have many workers.*")
             _cli(argv)
-    except UserError as err:
-        print(f"vlc: error: {err}", file=sys.stderr)
+    except Exception as err:
+        user_error = find_user_error(err)
+        if user_error is None:
+            raise
+        print(f"vlc: error: {user_error}", file=sys.stderr)
         raise SystemExit(2) from None

@@ -6,6 +6,25 @@ import sys
 class UserError(Exception):
     """A problem with the user's input (a path, a file's content, a config key), explained in one message."""
 
+    last: "UserError | None" = None
+    """The most recent instance: jsonargparse re-raises errors from ``__init__`` as a ``ValueError`` that
+    embeds the message, and the CLI uses this to show the user the original one."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        UserError.last = self
+
+
+def find_user_error(err: BaseException) -> UserError | None:
+    """The ``UserError`` behind ``err``: itself, one in its cause chain, or one whose message it embeds."""
+    seen = err
+    while seen is not None:
+        if isinstance(seen, UserError):
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    last = UserError.last
+    return last if last is not None and str(last) in str(err) else None
+
 
 def warn(message: str) -> None:
     """Tell the user about something skipped or suspicious, on one line of stderr."""

@@ -1,0 +1,67 @@
+"""Shared test helpers: tiny datasets in the real on-disk formats, and reading back TensorBoard event files."""
+
+import csv
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+REPO = Path(__file__).resolve().parents[1]
+CONFIGS = REPO / "configs"
+TINY_NET = [
+    "--model.init_args.net.init_args.widths=[8, 16]",
+    "--model.init_args.net.init_args.stem_width=8",
+]
+
+
+def _image(rng: np.random.Generator, label: int, size: int) -> np.ndarray:
+    """A learnable image: class ``label`` sets the mean colour, noise makes each image different."""
+    base = np.array([(label * 67) % 256, (label * 131) % 256, (label * 199) % 256], dtype=np.float32)
+    return np.clip(base + rng.normal(0, 20, (size, size, 3)), 0, 255).astype(np.uint8)
+
+
+def write_tinyimagenet30(
+    root: Path,
+    classes: tuple[str, ...] = ("baboon", "banana", "bee"),
+    per_class: int = 8,
+    test_per_class: int = 2,
+    size: int = 16,
+    nested: bool = False,
+) -> Path:
+    """Write a small dataset in the coursework layout, with one greyscale JPEG; returns the labels CSV path."""
+    rng = np.random.default_rng(0)
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "class.txt").write_text("".join(f"{i}\t{name}\n" for i, name in enumerate(classes)))
+    train = root / "train_set" / "train_set" if nested else root / "train_set"
+    test = root / "test_set" / "test_set" if nested else root / "test_set"
+    test.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for label, name in enumerate(classes):
+        (train / name).mkdir(parents=True, exist_ok=True)
+        for i in range(per_class):
+            image = Image.fromarray(_image(rng, label, size))
+            if label == 0 and i == 0:
+                image = image.convert("L")  # real TinyImageNet has greyscale JPEGs
+            image.save(train / name / f"{name}_{i}.JPEG")
+        for i in range(test_per_class):
+            file = f"test_{label}_{i}.JPEG"
+            Image.fromarray(_image(rng, label, size)).save(test / file)
+            rows.append((file, label))
+    labels = root / "test_labels.csv"
+    with labels.open("w", newline="") as f:
+        csv.writer(f).writerows([("Id", "Category"), *rows])
+    return labels
+
+
+def events(logdir: Path) -> EventAccumulator:
+    """Load every event file under ``logdir`` (one run folder) with nothing dropped."""
+    files = sorted(Path(logdir).rglob("events.out.tfevents.*"))
+    assert files, f"no event files under {logdir}"
+    acc = EventAccumulator(str(files[0].parent), size_guidance={"images": 0, "scalars": 0, "tensors": 0})
+    return acc.Reload()
+
+
+def run_dirs(logs: Path) -> list[Path]:
+    """The run (version) folders under ``logs``, oldest first."""
+    return sorted({p.parent for p in Path(logs).rglob("events.out.tfevents.*")}, key=lambda p: p.stat().st_mtime)

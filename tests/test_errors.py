@@ -1,0 +1,122 @@
+"""User mistakes stop with one readable message naming the file or key, before training, without a traceback."""
+
+import os
+import shutil
+
+import pytest
+from helpers import CONFIGS, TINY_NET, write_tinyimagenet30
+
+from vlc.cli import main
+
+
+def run_fails(capsys, args: list[str]) -> str:
+    with pytest.raises(SystemExit) as exit_info:
+        main(args)
+    assert exit_info.value.code != 0
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    return err
+
+
+def fit_args(root) -> list[str]:
+    config = str(CONFIGS / "tinyimagenet30" / "cnn.yaml")
+    return ["fit", "--config", config, f"--data.root={root}", "--trainer.max_epochs=1", *TINY_NET]
+
+
+@pytest.fixture
+def data(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    write_tinyimagenet30(tmp_path / "data", per_class=4)
+    return tmp_path / "data"
+
+
+def test_missing_root(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    err = run_fails(capsys, fit_args(tmp_path / "nowhere"))
+    assert "data.root" in err and "nowhere" in err
+
+
+def test_missing_class_file(data, capsys):
+    (data / "class.txt").unlink()
+    assert "class.txt: missing" in run_fails(capsys, fit_args(data))
+
+
+def test_malformed_class_file(data, capsys):
+    (data / "class.txt").write_text("0\tbaboon\nbanana\n")
+    assert "class.txt, line 2" in run_fails(capsys, fit_args(data))
+
+
+def test_missing_class_folder(data, capsys):
+    shutil.rmtree(data / "train_set" / "banana")
+    err = run_fails(capsys, fit_args(data))
+    assert "banana" in err and "missing" in err
+
+
+def test_empty_class(data, capsys):
+    for file in (data / "train_set" / "bee").iterdir():
+        file.unlink()
+    err = run_fails(capsys, fit_args(data))
+    assert "bee" in err and "no images" in err
+    assert not (data.parent / "checkpoints").exists()  # stopped before any training
+
+
+def test_unknown_config_key(data, capsys):
+    err = run_fails(capsys, [*fit_args(data), "--model.init_args.no_such_key=1"])
+    assert "no_such_key" in err
+
+
+def test_unknown_key_in_yaml(data, tmp_path, capsys):
+    config = tmp_path / "bad.yaml"
+    config.write_text((CONFIGS / "tinyimagenet30" / "cnn.yaml").read_text().replace("val_fraction:", "val_fractoin:"))
+    err = run_fails(capsys, ["fit", "--config", str(config), f"--data.root={data}"])
+    assert "val_fractoin" in err
+
+
+def test_checkpoint_with_other_class_count(data, tmp_path, capsys):
+    main(fit_args(data))
+    ckpt = tmp_path / "checkpoints" / "tinyimagenet30-cnn" / "last.ckpt"
+    other = tmp_path / "other"
+    write_tinyimagenet30(other, ("baboon", "banana", "bee", "bison"), per_class=4)
+    config = str(CONFIGS / "tinyimagenet30" / "cnn.yaml")
+    err = run_fails(capsys, ["validate", "--config", config, f"--data.root={other}", f"--ckpt_path={ckpt}", *TINY_NET])
+    assert "3 classes" in err and "4" in err
+
+
+def test_predict_needs_checkpoint(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    config = str(CONFIGS / "predict" / "classify.yaml")
+    err = run_fails(capsys, ["predict", "--config", config, f"--data.predict_dir={tmp_path}"])
+    assert "--ckpt_path" in err
+
+
+def test_missing_checkpoint_file(data, capsys):
+    err = run_fails(capsys, ["validate", *fit_args(data)[1:], "--ckpt_path=nothing.ckpt"])
+    assert "nothing.ckpt" in err
+
+
+def test_offline_torchvision_weights(data, capsys):
+    config = str(CONFIGS / "tinyimagenet30" / "resnet18.yaml")
+    err = run_fails(
+        capsys, ["fit", "--config", config, f"--data.root={data}", "--model.init_args.net.init_args.weights=DEFAULT"]
+    )
+    assert "weights" in err and ("offline" in err or "download" in err)
+
+
+def test_empty_predict_folder(data, tmp_path, capsys):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (empty / "readme.txt").write_text("no images here")
+    main(fit_args(data))
+    ckpt = tmp_path / "checkpoints" / "tinyimagenet30-cnn" / "last.ckpt"
+    config = str(CONFIGS / "predict" / "classify.yaml")
+    err = run_fails(capsys, ["predict", "--config", config, f"--ckpt_path={ckpt}", f"--data.predict_dir={empty}"])
+    assert "no readable images" in err
+
+
+def test_cli_prints_no_traceback_for_nested_layout(tmp_path, monkeypatch):
+    """The original zip's doubly nested layout is accepted (not an error)."""
+    monkeypatch.chdir(tmp_path)
+    write_tinyimagenet30(tmp_path / "data", per_class=4, nested=True)
+    main(fit_args(tmp_path / "data"))
+    assert (tmp_path / "checkpoints" / "tinyimagenet30-cnn" / "last.ckpt").is_file()
+    assert os.listdir(tmp_path / "logs" / "tinyimagenet30-cnn")
