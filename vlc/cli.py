@@ -27,6 +27,17 @@ TRAINER_DEFAULTS = {
 }
 
 
+NOISE = ("Does not validate against any", "Subtypes:", "Errors:", "- Expected a <class 'NoneType'>", "Given value")
+
+
+class VlcArgumentParser(LightningArgumentParser):
+    """A parser whose errors are one line for the user (jsonargparse prints the usage and a nested report)."""
+
+    def error(self, message: str, ex: Exception | None = None):
+        lines = [line.strip() for line in message.splitlines() if line.strip()]
+        raise UserError(" ".join(line for line in lines if not line.startswith(NOISE)))
+
+
 class VlcCLI(LightningCLI):
     """LightningCLI with vlc's links, defaults and messages."""
 
@@ -70,6 +81,7 @@ def _cli(args: ArgsType) -> VlcCLI:
         seed_everything_default=0,
         trainer_defaults=TRAINER_DEFAULTS,
         save_config_kwargs={"overwrite": True},
+        parser_class=VlcArgumentParser,
         auto_configure_optimizers=False,
         args=args,
     )
@@ -90,7 +102,7 @@ def main(args: ArgsType = None) -> None:
             compare_main(argv[1:])
         else:
             warnings.filterwarnings("ignore", ".*does not have many workers.*")
-            _cli(argv)
+            _cli(None if args is None else argv)
     except Exception as err:
         user_error = find_user_error(err)
         if user_error is None:
