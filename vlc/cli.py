@@ -66,8 +66,9 @@ class VlcCLI(LightningCLI):
             return
         print()
         if checkpoint is not None and checkpoint.best_model_path:
-            score = f"{checkpoint.monitor} {checkpoint.best_model_score:.4f}"
-            print(f"best checkpoint: {checkpoint.best_model_path} ({score})")
+            score = checkpoint.best_model_score  # None after ddp_spawn: the score stayed in the workers
+            score = f" ({checkpoint.monitor} {score:.4f})" if score is not None else ""
+            print(f"best checkpoint: {checkpoint.best_model_path}{score}")
             print(f"last checkpoint: {checkpoint.last_model_path}")
         if isinstance(self.trainer.logger, TensorBoardLogger):
             print(f"logs: {self.trainer.logger.log_dir}")
