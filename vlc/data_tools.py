@@ -12,6 +12,7 @@ def main(argv: list[str]) -> None:
     tin = commands.add_parser("tinyimagenet30", help="build TinyImageNet30 from the Tiny ImageNet-200 download")
     tin.add_argument("--source", required=True, help="the extracted tiny-imagenet-200/ folder")
     tin.add_argument("--out", required=True, help="the folder to create (class.txt, train_set/, test_set/)")
+    tin.add_argument("--train-per-class", type=int, default=450, help="training images per class (default 450)")
     args = parser.parse_args(argv)
-    counts = build_tinyimagenet30(args.source, args.out)
+    counts = build_tinyimagenet30(args.source, args.out, args.train_per_class)
     print(f"built TinyImageNet30 in {args.out}: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
