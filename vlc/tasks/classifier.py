@@ -1,5 +1,6 @@
 """The LightningModule that trains, evaluates and applies any image classification network."""
 
+import warnings
 from collections.abc import Callable
 
 import lightning as L
@@ -20,6 +21,7 @@ from vlc.errors import UserError
 from vlc.metrics.figures import confusion_matrix_figure, log_figure, roc_figure
 from vlc.models.cnn import ResidualCNN
 from vlc.tasks.optim import configure, default_optimizer
+from vlc.tasks.transfer import batch_norms, freeze_layers, load_features, param_groups, parameter_counts
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -58,6 +60,11 @@ class ImageClassifier(L.LightningModule):
         flip_average: at evaluation and prediction, average the logits of each image and its mirror image.
         top_k: how many labels each prediction row lists.
         roc_thresholds: thresholds of the ROC and AUROC metrics (constant memory).
+        init_from: a vlc classification checkpoint whose feature tensors initialise ``net`` at the start of
+            ``fit`` (those whose shapes fit; the head stays new); a summary lists loaded, new and mismatched ones.
+        freeze: layers kept fixed: ``none``, ``features`` (all but the head), ``blocks:N`` (the first N children
+            of ``net.features``) or a list of names such as ``net.features.0``. Frozen batch norms stay in eval mode.
+        pretrained_lr_scale: learning-rate multiplier for the trainable parameters outside the head.
     """
 
     def __init__(
@@ -75,6 +82,9 @@ class ImageClassifier(L.LightningModule):
         flip_average: bool = False,
         top_k: int = 5,
         roc_thresholds: int = 200,
+        init_from: str | None = None,
+        freeze: str | list[str] = "none",
+        pretrained_lr_scale: float = 1.0,
     ) -> None:
         super().__init__()
         if num_classes is None:
@@ -96,6 +106,10 @@ class ImageClassifier(L.LightningModule):
         self.test_metrics = scalar_metrics(num_classes, roc_thresholds).clone(prefix="test/")
         self.confusion = MulticlassConfusionMatrix(num_classes)
         self.roc = MulticlassROC(num_classes, thresholds=roc_thresholds)
+        self.frozen_batch_norms = batch_norms(freeze_layers(self.net, freeze))
+        if not any(p.requires_grad for p in self.parameters()):
+            raise UserError(f"model.freeze: {freeze!r} freezes every parameter; nothing would be trained")
+        self.train()  # puts the frozen batch norms in eval mode
 
     # -- model -----------------------------------------------------------------------------------------------
     def forward(self, images: torch.Tensor) -> torch.Tensor:
@@ -108,7 +122,27 @@ class ImageClassifier(L.LightningModule):
             logits = (logits + self.net(x.flip(-1))) / 2
         return logits
 
+    def train(self, mode: bool = True) -> "ImageClassifier":
+        """Set training mode, except for frozen batch norms: they stay in eval mode (fixed running statistics)."""
+        super().train(mode)
+        for module in getattr(self, "frozen_batch_norms", ()):
+            module.eval()
+        return self
+
     # -- training and evaluation -----------------------------------------------------------------------------
+    def on_fit_start(self) -> None:
+        if self.hparams.init_from and self.trainer.ckpt_path is None:  # a resumed run restores its own weights
+            report = load_features(self.net, self.hparams.init_from)
+            if self.trainer.is_global_zero:
+                print(report.summary())
+        trainable, frozen = parameter_counts(self)
+        if self.trainer.is_global_zero:
+            print(f"parameters: {trainable:,} trainable, {frozen:,} frozen (freeze: {self.hparams.freeze})")
+        for logger in self.loggers:  # read back by 'vlc compare'
+            logger.log_metrics({"params/trainable": trainable, "params/frozen": frozen}, step=0)
+        if self.frozen_batch_norms:  # Lightning warns about modules in eval mode; here that is intended
+            warnings.filterwarnings("ignore", r"Found \d+ module\(s\) in eval mode")
+
     def training_step(self, batch, batch_idx: int) -> torch.Tensor:
         images, labels = batch
         logits = self(images)
@@ -180,7 +214,7 @@ class ImageClassifier(L.LightningModule):
 
     # -- optimisation and checkpoints ----------------------------------------------------------------------
     def configure_optimizers(self):
-        params = [p for p in self.parameters() if p.requires_grad]
+        params = param_groups(self, self.hparams.pretrained_lr_scale)
         return configure(self, params, self.optimizer, self.scheduler, self.hparams.scheduler_interval)
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:

@@ -18,15 +18,23 @@ def configure(
 
     A scheduler left without its length (``OneCycleLR`` with neither ``total_steps`` nor ``epochs``) gets
     the length of the run from the trainer, in steps or epochs following ``interval``, so that YAML never
-    hard-codes it.
+    hard-codes it. A parameter group with an ``lr_scale`` key (see ``vlc.tasks.transfer.param_groups``) gets
+    its learning rate, and its share of a scalar ``max_lr``, multiplied by it.
     """
     opt = optimizer(params)
+    for group in opt.param_groups:
+        group["lr"] *= group.get("lr_scale", 1.0)
     if scheduler is None:
         return opt
     length = module.trainer.estimated_stepping_batches if interval == "step" else module.trainer.max_epochs
     keywords = getattr(scheduler, "keywords", {})  # the init args jsonargparse parsed from YAML
-    unsized = "total_steps" in keywords and keywords["total_steps"] is None and keywords.get("epochs") is None
-    sched = scheduler(opt, total_steps=int(length)) if unsized else scheduler(opt)
+    overrides = {}
+    if "total_steps" in keywords and keywords["total_steps"] is None and keywords.get("epochs") is None:
+        overrides["total_steps"] = int(length)
+    max_lr = keywords.get("max_lr")
+    if isinstance(max_lr, (int, float)) and any("lr_scale" in g for g in opt.param_groups):
+        overrides["max_lr"] = [max_lr * g.get("lr_scale", 1.0) for g in opt.param_groups]
+    sched = scheduler(opt, **overrides)
     return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": interval}}
 
 

@@ -1,0 +1,207 @@
+"""CIFAR-10 from torchvision's pickled batches (``cifar-10-batches-py/``) or from image folders (``train/<class>/``)."""
+
+import pickle
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from vlc.data.classification import ClassificationDataModule, Samples
+from vlc.data.image_io import list_images
+from vlc.errors import UserError, warn
+
+CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
+"""The class names in label order, as in ``batches.meta``."""
+
+URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
+ARCHIVE_MD5 = "c58f30108f718f92721af3b95e74349a"
+BATCHES = "cifar-10-batches-py"
+TRAIN_FILES = tuple(f"data_batch_{i}" for i in range(1, 6))
+
+LAYOUTS = (
+    f"either torchvision's format {BATCHES}/ (data_batch_1..5, test_batch, batches.meta from {URL}) "
+    "or image folders train/<class>/*.png|jpg and test/<class>/*"
+)
+
+
+class _ArrayUnpickler(pickle.Unpickler):
+    """Unpickles only plain containers and numpy arrays: a CIFAR batch file cannot run code when loaded."""
+
+    ALLOWED = {
+        ("_codecs", "encode"),  # how protocol 2 stores bytes
+        ("numpy.core.multiarray", "_reconstruct"),
+        ("numpy._core.multiarray", "_reconstruct"),
+        ("numpy", "ndarray"),
+        ("numpy", "dtype"),
+    }
+
+    def find_class(self, module: str, name: str):
+        if (module, name) in self.ALLOWED:
+            return super().find_class(module, name)
+        raise pickle.UnpicklingError(f"unexpected object {module}.{name}")
+
+
+def read_pickle(path: Path) -> dict[str, object]:
+    """Load one file of the pickled CIFAR format as a dict with ``str`` keys (the files use bytes or str keys).
+
+    Raises:
+        UserError: the file is missing, corrupt or not a dict.
+    """
+    if not path.is_file():
+        raise UserError(f"{path}: missing; {BATCHES}/ needs data_batch_1..5, test_batch and batches.meta")
+    try:
+        with path.open("rb") as f:
+            content = _ArrayUnpickler(f, encoding="latin1").load()  # latin1: numpy arrays pickled by Python 2
+    except Exception as err:  # truncated, garbage, wrong objects: all mean "not a CIFAR batch"
+        raise UserError(f"{path}: not a readable CIFAR pickle ({type(err).__name__}: {err})") from None
+    if not isinstance(content, dict):
+        raise UserError(f"{path}: expected a pickled dict, got {type(content).__name__}")
+    return {k.decode("latin1") if isinstance(k, bytes) else k: v for k, v in content.items()}
+
+
+def read_batch(path: Path, num_classes: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Images ``(N, 3, 32, 32)`` uint8 and labels ``(N,)`` of one batch file (``data``: ``(N, 3072)`` rows)."""
+    batch = read_pickle(path)
+    data, labels = batch.get("data"), batch.get("labels")
+    if not isinstance(data, np.ndarray) or data.ndim != 2 or data.shape[1] != 3 * 32 * 32 or labels is None:
+        raise UserError(f"{path}: expected keys 'data' (an N x 3072 uint8 array) and 'labels' (N class indices)")
+    labels = torch.as_tensor(np.asarray(labels, dtype=np.int64))
+    if len(labels) != len(data) or (len(labels) and not 0 <= int(labels.min()) <= int(labels.max()) < num_classes):
+        raise UserError(f"{path}: 'labels' must hold {len(data)} class indices in 0..{num_classes - 1}")
+    images = torch.from_numpy(data.astype(np.uint8, copy=False)).reshape(-1, 3, 32, 32)
+    return images, labels
+
+
+def resize_images(images: torch.Tensor, size: int) -> torch.Tensor:
+    """Resize ``(N, 3, H, W)`` uint8 images with PIL's bilinear filter, as ``read_image`` resizes files."""
+    if images.shape[-2:] == (size, size):
+        return images
+    out = torch.empty(len(images), 3, size, size, dtype=torch.uint8)
+    for i, image in enumerate(images.permute(0, 2, 3, 1).numpy()):
+        resized = Image.fromarray(image).resize((size, size), Image.BILINEAR)
+        out[i] = torch.from_numpy(np.asarray(resized).copy()).permute(2, 0, 1)
+    return out
+
+
+def class_folders(folder: Path) -> list[str]:
+    """Names of the sub-folders of ``folder``, sorted (CIFAR-10's label order is alphabetical)."""
+    return sorted(p.name for p in folder.iterdir() if p.is_dir())
+
+
+class Cifar10DataModule(ClassificationDataModule):
+    """CIFAR-10 (10 classes, 32x32), read from ``root`` in either of two layouts.
+
+    - torchvision's native format ``root/cifar-10-batches-py/`` (``data_batch_1..5``, ``test_batch``,
+      ``batches.meta``), read from the pickles directly (no checksum test, so any file in that format works);
+      with ``download: true`` it is fetched when missing and the machine is online.
+    - image folders ``root/train/<class>/*`` and ``root/test/<class>/*`` (labels are the folder names).
+
+    The validation split is drawn from ``train`` (``val_fraction``, seeded); ``test`` is the official test set.
+    Set ``image_size: 64`` to upscale to the input size of a network trained on TinyImageNet30; the standard
+    CIFAR augmentation is ``augment: crop_flip`` (pad by 1/8 of the side, random crop, horizontal flip).
+
+    Args:
+        root: the dataset folder.
+        download: fetch the pickled format into ``root`` when no layout is there (needs internet).
+        **kwargs: the shared options of ``ClassificationDataModule`` (batch size, image size, augmentation, ...).
+    """
+
+    def __init__(self, root: str, download: bool = False, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.root, self.download = Path(root), download
+        if not self.root.is_dir() and not download:
+            raise UserError(f"data.root: {self.root} is not a folder; expected CIFAR-10 as {LAYOUTS}")
+        self._class_names = self._read_class_names()
+
+    # -- layouts -------------------------------------------------------------------------------------------
+    @property
+    def batches_dir(self) -> Path:
+        """The folder of the pickled format (``root`` itself when it holds ``batches.meta``)."""
+        return self.root if (self.root / "batches.meta").is_file() else self.root / BATCHES
+
+    def _layout(self) -> str | None:
+        if self.batches_dir.is_dir():
+            return "pickle"
+        if (self.root / "train").is_dir():
+            return "folders"
+        return None
+
+    def _missing(self) -> UserError:
+        return UserError(
+            f"data.root: no CIFAR-10 in {self.root}; put it there as {LAYOUTS}, or set data.download: true when online"
+        )
+
+    def _read_class_names(self) -> list[str]:
+        layout = self._layout()
+        if layout == "pickle":
+            names = read_pickle(self.batches_dir / "batches.meta").get("label_names")
+            if not isinstance(names, list) or not names:
+                raise UserError(f"{self.batches_dir / 'batches.meta'}: expected a non-empty list 'label_names'")
+            return [n.decode() if isinstance(n, bytes) else str(n) for n in names]
+        if layout == "folders":
+            return self._folder_class_names()
+        if self.download:
+            return list(CIFAR10_CLASSES)  # what batches.meta of the download holds; fetched in prepare_data
+        raise self._missing()
+
+    def _folder_class_names(self) -> list[str]:
+        train, test = self.root / "train", self.root / "test"
+        names = class_folders(train)
+        if not names:
+            raise UserError(f"{train}: no class folders; expected train/<class>/ for the classes {CIFAR10_CLASSES}")
+        if test.is_dir():
+            test_names = class_folders(test)
+            only_test, only_train = sorted(set(test_names) - set(names)), sorted(set(names) - set(test_names))
+            if only_test:
+                raise UserError(f"{train / only_test[0]}: missing; {test} has a folder for class '{only_test[0]}'")
+            if only_train:
+                raise UserError(f"{test / only_train[0]}: missing; {train} has a folder for class '{only_train[0]}'")
+        if set(names) != set(CIFAR10_CLASSES):
+            warn(f"{train}: the class folders {names} are not the 10 CIFAR-10 classes; using them as they are")
+        return names
+
+    # -- the ClassificationDataModule interface ------------------------------------------------------------
+    @property
+    def class_names(self) -> list[str]:
+        return list(self._class_names)
+
+    def prepare_data(self) -> None:
+        if self._layout() is not None or not self.download:
+            return
+        from torchvision.datasets.utils import download_and_extract_archive
+
+        try:
+            download_and_extract_archive(URL, str(self.root), filename=f"{BATCHES}.tar.gz", md5=ARCHIVE_MD5)
+        except Exception as err:  # URLError, HTTPError, socket errors, a bad checksum
+            raise UserError(
+                f"could not download CIFAR-10 from {URL} ({type(err).__name__}: {err}); this machine looks offline: "
+                f"put CIFAR-10 in {self.root} as {LAYOUTS}"
+            ) from None
+
+    def labelled(self, split: str) -> Samples | None:
+        layout = self._layout()
+        if layout is None:
+            raise self._missing()
+        return self._pickle_samples(split) if layout == "pickle" else self._folder_samples(split)
+
+    def _pickle_samples(self, split: str) -> Samples:
+        files = TRAIN_FILES if split == "train" else ("test_batch",)
+        batches = [read_batch(self.batches_dir / name, len(self._class_names)) for name in files]
+        images = torch.cat([b[0] for b in batches])
+        if self.image_size is not None:
+            images = resize_images(images, self.image_size)
+        return images, torch.cat([b[1] for b in batches])
+
+    def _folder_samples(self, split: str) -> Samples | None:
+        folder = self.root / split
+        if split == "test" and not folder.is_dir():
+            return None
+        paths, labels = [], []
+        for label, name in enumerate(self._class_names):
+            files = list_images(folder / name)
+            if not files:
+                raise UserError(f"{folder / name}: no images for class '{name}' (expected .png or .jpg files)")
+            paths += files
+            labels += [label] * len(files)
+        return paths, torch.tensor(labels)
