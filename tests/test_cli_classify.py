@@ -53,6 +53,8 @@ def test_fit_logs_curves_figures_and_checkpoints(trained):
     assert {"val/confusion_matrix", "val/roc"} <= images
     assert len(acc.Images("val/confusion_matrix")) == 2
     assert (run / "hparams.yaml").is_file() and (run / "config.yaml").is_file()
+    assert "_hparams_/session_start_info" in acc.PluginTagToContent("hparams")  # the HPARAMS tab
+    assert "hp/best_val_acc" in scalars
     ckpts = sorted(p.name for p in (work / "checkpoints" / "tinyimagenet30-cnn").glob("*.ckpt"))
     assert "last.ckpt" in ckpts and any(name.startswith("best-epoch") for name in ckpts)
     hparams = torch.load(work / "checkpoints" / "tinyimagenet30-cnn" / "last.ckpt", weights_only=False)[

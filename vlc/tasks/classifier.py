@@ -143,6 +143,19 @@ class ImageClassifier(L.LightningModule):
         if self.frozen_batch_norms:  # Lightning warns about modules in eval mode; here that is intended
             warnings.filterwarnings("ignore", r"Found \d+ module\(s\) in eval mode")
 
+    def on_fit_end(self) -> None:
+        """Write the hyper-parameters with the final scores to TensorBoard's HPARAMS tab, to compare runs."""
+        scores = {
+            f"hp/{k.replace('/', '_')}": float(v)
+            for k, v in self.trainer.callback_metrics.items()
+            if k.startswith("val/")
+        }
+        checkpoint = self.trainer.checkpoint_callback
+        if checkpoint is not None and checkpoint.best_model_score is not None:
+            scores[f"hp/best_{checkpoint.monitor.replace('/', '_')}"] = float(checkpoint.best_model_score)
+        if scores and self.logger is not None:
+            self.logger.log_hyperparams(self.hparams, scores)
+
     def training_step(self, batch, batch_idx: int) -> torch.Tensor:
         images, labels = batch
         logits = self(images)
