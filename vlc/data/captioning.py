@@ -1,0 +1,240 @@
+"""The base of every captioning data module: split by image, vocabulary, caption encoding, loaders.
+
+Batches are dicts::
+
+    {"images": (B, 3, H, W) uint8, "captions": (B, T) long, "references": list of B lists of str,
+     "keys": (B,) long}
+
+``captions`` holds ``<start> words <end> <pad>...`` ids: for training one reference per image, drawn at random
+every time the image is loaded (so every epoch sees other phrasings); for validation and test always the first
+reference (for a reproducible teacher-forced loss). ``references`` holds every reference caption of each image
+for the free-running caption metrics. ``keys`` identify images across epochs (COCO image ids, generator
+indices); the captioner's feature cache is keyed by them. Prediction batches are ``(images, file paths)``.
+"""
+
+import random
+from collections.abc import Sequence
+from pathlib import Path
+
+import lightning as L
+import torch
+from torch.nn.utils.rnn import pad_sequence
+from torch.utils.data import DataLoader, Dataset
+
+from vlc.data.datasets import FileImages
+from vlc.data.image_io import folder_images, read_image, read_images
+from vlc.data.vocab import Vocabulary
+from vlc.errors import UserError
+
+SPLITS = ("train", "val", "test")
+
+
+def split_by_image(n: int, fractions: Sequence[float], seed: int) -> dict[str, list[int]]:
+    """Seeded train/val/test split of ``n`` images (positions), so that no image is in two parts.
+
+    Args:
+        n: number of images.
+        fractions: shares of train, validation and test; they must add up to 1.
+        seed: seed of the permutation.
+
+    Returns:
+        ``{"train": [...], "val": [...], "test": [...]}``, each sorted.
+    """
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(seed)).tolist()
+    n_val, n_test = round(n * fractions[1]), round(n * fractions[2])
+    n_train = n - n_val - n_test
+    parts = order[:n_train], order[n_train : n_train + n_val], order[n_train + n_val :]
+    return {name: sorted(part) for name, part in zip(SPLITS, parts)}
+
+
+class CaptionDataset(Dataset):
+    """Images (one uint8 tensor, or files decoded on access) with their encoded reference captions.
+
+    Args:
+        images: ``(N, 3, H, W)`` uint8 tensor or ``N`` file paths.
+        keys: a unique integer per image.
+        references: per image, its reference captions (strings).
+        encoded: per image, its references as token ids (``<start> ... <end>``).
+        sample: draw a random reference per access (training); otherwise the first one.
+        image_size: side length files are resized to when decoded.
+    """
+
+    def __init__(
+        self,
+        images: torch.Tensor | list[Path],
+        keys: list[int],
+        references: list[list[str]],
+        encoded: list[list[list[int]]],
+        sample: bool,
+        image_size: int | None = None,
+    ) -> None:
+        assert len(images) == len(keys) == len(references) == len(encoded)
+        self.images, self.keys, self.references, self.encoded = images, keys, references, encoded
+        self.sample, self.image_size = sample, image_size
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor, list[str], int]:
+        image = self.images[i] if isinstance(self.images, torch.Tensor) else read_image(self.images[i], self.image_size)
+        options = self.encoded[i]
+        ids = options[random.randrange(len(options))] if self.sample else options[0]
+        return image, torch.tensor(ids, dtype=torch.long), self.references[i], self.keys[i]
+
+
+def collate_captions(items: list[tuple]) -> dict:
+    """Stack images, pad captions with ``<pad>`` (0) to the longest one, keep the references as lists."""
+    images, captions, references, keys = zip(*items)
+    return {
+        "images": torch.stack(images),
+        "captions": pad_sequence(list(captions), batch_first=True, padding_value=Vocabulary.PAD),  # (B, T)
+        "references": [list(refs) for refs in references],
+        "keys": torch.tensor(keys, dtype=torch.long),
+    }
+
+
+class CaptionDataModule(L.LightningDataModule):
+    """Shared machinery; subclasses list the usable images with their references and load their pixels.
+
+    The vocabulary is built from the training split's references only (or read from ``vocab_file``), and is
+    available right after construction, without ``setup()``: the CLI links it into the model, whose checkpoints
+    store it.
+
+    Args:
+        split: shares of the images for train, validation and test (seeded, by image, adding up to 1).
+        seed: seed of the split (and of subsampling in subclasses).
+        min_word_count: words seen fewer times in the training references become ``<unk>``.
+        max_caption_length: longest caption in words; longer training captions are cut.
+        vocab_file: a vocabulary JSON (the ``vocab.json`` that training writes beside its checkpoints) to use
+            instead of building one: evaluate or fine-tune a checkpoint on other data with its own vocabulary.
+        image_size: resize every image to ``image_size x image_size`` when loading (``null`` keeps the size).
+        batch_size: images per batch.
+        num_workers: DataLoader worker processes.
+        cache: decode all images once into one uint8 tensor in memory, so that later epochs decode nothing.
+        predict_dir: folder of images for ``vlc predict`` (searched recursively).
+    """
+
+    def __init__(
+        self,
+        split: tuple[float, float, float] = (0.8, 0.1, 0.1),
+        seed: int = 0,
+        min_word_count: int = 1,
+        max_caption_length: int = 20,
+        vocab_file: str | None = None,
+        image_size: int | None = None,
+        batch_size: int = 64,
+        num_workers: int = 0,
+        cache: bool = True,
+        predict_dir: str | None = None,
+    ) -> None:
+        super().__init__()
+        if len(split) != 3 or min(split) < 0 or split[0] <= 0 or abs(sum(split) - 1) > 1e-6:
+            raise UserError(f"data.split must be three shares (train, val, test) that add up to 1, got {list(split)}")
+        if min_word_count < 1 or max_caption_length < 1:
+            raise UserError("data.min_word_count and data.max_caption_length must be at least 1")
+        self.split, self.seed, self.min_word_count = tuple(split), seed, min_word_count
+        self.max_caption_length, self.vocab_file, self.image_size = max_caption_length, vocab_file, image_size
+        self.batch_size, self.num_workers, self.cache, self.predict_dir = batch_size, num_workers, cache, predict_dir
+        self.datasets: dict[str, Dataset] = {}
+        self._index: tuple[list[int], list[list[str]]] | None = None
+        self._splits: dict[str, list[int]] | None = None
+        self._vocab: Vocabulary | None = None
+
+    # -- what subclasses provide ---------------------------------------------------------------------------
+    def list_images(self) -> tuple[list[int], list[list[str]]]:
+        """Keys and reference captions of every usable image (each with at least one non-empty caption)."""
+        raise NotImplementedError
+
+    def load_images(self, positions: list[int]) -> torch.Tensor | list[Path]:
+        """The pixels of the images at ``positions`` of :meth:`list_images`: a uint8 tensor or file paths."""
+        raise NotImplementedError
+
+    # -- index, split and vocabulary (no pixels) -----------------------------------------------------------
+    @property
+    def index(self) -> tuple[list[int], list[list[str]]]:
+        """``(keys, references)`` of all usable images, listed once."""
+        if self._index is None:
+            self._index = self.list_images()
+            if not self._index[0]:
+                raise UserError(f"{type(self).__name__}: no usable image with a caption")
+        return self._index
+
+    @property
+    def splits(self) -> dict[str, list[int]]:
+        """Positions (into :attr:`index`) of the train, val and test images."""
+        if self._splits is None:
+            self._splits = split_by_image(len(self.index[0]), self.split, self.seed)
+            if not self._splits["train"]:
+                raise UserError(f"data.split {list(self.split)} leaves no training image of {len(self.index[0])}")
+        return self._splits
+
+    @property
+    def vocabulary(self) -> Vocabulary:
+        """The vocabulary: read from ``vocab_file``, or built from the training references."""
+        if self._vocab is None:
+            if self.vocab_file is not None:
+                try:
+                    self._vocab = Vocabulary.load(self.vocab_file)
+                except (OSError, ValueError) as err:
+                    raise UserError(f"data.vocab_file: {err}") from None
+            else:
+                references = self.index[1]
+                train = (ref for i in self.splits["train"] for ref in references[i])
+                self._vocab = Vocabulary.build(train, min_count=self.min_word_count)
+        return self._vocab
+
+    @property
+    def vocab(self) -> dict:
+        """The vocabulary as a JSON-able dict (linked into the model's ``vocab`` and stored in checkpoints)."""
+        return self.vocabulary.to_dict()
+
+    # -- datasets and loaders ------------------------------------------------------------------------------
+    def setup(self, stage: str) -> None:
+        wanted = {"fit": ("train", "val"), "validate": ("val",), "test": ("test",)}.get(stage, ())
+        for split in wanted:
+            if stage == "fit" and split == "val" and not self.splits["val"]:
+                continue  # a validation share of 0: training without validation
+            if split not in self.datasets:
+                self.datasets[split] = self._dataset(split)
+        if stage == "predict":
+            if self.predict_dir is None:
+                raise UserError("vlc predict needs a folder of images: set data.predict_dir")
+            files = folder_images(self.predict_dir)
+            self.datasets["predict"] = FileImages(files, [str(f) for f in files], self.image_size)
+
+    def _dataset(self, split: str) -> CaptionDataset:
+        positions = self.splits[split]
+        if not positions:
+            raise UserError(f"data.split {list(self.split)} leaves no {split} image of {len(self.index[0])}")
+        keys, references = self.index
+        refs = [references[i] for i in positions]
+        max_len = self.max_caption_length + 2  # <start> and <end>
+        encoded = [[self.vocabulary.encode(ref, max_len) for ref in image_refs] for image_refs in refs]
+        images = self.load_images(positions)
+        if self.cache and not isinstance(images, torch.Tensor):
+            images = read_images(images, self.image_size)
+        return CaptionDataset(images, [keys[i] for i in positions], refs, encoded, split == "train", self.image_size)
+
+    def _loader(self, split: str, shuffle: bool = False) -> DataLoader:
+        dataset = self.datasets[split]
+        return DataLoader(
+            dataset,
+            batch_size=self.batch_size,
+            shuffle=shuffle,
+            num_workers=self.num_workers,
+            persistent_workers=self.num_workers > 0,
+            collate_fn=collate_captions if isinstance(dataset, CaptionDataset) else None,
+            drop_last=shuffle and len(dataset) % self.batch_size == 1,  # never a training batch of one image
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader("train", shuffle=True)
+
+    def val_dataloader(self) -> DataLoader | list:
+        return self._loader("val") if "val" in self.datasets else []
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader("test")
+
+    def predict_dataloader(self) -> DataLoader:
+        return self._loader("predict")

@@ -1,0 +1,170 @@
+"""COCO captions: images of a folder with their reference captions from a ``captions_*.json`` file."""
+
+import csv
+import json
+from collections import Counter, defaultdict
+from pathlib import Path
+
+import torch
+
+from vlc.data.captioning import CaptionDataModule
+from vlc.data.vocab import tokenize
+from vlc.errors import UserError, warn
+
+
+def read_captions_file(path: str | Path) -> tuple[list, list]:
+    """The ``images`` and ``annotations`` lists of a COCO captions JSON file.
+
+    Raises:
+        UserError: the file is missing, is not valid JSON, or lacks the ``images`` or ``annotations`` list.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"data.captions_file: {path} does not exist (expected e.g. captions_train2017.json)")
+    try:
+        with path.open(encoding="utf-8") as f:
+            data = json.load(f)
+    except json.JSONDecodeError as err:
+        raise UserError(f"{path}: not valid JSON ({err.msg} at line {err.lineno}, column {err.colno})") from None
+    except UnicodeDecodeError as err:
+        raise UserError(f"{path}: not UTF-8 text ({err.reason})") from None
+    if not isinstance(data, dict):
+        raise UserError(f"{path}: expected a JSON object with 'images' and 'annotations', got a {type(data).__name__}")
+    for key in ("annotations", "images"):
+        if not isinstance(data.get(key), list):
+            raise UserError(
+                f"{path}: no '{key}' list; a COCO captions file (captions_train2017.json format) has 'images' "
+                "(id, file_name) and 'annotations' (image_id, caption)"
+            )
+    return data["images"], data["annotations"]
+
+
+def read_subset_csv(path: str | Path) -> tuple[str, list]:
+    """The images a subset CSV lists: ``("id", [ints])`` from its ``id`` column, else ``("file_name", [names])``.
+
+    Raises:
+        UserError: the file is missing or has neither an ``id`` nor a ``file_name`` column.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"data.subset_csv: {path} does not exist")
+    with path.open(newline="", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    columns = rows[0].keys() if rows else ()
+    if "id" in columns:
+        try:
+            return "id", [int(row["id"]) for row in rows]
+        except ValueError as err:
+            raise UserError(f"{path}: the 'id' column must hold image ids ({err})") from None
+    if "file_name" in columns:
+        return "file_name", [row["file_name"] for row in rows]
+    raise UserError(f"{path}: expected an 'id' or 'file_name' column (like coco_subset_meta.csv), got {list(columns)}")
+
+
+class Skips:
+    """Counts of skipped items by reason, with a few examples each, reported in one warning."""
+
+    def __init__(self) -> None:
+        self.counts: Counter = Counter()
+        self.examples: dict[str, list[str]] = defaultdict(list)
+
+    def add(self, reason: str, example: object) -> None:
+        self.counts[reason] += 1
+        if len(self.examples[reason]) < 3:
+            self.examples[reason].append(str(example))
+
+    def report(self, source: str) -> None:
+        if self.counts:
+            parts = [f"{n} {reason} (e.g. {', '.join(self.examples[reason])})" for reason, n in self.counts.items()]
+            warn(f"{source}: skipped " + "; ".join(parts))
+
+
+class CocoCaptionsDataModule(CaptionDataModule):
+    """COCO-format captioning data: ``images_dir`` holds the files that ``captions_file`` describes.
+
+    Every image keeps all its reference captions; the split is by image (seeded), so no image leaks between
+    train, validation and test. Images listed without a caption, captions of an unknown image id, empty captions
+    and images whose file is missing are skipped, with one summary warning (counts and a few examples).
+
+    Args:
+        images_dir: folder of the image files (``file_name`` in the JSON is relative to it).
+        captions_file: a COCO captions JSON (``captions_train2017.json`` format: ``images`` with ``id`` and
+            ``file_name``, ``annotations`` with ``image_id`` and ``caption``).
+        subset_csv: optionally, a CSV listing the images to use, by its ``id`` column (or ``file_name``), such
+            as the coursework's ``coco_subset_meta.csv``.
+        max_images: optionally, use this many images drawn at random (seeded by ``seed``).
+        image_size: side length images are resized to (torchvision encoders: 224 for resnet50, 299 for
+            inception_v3).
+        **kwargs: the shared options of :class:`~vlc.data.captioning.CaptionDataModule` (split, seed, vocabulary,
+            batch size, cache, ...).
+    """
+
+    def __init__(
+        self,
+        images_dir: str = "data/coco/train2017",
+        captions_file: str = "data/coco/annotations/captions_train2017.json",
+        subset_csv: str | None = None,
+        max_images: int | None = None,
+        image_size: int | None = 224,
+        **kwargs,
+    ) -> None:
+        super().__init__(image_size=image_size, **kwargs)
+        if max_images is not None and max_images < 1:
+            raise UserError(f"data.max_images must be at least 1, got {max_images}")
+        self.images_dir, self.captions_file = Path(images_dir), Path(captions_file)
+        self.subset_csv, self.max_images = subset_csv, max_images
+        self._files: list[Path] = []
+
+    def list_images(self) -> tuple[list[int], list[list[str]]]:
+        if not self.images_dir.is_dir():
+            raise UserError(f"data.images_dir: {self.images_dir} is not a folder")
+        images, annotations = read_captions_file(self.captions_file)
+        skips = Skips()
+        files: dict[int, str] = {}
+        for entry in images:
+            if not isinstance(entry, dict) or not isinstance(entry.get("id"), int) or not entry.get("file_name"):
+                skips.add("image entries without id or file_name", entry)
+            else:
+                files[entry["id"]] = str(entry["file_name"])
+        references: dict[int, list[str]] = defaultdict(list)
+        for ann in annotations:
+            if not isinstance(ann, dict) or "image_id" not in ann or not isinstance(ann.get("caption"), str):
+                skips.add("annotations without image_id or caption", ann)
+            elif ann["image_id"] not in files:
+                skips.add("captions of an image id not in 'images'", ann["image_id"])
+            elif not tokenize(ann["caption"]):
+                skips.add("empty captions", f"image {ann['image_id']}: {ann['caption']!r}")
+            else:
+                references[ann["image_id"]].append(ann["caption"].strip())
+        ids = sorted(files)
+        if self.subset_csv is not None:
+            ids = self._subset(ids, files, skips)
+        kept = []
+        for image_id in ids:
+            if not references.get(image_id):
+                skips.add("images without captions", files[image_id])
+            elif not (self.images_dir / files[image_id]).is_file():
+                skips.add(f"images whose file is missing under {self.images_dir}", files[image_id])
+            else:
+                kept.append(image_id)
+        skips.report(str(self.captions_file))
+        if self.max_images is not None and self.max_images < len(kept):
+            pick = torch.randperm(len(kept), generator=torch.Generator().manual_seed(self.seed))[: self.max_images]
+            kept = sorted(kept[i] for i in pick.tolist())
+        self._files = [self.images_dir / files[i] for i in kept]
+        return kept, [references[i] for i in kept]
+
+    def _subset(self, ids: list[int], files: dict[int, str], skips: Skips) -> list[int]:
+        column, wanted = read_subset_csv(self.subset_csv)
+        known = set(ids) if column == "id" else {name: i for i, name in files.items()}
+        chosen = []
+        for value in dict.fromkeys(wanted):  # unique, in order
+            if value not in known:
+                skips.add(f"subset_csv rows not in {self.captions_file.name}", value)
+            else:
+                chosen.append(value if column == "id" else known[value])
+        return sorted(chosen)
+
+    def load_images(self, positions: list[int]) -> list[Path]:
+        self.index  # noqa: B018 (lists the files)
+        return [self._files[i] for i in positions]
