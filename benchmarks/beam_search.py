@@ -5,9 +5,15 @@ The decoder has RANDOM weights: the timings measure decoding cost, not caption q
 
     python benchmarks/beam_search.py                      # LSTMDecoder, batch 64, width 5
     python benchmarks/beam_search.py --decoder attention  # AttentionLSTMDecoder over a 7x7 grid
+    python benchmarks/beam_search.py --bf16               # both under bfloat16 autocast
+
+In float32 the batched and one-by-one captions must be identical (the script fails otherwise). Under bfloat16
+the rounding of a matrix product depends on its batch size, so a near-tie between two words can go the other
+way: the number of differing captions is reported instead.
 """
 
 import argparse
+import contextlib
 import time
 
 import torch
@@ -31,6 +37,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--repeats", type=int, default=3, help="timed runs per method; the best is reported")
     parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's)")
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--bf16", action="store_true", help="run both methods under bfloat16 autocast")
     parser.add_argument("--seed", type=int, default=0)
     return parser.parse_args()
 
@@ -71,11 +78,14 @@ def main() -> None:
         f"beam K={K} batched": lambda: beam_search(decoder, features, **kwargs),
         f"beam K={K} one-by-one": lambda: beam_search_one_by_one(decoder, features, **kwargs),
     }
-    results = {name: best_time(fn, args.repeats, device) for name, fn in runs.items()}
+    precision = torch.autocast(device.type, dtype=torch.bfloat16) if args.bf16 else contextlib.nullcontext()
+    with precision:
+        results = {name: best_time(fn, args.repeats, device) for name, fn in runs.items()}
 
     print(
         f"decoder={args.decoder} batch={B} width={K} max_len={args.max_len} vocab={args.vocab_size} "
         f"embed={args.embed_dim} hidden={args.hidden_dim} device={device} threads={torch.get_num_threads()} "
+        f"{'bf16 autocast' if args.bf16 else 'float32'} "
         "(random weights)"
     )
     print(f"{'method':<24}{'seconds':>10}{'captions/s':>12}{'speed-up':>10}")
@@ -87,12 +97,16 @@ def main() -> None:
         results[f"beam K={K} batched"][1],
         results[f"beam K={K} one-by-one"][1],
     )
-    identical = torch.equal(tokens, ref_tokens)
+    L = max(tokens.size(1), ref_tokens.size(1))
+    tokens, ref_tokens = (
+        torch.nn.functional.pad(t, (0, L - t.size(1)), value=decoder.pad_idx) for t in (tokens, ref_tokens)
+    )
+    differ = int((tokens != ref_tokens).any(dim=1).sum())
     max_diff = (scores - ref_scores).abs().max().item()
     lengths = (tokens != decoder.pad_idx).sum(dim=1).float()
-    print(f"identical captions batched vs one-by-one: {identical} (max |score diff| = {max_diff:.2e})")
+    print(f"captions that differ batched vs one-by-one: {differ} of {B} (max |score diff| = {max_diff:.2e})")
     print(f"mean caption length: {lengths.mean():.1f} tokens")
-    if not identical:
+    if differ and not args.bf16:
         raise SystemExit(1)
 
 

@@ -195,6 +195,26 @@ def test_undecodable_image_is_a_clear_error(tmp_path):
         dm.setup("fit")
 
 
+def test_undecodable_image_without_cache_is_a_clear_error(tmp_path):
+    images_dir, captions_file = write_coco(tmp_path, n=5)
+    (images_dir / "000000001000.jpg").write_bytes(b"not an image")
+    dm = coco(images_dir, captions_file, split=(1.0, 0.0, 0.0), cache=False)
+    dm.setup("fit")
+    with pytest.raises(UserError, match="000000001000.jpg: cannot decode image"):
+        [dm.datasets["train"][i] for i in range(5)]
+    with pytest.raises(UserError, match="data.image_size: COCO images differ in size"):
+        coco(images_dir, captions_file, image_size=None)
+
+
+def test_image_cache_larger_than_memory_falls_back_to_files(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr("vlc.data.captioning.available_memory", lambda: 1000)
+    dm = coco(*write_coco(tmp_path, n=5), split=(1.0, 0.0, 0.0))
+    dm.setup("fit")
+    assert "data.cache: the 5 train images at 16x16 need" in capsys.readouterr().err
+    assert isinstance(dm.datasets["train"].images, list)
+    assert dm.datasets["train"][0][0].shape == (3, 16, 16)
+
+
 def test_shapes_captions_batches():
     dm = ShapesCaptionsDataModule(num_images=40, batch_size=8, split=(0.5, 0.25, 0.25))
     dm.setup("fit")

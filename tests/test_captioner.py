@@ -66,6 +66,19 @@ def test_offline_weights_fail_fast_with_a_clear_message(monkeypatch):
         ImageEncoder(backbone="cnn", weights="DEFAULT")
 
 
+def test_torchvision_weights_by_name_and_file(monkeypatch, tmp_path):
+    """torchvision's InceptionV3 weights carry the auxiliary classifier that vlc builds without."""
+    reference = torchvision.models.inception_v3(weights=None, aux_logits=True, init_weights=False)
+    monkeypatch.setattr(torchvision.models.WeightsEnum, "get_state_dict", lambda *a, **k: reference.state_dict())
+    encoder = ImageEncoder(backbone="inception_v3", weights="DEFAULT")
+    torch.testing.assert_close(encoder.body.Conv2d_1a_3x3.conv.weight, reference.Conv2d_1a_3x3.conv.weight)
+    wrong = tmp_path / "resnet18.pth"
+    torch.save(torchvision.models.resnet18().state_dict(), wrong)
+    with pytest.raises(UserError, match="resnet18.pth is not a torchvision resnet50 state dict"):
+        ImageEncoder(backbone="resnet50", weights=str(wrong))
+    assert ImageEncoder(backbone="cnn", weights="None").backbone == "cnn"  # a command line's null
+
+
 def test_init_from_a_classification_checkpoint(tmp_path):
     net = ResidualCNN(5, widths=[8, 16], stem_width=8)
     state = {f"net.{k}": v for k, v in net.state_dict().items()}
@@ -144,6 +157,11 @@ def test_glove_sets_the_embedding_size_and_vectors(tmp_path, capsys):
     assert weight[VOCAB.index("red")].tolist() == [1, 2, 3, 4, 5] and not weight.requires_grad
     assert "2 of 7 vocabulary words found, 5 missing" in model.glove_report
     assert model.val_metrics["caption_cosine"].embedding is model.glove
+    checkpoint = {"hyper_parameters": {}}
+    model.on_save_checkpoint(checkpoint)
+    reloaded = captioner(embed_dim=5)  # as from the checkpoint: glove_path null
+    reloaded.on_load_checkpoint(checkpoint)
+    assert torch.equal(reloaded.test_metrics["caption_cosine"].embedding, model.glove)
     path.write_text("red 1 2 3\nblue 1 2\n")
     with pytest.raises(UserError, match="line 2: expected 3 values"):
         captioner(glove_path=str(path))

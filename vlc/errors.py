@@ -29,3 +29,12 @@ def find_user_error(err: BaseException) -> UserError | None:
 def warn(message: str) -> None:
     """Tell the user about something skipped or suspicious, on one line of stderr."""
     print(f"vlc: warning: {message}", file=sys.stderr, flush=True)
+
+
+def given(value: str | None) -> str | None:
+    """``value``, or None when it means "not set".
+
+    Nested ``--...=null`` overrides can reach a ``str | None`` argument as the string "None" (jsonargparse 4.53),
+    which must not be taken for a file name.
+    """
+    return None if value in (None, "", "None", "none", "null") else value

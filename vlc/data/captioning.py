@@ -22,9 +22,9 @@ from torch.nn.utils.rnn import pad_sequence
 from torch.utils.data import DataLoader, Dataset
 
 from vlc.data.datasets import FileImages
-from vlc.data.image_io import folder_images, read_image, read_images
+from vlc.data.image_io import folder_images, read_image_checked, read_images
 from vlc.data.vocab import Vocabulary
-from vlc.errors import UserError
+from vlc.errors import UserError, warn
 
 SPLITS = ("train", "val", "test")
 
@@ -76,7 +76,10 @@ class CaptionDataset(Dataset):
         return len(self.keys)
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor, list[str], int]:
-        image = self.images[i] if isinstance(self.images, torch.Tensor) else read_image(self.images[i], self.image_size)
+        if isinstance(self.images, torch.Tensor):
+            image = self.images[i]
+        else:
+            image = read_image_checked(self.images[i], self.image_size)
         options = self.encoded[i]
         ids = options[random.randrange(len(options))] if self.sample else options[0]
         return image, torch.tensor(ids, dtype=torch.long), self.references[i], self.keys[i]
@@ -211,9 +214,23 @@ class CaptionDataModule(L.LightningDataModule):
         max_len = self.max_caption_length + 2  # <start> and <end>
         encoded = [[self.vocabulary.encode(ref, max_len) for ref in image_refs] for image_refs in refs]
         images = self.load_images(positions)
-        if self.cache and not isinstance(images, torch.Tensor):
+        if self.cache and not isinstance(images, torch.Tensor) and self._cache_fits(split, len(images)):
             images = read_images(images, self.image_size)
         return CaptionDataset(images, [keys[i] for i in positions], refs, encoded, split == "train", self.image_size)
+
+    def _cache_fits(self, split: str, n: int) -> bool:
+        """Whether ``n`` decoded images fit in half the available memory; warn and decode per epoch if not."""
+        if self.image_size is None:
+            return True
+        need, available = n * 3 * self.image_size**2, available_memory()
+        if available is None or need <= available // 2:
+            return True
+        warn(
+            f"data.cache: the {n} {split} images at {self.image_size}x{self.image_size} need {need / 2**30:.1f} GiB, "
+            f"more than half of the {available / 2**30:.1f} GiB available; decoding the files every epoch instead "
+            "(choose fewer with data.subset_csv or data.max_images, or set data.cache: false to silence this)"
+        )
+        return False
 
     def _loader(self, split: str, shuffle: bool = False) -> DataLoader:
         dataset = self.datasets[split]
@@ -238,3 +255,13 @@ class CaptionDataModule(L.LightningDataModule):
 
     def predict_dataloader(self) -> DataLoader:
         return self._loader("predict")
+
+
+def available_memory() -> int | None:
+    """Bytes of memory available to new allocations (Linux ``MemAvailable``), or None where unknown."""
+    try:
+        with open("/proc/meminfo") as f:
+            fields = dict(line.split(":", 1) for line in f)
+        return int(fields["MemAvailable"].split()[0]) * 1024
+    except (OSError, KeyError, ValueError):
+        return None

@@ -111,6 +111,8 @@ class CocoCaptionsDataModule(CaptionDataModule):
         super().__init__(image_size=image_size, **kwargs)
         if max_images is not None and max_images < 1:
             raise UserError(f"data.max_images must be at least 1, got {max_images}")
+        if image_size is None:
+            raise UserError("data.image_size: COCO images differ in size; set one (resnet50: 224, inception_v3: 299)")
         self.images_dir, self.captions_file = Path(images_dir), Path(captions_file)
         self.subset_csv, self.max_images = subset_csv, max_images
         self._files: list[Path] = []

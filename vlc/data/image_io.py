@@ -39,7 +39,7 @@ def read_images(paths: Sequence[Path], size: int | None = None) -> torch.Tensor:
     """
     images = []
     for path in paths:
-        image = _read_or_fail(path, size)
+        image = read_image_checked(path, size)
         if images and image.shape != images[0].shape:
             raise UserError(
                 f"{path}: image is {tuple(image.shape[1:])} but {paths[0]} is {tuple(images[0].shape[1:])}; "
@@ -51,7 +51,8 @@ def read_images(paths: Sequence[Path], size: int | None = None) -> torch.Tensor:
     return torch.stack(images)
 
 
-def _read_or_fail(path: Path, size: int | None) -> torch.Tensor:
+def read_image_checked(path: Path, size: int | None) -> torch.Tensor:
+    """:func:`read_image`, with a file that cannot be decoded reported as a ``UserError`` naming it."""
     try:
         return read_image(path, size)
     except (OSError, UnidentifiedImageError, ValueError) as err:

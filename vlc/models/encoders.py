@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from vlc.errors import UserError
+from vlc.errors import UserError, given
 from vlc.models.cnn import ResidualCNN
 from vlc.models.torchvision_net import build_torchvision
 
@@ -102,9 +102,7 @@ class ImageEncoder(nn.Module):
         channels_last: bool = True,
     ) -> None:
         super().__init__()
-        # jsonargparse 4.53 turns ``--model.encoder.weights=null`` on a command line into the string "None"
-        weights = None if weights in ("None", "null", "") else weights
-        init_from = None if init_from in ("None", "null", "") else init_from
+        weights, init_from = given(weights), given(init_from)
         if backbone == "cnn":
             if weights is not None:
                 raise UserError("encoder.weights applies to torchvision backbones; for cnn use encoder.init_from")

@@ -6,7 +6,7 @@ import torch
 import torchvision
 from torch import nn
 
-from vlc.errors import UserError
+from vlc.errors import UserError, given
 
 
 def load_weights(model: nn.Module, name: str, weights: str) -> None:
@@ -21,10 +21,7 @@ def load_weights(model: nn.Module, name: str, weights: str) -> None:
             raise UserError(f"weights: {path} does not exist; expected a state dict saved with torch.save")
         state = torch.load(path, map_location="cpu", weights_only=True)
         state = state.get("state_dict", state) if isinstance(state, dict) else state
-        missing, unexpected = model.load_state_dict(state, strict=False)
-        if len(missing) == len(model.state_dict()):
-            raise UserError(f"weights: {path} has no tensor of a torchvision {name} (wrong file?)")
-        return
+        return load_state(model, name, state, str(path))
     try:
         enum = torchvision.models.get_model_weights(name)
         resolved = enum.DEFAULT if weights == "DEFAULT" else enum[weights.split(".")[-1]]
@@ -37,6 +34,23 @@ def load_weights(model: nn.Module, name: str, weights: str) -> None:
             f"could not download the {resolved} weights ({type(err).__name__}: {err}). This machine looks offline: "
             f"download {resolved.url} on a machine that is online and pass the file as weights: /path/to/file.pth"
         ) from None
+    load_state(model, name, state, str(resolved))
+
+
+def load_state(model: nn.Module, name: str, state: dict, source: str) -> None:
+    """Load a complete torchvision ``state`` into ``model``; anything missing or extra is an error naming ``source``.
+
+    InceptionV3's auxiliary classifier (``AuxLogits.*``, in torchvision's weights) is dropped: vlc builds it without.
+    """
+    own = model.state_dict()
+    state = {k: v for k, v in state.items() if not k.startswith("AuxLogits.") or k in own}
+    missing = [k for k in own if k not in state]
+    wrong = [k for k in state if k not in own or state[k].shape != own[k].shape]
+    if missing or wrong:
+        raise UserError(
+            f"weights: {source} is not a torchvision {name} state dict: {len(missing)} of its tensors missing "
+            f"(e.g. {missing[:3]}), {len(wrong)} unknown or of another shape (e.g. {wrong[:3]})"
+        )
     model.load_state_dict(state)
 
 
@@ -46,7 +60,7 @@ def build_torchvision(name: str, weights: str | None = None) -> nn.Module:
         raise UserError(f"unknown torchvision model {name!r}; e.g. resnet18, resnet50, inception_v3")
     kwargs = {"aux_logits": False, "init_weights": False} if name == "inception_v3" else {}
     model = torchvision.models.get_model(name, weights=None, **kwargs)
-    if weights is not None:
+    if given(weights) is not None:
         load_weights(model, name, weights)
     return model
 

@@ -105,7 +105,7 @@ class ImageCaptioner(L.LightningModule):
         vocab: dict | None = None,
         optimizer: OptimizerCallable = adam,
         scheduler: LRSchedulerCallable | None = None,
-        scheduler_interval: str = "step",
+        scheduler_interval: Literal["step", "epoch"] = "step",
         decoding: Literal["greedy", "beam"] = "greedy",
         beam_width: int = 5,
         max_len: int = 20,
@@ -361,8 +361,14 @@ class ImageCaptioner(L.LightningModule):
         if isinstance(init_args, dict):
             init_args.update({k: None for k in ("weights", "init_from") if k in init_args})
         checkpoint["hyper_parameters"] = hp
+        if hasattr(self, "glove"):  # caption cosine similarity keeps scoring with the GloVe vectors
+            checkpoint["glove"] = self.glove.cpu()
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
+        if "glove" in checkpoint and not hasattr(self, "glove"):
+            self.register_buffer("glove", checkpoint["glove"].to(self.device), persistent=False)
+            for metrics in (self.val_metrics, self.test_metrics):
+                metrics["caption_cosine"].embedding = self.glove
         saved = checkpoint.get("hyper_parameters", {}).get("vocab")
         if saved is None:
             return

@@ -2,6 +2,7 @@
 
 import warnings
 from collections.abc import Callable
+from typing import Literal
 
 import lightning as L
 import torch
@@ -17,7 +18,7 @@ from torchmetrics.classification import (
     MulticlassROC,
 )
 
-from vlc.errors import UserError
+from vlc.errors import UserError, given
 from vlc.metrics.figures import confusion_matrix_figure, log_figure, roc_figure
 from vlc.models.cnn import ResidualCNN
 from vlc.tasks.optim import configure, default_optimizer
@@ -74,7 +75,7 @@ class ImageClassifier(L.LightningModule):
         class_names: list[str] | None = None,
         optimizer: OptimizerCallable = default_optimizer,
         scheduler: LRSchedulerCallable | None = None,
-        scheduler_interval: str = "step",
+        scheduler_interval: Literal["step", "epoch"] = "step",
         label_smoothing: float = 0.0,
         mean: tuple[float, float, float] = IMAGENET_MEAN,
         std: tuple[float, float, float] = IMAGENET_STD,
@@ -131,7 +132,7 @@ class ImageClassifier(L.LightningModule):
 
     # -- training and evaluation -----------------------------------------------------------------------------
     def on_fit_start(self) -> None:
-        if self.hparams.init_from and self.trainer.ckpt_path is None:  # a resumed run restores its own weights
+        if given(self.hparams.init_from) and self.trainer.ckpt_path is None:  # a resumed run restores its own weights
             report = load_features(self.net, self.hparams.init_from)
             if self.trainer.is_global_zero:
                 print(report.summary())
