@@ -174,6 +174,9 @@ def test_missing_paths_and_bad_options(tmp_path):
     bad_csv.write_text("a,b\n1,2\n")
     with pytest.raises(UserError, match="'id' or 'file_name' column"):
         coco(images_dir, captions_file, subset_csv=str(bad_csv)).vocab  # noqa: B018
+    bad_csv.write_bytes(b"id\n\xff\xfe1\n")
+    with pytest.raises(UserError, match="bad.csv is not a readable UTF-8 CSV"):
+        coco(images_dir, captions_file, subset_csv=str(bad_csv)).vocab  # noqa: B018
 
 
 def test_vocab_file_replaces_the_built_vocabulary(tmp_path):

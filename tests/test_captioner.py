@@ -167,6 +167,9 @@ def test_glove_sets_the_embedding_size_and_vectors(tmp_path, capsys):
         captioner(glove_path=str(path))
     with pytest.raises(UserError, match="GloVe file not found"):
         captioner(glove_path=str(tmp_path / "missing.txt"))
+    capsys.readouterr()
+    captioner(train_embeddings=False)
+    assert "keeps random word embeddings fixed" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("decoder", ["lstm", "attention"])

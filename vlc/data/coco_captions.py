@@ -48,9 +48,12 @@ def read_subset_csv(path: str | Path) -> tuple[str, list]:
     path = Path(path)
     if not path.is_file():
         raise UserError(f"data.subset_csv: {path} does not exist")
-    with path.open(newline="", encoding="utf-8") as f:
-        rows = list(csv.DictReader(f))
-    columns = rows[0].keys() if rows else ()
+    try:
+        with path.open(newline="", encoding="utf-8-sig") as f:
+            reader = csv.DictReader(f)
+            rows, columns = list(reader), reader.fieldnames or []
+    except (UnicodeDecodeError, csv.Error) as err:
+        raise UserError(f"data.subset_csv: {path} is not a readable UTF-8 CSV file ({err})") from None
     if "id" in columns:
         try:
             return "id", [int(row["id"]) for row in rows]

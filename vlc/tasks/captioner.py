@@ -137,6 +137,8 @@ class ImageCaptioner(L.LightningModule):
             self.decoder.embedding.weight.data.copy_(glove)
             self.register_buffer("glove", glove, persistent=False)
         self.decoder.embedding.weight.requires_grad_(train_embeddings)
+        if not train_embeddings and glove is None:
+            warn("model.train_embeddings: false without model.glove_path keeps random word embeddings fixed")
         if freeze_encoder:
             self.encoder.requires_grad_(False)
             self.encoder.eval()
