@@ -30,6 +30,7 @@ from vlc.models.encoders import ImageEncoder
 from vlc.models.feature_cache import FeatureCache
 from vlc.models.glove import load_glove
 from vlc.models.lstm_decoder import LSTMDecoder, shift_captions
+from vlc.tasks.hparams import log_final_hparams
 from vlc.tasks.optim import configure
 
 
@@ -323,16 +324,7 @@ class ImageCaptioner(L.LightningModule):
 
     def on_fit_end(self) -> None:
         """Report and drop the feature cache; write the hyper-parameters with the final scores (HPARAMS tab)."""
-        scores = {
-            f"hp/{k.replace('/', '_')}": float(v)
-            for k, v in self.trainer.callback_metrics.items()
-            if k.startswith("val/")
-        }
-        checkpoint = self.trainer.checkpoint_callback
-        if checkpoint is not None and checkpoint.best_model_score is not None:
-            scores[f"hp/best_{checkpoint.monitor.replace('/', '_')}"] = float(checkpoint.best_model_score)
-        if scores and self.logger is not None:
-            self.logger.log_hyperparams({k: v for k, v in self.hparams.items() if k != "vocab"}, scores)
+        log_final_hparams(self, {k: v for k, v in self.hparams.items() if k != "vocab"})
         if self.cache is not None:
             cache = self.cache
             rank_zero_info(f"feature cache: {len(cache)} images, {cache.hits} hits, {cache.misses} misses")

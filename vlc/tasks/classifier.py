@@ -21,6 +21,7 @@ from torchmetrics.classification import (
 from vlc.errors import UserError, given
 from vlc.metrics.figures import confusion_matrix_figure, log_figure, roc_figure
 from vlc.models.cnn import ResidualCNN
+from vlc.tasks.hparams import log_final_hparams
 from vlc.tasks.optim import configure, default_optimizer
 from vlc.tasks.transfer import batch_norms, freeze_layers, load_features, param_groups, parameter_counts
 
@@ -146,16 +147,7 @@ class ImageClassifier(L.LightningModule):
 
     def on_fit_end(self) -> None:
         """Write the hyper-parameters with the final scores to TensorBoard's HPARAMS tab, to compare runs."""
-        scores = {
-            f"hp/{k.replace('/', '_')}": float(v)
-            for k, v in self.trainer.callback_metrics.items()
-            if k.startswith("val/")
-        }
-        checkpoint = self.trainer.checkpoint_callback
-        if checkpoint is not None and checkpoint.best_model_score is not None:
-            scores[f"hp/best_{checkpoint.monitor.replace('/', '_')}"] = float(checkpoint.best_model_score)
-        if scores and self.logger is not None:
-            self.logger.log_hyperparams(self.hparams, scores)
+        log_final_hparams(self, self.hparams)
 
     def training_step(self, batch, batch_idx: int) -> torch.Tensor:
         images, labels = batch
