@@ -82,7 +82,12 @@ def test_torchvision_weights_by_name_and_file(monkeypatch, tmp_path):
 def test_init_from_a_classification_checkpoint(tmp_path):
     net = ResidualCNN(5, widths=[8, 16], stem_width=8)
     state = {f"net.{k}": v for k, v in net.state_dict().items()}
-    hparams = {"net": {"class_path": "vlc.models.ResidualCNN"}, "mean": (0.5, 0.5, 0.5), "std": (0.25, 0.25, 0.25)}
+    hparams = {
+        "num_classes": 5,
+        "net": {"class_path": "vlc.models.ResidualCNN"},
+        "mean": (0.5, 0.5, 0.5),
+        "std": (0.25, 0.25, 0.25),
+    }
     path = tmp_path / "classifier.ckpt"
     torch.save({"state_dict": state, "hyper_parameters": hparams}, path)
     encoder = TINY_ENCODER(init_from=str(path))

@@ -7,13 +7,13 @@ attention decoder.
 """
 
 from collections import OrderedDict
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from vlc.errors import UserError, given
+from vlc.models.classifier_checkpoint import read_classifier_checkpoint
 from vlc.models.cnn import ResidualCNN
 from vlc.models.torchvision_net import build_torchvision
 
@@ -45,28 +45,6 @@ def cnn_body(widths: list[int], depths: int | list[int], stem_width: int, batch_
     """The layers of vlc's ``ResidualCNN`` before pooling (keys ``0.*, 1.*, ...`` as in its ``features``)."""
     net = ResidualCNN(1, widths=widths, depths=depths, stem_width=stem_width, batch_norm=batch_norm)
     return net.features[:-2]  # drop AdaptiveAvgPool2d and Flatten
-
-
-def classifier_features(path: str | Path) -> tuple[dict[str, torch.Tensor], dict]:
-    """The ``net.features.*`` tensors (prefix removed) and the hyper-parameters of a vlc classification checkpoint.
-
-    Raises:
-        UserError: the file is missing, unreadable, or holds no ``net.features`` weights.
-    """
-    path = Path(path).expanduser()
-    if not path.is_file():
-        raise UserError(f"encoder.init_from: {path} does not exist (expected a vlc classification checkpoint)")
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # pickle, zip and torch errors alike: the file is not a checkpoint
-        raise UserError(
-            f"encoder.init_from: cannot read {path} as a checkpoint ({type(err).__name__}: {err})"
-        ) from None
-    prefix = "net.features."
-    state = {k[len(prefix) :]: v for k, v in ckpt.get("state_dict", {}).items() if k.startswith(prefix)}
-    if not state:
-        raise UserError(f"encoder.init_from: {path} has no net.features weights (not a vlc ImageClassifier checkpoint)")
-    return state, ckpt.get("hyper_parameters", {})
 
 
 class ImageEncoder(nn.Module):
@@ -121,7 +99,8 @@ class ImageEncoder(nn.Module):
         self.num_features = self._probe_channels()
 
     def _load_classifier(self, path: str) -> tuple[tuple, tuple]:
-        state, hparams = classifier_features(path)
+        features, hparams = read_classifier_checkpoint(path, "encoder.init_from")
+        state = {k.removeprefix("features."): v for k, v in features.items()}
         own = self.body.state_dict()
         wrong = [k for k in own if k not in state or state[k].shape != own[k].shape]
         if wrong:

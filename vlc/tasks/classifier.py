@@ -18,7 +18,7 @@ from torchmetrics.classification import (
     MulticlassROC,
 )
 
-from vlc.errors import UserError, given
+from vlc.errors import UserError
 from vlc.metrics.figures import confusion_matrix_figure, log_figure, roc_figure
 from vlc.models.cnn import ResidualCNN
 from vlc.tasks.hparams import log_final_hparams
@@ -133,7 +133,7 @@ class ImageClassifier(L.LightningModule):
 
     # -- training and evaluation -----------------------------------------------------------------------------
     def on_fit_start(self) -> None:
-        if given(self.hparams.init_from) and self.trainer.ckpt_path is None:  # a resumed run restores its own weights
+        if self.hparams.init_from and self.trainer.ckpt_path is None:  # a resumed run restores its own weights
             report = load_features(self.net, self.hparams.init_from)
             if self.trainer.is_global_zero:
                 print(report.summary())

@@ -7,10 +7,10 @@ takes the network itself (the classifier's ``net``) and accepts names with or wi
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import torch
 from torch import nn
 
 from vlc.errors import UserError
+from vlc.models.classifier_checkpoint import read_classifier_checkpoint
 
 HEAD = "head"
 """The attribute of every vlc network that maps features to class logits (rebuilt, never loaded)."""
@@ -51,35 +51,6 @@ class LoadReport:
         return "\n".join(lines)
 
 
-def read_features(path: str | Path) -> dict[str, torch.Tensor]:
-    """The ``net.features.*`` tensors of a vlc classification checkpoint, keyed relative to ``net``.
-
-    Raises:
-        UserError: the file does not exist, cannot be read, or is not a vlc classification checkpoint.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise UserError(
-            f"model.init_from: {path} does not exist; expected a vlc classification checkpoint (.ckpt); "
-            + TORCHVISION_HINT
-        )
-    try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:
-        raise UserError(f"model.init_from: {path} is not a checkpoint torch can read ({type(err).__name__})") from None
-    state = checkpoint.get("state_dict") if isinstance(checkpoint, dict) else None
-    hparams = checkpoint.get("hyper_parameters", {}) if isinstance(checkpoint, dict) else {}
-    features = {}
-    if isinstance(state, dict) and "num_classes" in hparams:
-        features = {k.removeprefix("net."): v for k, v in state.items() if k.startswith("net.features.")}
-    if not features:
-        raise UserError(
-            f"model.init_from: {path} is not a vlc classification checkpoint (no net.features.* tensors); "
-            f"use a .ckpt written by 'vlc fit' of an image classifier; {TORCHVISION_HINT}"
-        )
-    return features
-
-
 def load_features(net: nn.Module, path: str | Path) -> LoadReport:
     """Copy into ``net`` the feature tensors of the checkpoint at ``path`` whose names and shapes fit.
 
@@ -88,7 +59,7 @@ def load_features(net: nn.Module, path: str | Path) -> LoadReport:
     Raises:
         UserError: ``path`` is not a vlc classification checkpoint, or none of its tensors fit ``net``.
     """
-    source, target = read_features(path), net.state_dict()
+    source, target = read_classifier_checkpoint(path, "model.init_from", f"; {TORCHVISION_HINT}")[0], net.state_dict()
     report = LoadReport(str(path))
     fitting = {}
     for name, tensor in source.items():
