@@ -8,7 +8,7 @@ import pytest
 import torch
 from PIL import Image
 
-from vlc.data.captioning import collate_captions, split_by_image
+from vlc.data.captioning import collate_captions, draw_captions, split_by_image
 from vlc.data.coco_captions import CocoCaptionsDataModule
 from vlc.data.shapes_captions import ShapesCaptionsDataModule
 from vlc.data.vocab import Vocabulary
@@ -84,18 +84,32 @@ def test_training_draws_every_reference_and_evaluation_the_first(tmp_path):
     paths = write_coco(tmp_path, n=5)
     train = coco(*paths, split=(1.0, 0.0, 0.0))._dataset("train")
     i = train.keys.index(1001)  # three captions
-    assert len({tuple(train[i][1].tolist()) for _ in range(60)}) == 3
+    batch = collate_captions([train[i], train[0]])
+    assert batch["options"].shape[:2] == (2, 3) and batch["num_options"][0] == 3
+
+    def draw(seed: int) -> tuple:
+        return tuple(draw_captions(dict(batch), torch.Generator().manual_seed(seed))["captions"][0].tolist())
+
+    assert len({draw(seed) for seed in range(60)}) == 3  # every reference is drawn
+    assert draw(7) == draw(7)  # by the generator alone: a resumed run draws the same
     val = coco(*paths, split=(0.2, 0.8, 0.0))._dataset("val")
-    assert len({tuple(val[0][1].tolist()) for _ in range(10)}) == 1
+    assert len(val[0][1]) == 1 and "options" not in collate_captions([val[0]])  # always the first reference
 
 
 def test_collate_pads_with_pad_id():
     items = [
-        (torch.zeros(3, 4, 4, dtype=torch.uint8), torch.tensor([1, 5, 2]), ["x y"], 7),
-        (torch.ones(3, 4, 4, dtype=torch.uint8), torch.tensor([1, 5, 6, 7, 2]), ["z", "w"], 9),
+        (torch.zeros(3, 4, 4, dtype=torch.uint8), [torch.tensor([1, 5, 2])], ["x y"], 7),
+        (
+            torch.ones(3, 4, 4, dtype=torch.uint8),
+            [torch.tensor([1, 5, 6, 7, 2]), torch.tensor([1, 8, 2])],
+            ["z", "w"],
+            9,
+        ),
     ]
     batch = collate_captions(items)
-    assert batch["captions"].tolist() == [[1, 5, 2, 0, 0], [1, 5, 6, 7, 2]]
+    assert batch["captions"].tolist() == [[1, 5, 2, 0, 0], [1, 5, 6, 7, 2]]  # the first reference of each
+    assert batch["options"].tolist() == [[[1, 5, 2, 0, 0], [0] * 5], [[1, 5, 6, 7, 2], [1, 8, 2, 0, 0]]]
+    assert batch["num_options"].tolist() == [1, 2]
     assert batch["references"] == [["x y"], ["z", "w"]] and batch["keys"].tolist() == [7, 9]
 
 

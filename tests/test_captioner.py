@@ -8,6 +8,7 @@ import pytest
 import torch
 import torchvision
 
+from vlc.checkpoints import check_fits
 from vlc.data.shapes_captions import ShapesCaptionsDataModule
 from vlc.data.vocab import Vocabulary
 from vlc.errors import UserError
@@ -218,10 +219,11 @@ def test_checkpoint_hparams_need_no_files():
 
 def test_vocabulary_mismatch_is_a_user_error():
     model = captioner()
-    model.on_load_checkpoint({"hyper_parameters": {"vocab": VOCAB.to_dict()}})  # the same: fine
+    weights = model.state_dict()
+    check_fits(model, {"hyper_parameters": {"vocab": VOCAB.to_dict()}, "state_dict": weights}, "x.ckpt")  # fine
     other = Vocabulary(["a", "red", "green", "circle"]).to_dict()
     with pytest.raises(UserError, match="does not match the checkpoint's.*'green' vs 'blue'.*data.vocab_file"):
-        model.on_load_checkpoint({"hyper_parameters": {"vocab": other}})
+        check_fits(model, {"hyper_parameters": {"vocab": other}, "state_dict": weights}, "x.ckpt")
     with pytest.raises(UserError, match="model.vocab is not set"):
         ImageCaptioner(encoder=TINY_ENCODER, vocab=None)
 

@@ -29,7 +29,7 @@ DEMO = [
     "--data.batch_size=32",
     "--trainer.enable_progress_bar=false",
 ]
-CKPT_DIR = Path("checkpoints") / "demo-caption"
+CKPT_DIR = Path("checkpoints") / "demo-caption" / "version_0"
 
 
 def events(run: Path) -> EventAccumulator:
@@ -96,7 +96,9 @@ def test_validate_and_test_from_the_checkpoint(trained, capsys):
     main(["test", *DEMO, f"--ckpt_path={ckpt}"])
     out = capsys.readouterr().out
     assert "val/bleu_4" in out and "test/bleu_4" in out and "test/caption_cosine" in out
-    acc = events(runs(trained / "logs")[-1])
+    run = trained / "logs" / "demo-caption" / "version_0"  # the evaluations are filed under the run they evaluate
+    assert "val/bleu_4" in events(run / "validate").Tags()["scalars"]
+    acc = events(run / "test")
     assert {"test/bleu_4", "test/cider_d", "test/perplexity"} <= set(acc.Tags()["scalars"])
 
 
@@ -138,5 +140,5 @@ def test_a_vocabulary_that_does_not_match_the_checkpoint_stops(trained, capsys):
         main(["validate", *DEMO, f"--ckpt_path={CKPT_DIR / 'last.ckpt'}", f"--data.vocab_file={other}"])
     assert exit_info.value.code == 2
     err = capsys.readouterr().err
-    assert "vlc: error: the vocabulary does not match the checkpoint's" in err and "Traceback" not in err
+    assert "vlc: error: --ckpt_path: the vocabulary does not match the checkpoint's" in err and "Traceback" not in err
     main(["validate", *DEMO, f"--ckpt_path={CKPT_DIR / 'last.ckpt'}", f"--data.vocab_file={CKPT_DIR / 'vocab.json'}"])

@@ -55,9 +55,9 @@ def test_fit_logs_curves_figures_and_checkpoints(trained):
     assert (run / "hparams.yaml").is_file() and (run / "config.yaml").is_file()
     assert "_hparams_/session_start_info" in acc.PluginTagToContent("hparams")  # the HPARAMS tab
     assert "hp/best_val_acc" in scalars
-    ckpts = sorted(p.name for p in (work / "checkpoints" / "tinyimagenet30-cnn").glob("*.ckpt"))
+    ckpts = sorted(p.name for p in (work / "checkpoints" / "tinyimagenet30-cnn" / "version_0").glob("*.ckpt"))
     assert "last.ckpt" in ckpts and any(name.startswith("best-epoch") for name in ckpts)
-    hparams = torch.load(work / "checkpoints" / "tinyimagenet30-cnn" / "last.ckpt", weights_only=False)[
+    hparams = torch.load(work / "checkpoints" / "tinyimagenet30-cnn" / "version_0" / "last.ckpt", weights_only=False)[
         "hyper_parameters"
     ]
     assert hparams["num_classes"] == 3 and hparams["class_names"] == list(CLASSES)
@@ -66,7 +66,7 @@ def test_fit_logs_curves_figures_and_checkpoints(trained):
 def test_validate_and_test_with_labels(trained, capsys):
     work, labels = trained
     os.chdir(work)
-    ckpt = str(work / "checkpoints" / "tinyimagenet30-cnn" / "last.ckpt")
+    ckpt = str(work / "checkpoints" / "tinyimagenet30-cnn" / "version_0" / "last.ckpt")
     main(["validate", *common(work / "data"), f"--ckpt_path={ckpt}"])
     main(["test", *common(work / "data"), f"--ckpt_path={ckpt}", f"--data.test_labels={labels}"])
     out = capsys.readouterr().out
@@ -80,7 +80,7 @@ def test_validate_and_test_with_labels(trained, capsys):
 def test_predict_folder_csv_and_json(trained, tmp_path):
     work, _ = trained
     os.chdir(work)
-    ckpt = str(work / "checkpoints" / "tinyimagenet30-cnn" / "last.ckpt")
+    ckpt = str(work / "checkpoints" / "tinyimagenet30-cnn" / "version_0" / "last.ckpt")
     folder = work / "data" / "test_set"
     n_images = len(list(folder.glob("*.JPEG")))
     (folder / "notes.txt").write_text("not an image")
@@ -114,7 +114,7 @@ def test_predict_folder_csv_and_json(trained, tmp_path):
 def test_predict_submission_from_test_set(trained, tmp_path):
     work, _ = trained
     os.chdir(work)
-    ckpt = str(work / "checkpoints" / "tinyimagenet30-cnn" / "last.ckpt")
+    ckpt = str(work / "checkpoints" / "tinyimagenet30-cnn" / "version_0" / "last.ckpt")
     main(
         [
             "predict",
@@ -134,13 +134,13 @@ def test_predict_submission_from_test_set(trained, tmp_path):
 def test_resume_from_last(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     write_tinyimagenet30(tmp_path / "data", CLASSES, per_class=4)
-    args = ["fit", *common(tmp_path / "data"), "--model.init_args.scheduler=null"]
-    folder = tmp_path / "checkpoints" / "tinyimagenet30-cnn"
+    args = ["fit", *common(tmp_path / "data")]
+    last = tmp_path / "checkpoints" / "tinyimagenet30-cnn" / "version_0" / "last.ckpt"
     main([*args, "--trainer.max_epochs=1"])
-    first = torch.load(folder / "last.ckpt", weights_only=False)["global_step"]
-    main([*args, "--trainer.max_epochs=2", "--ckpt_path=last"])
-    latest = max(folder.glob("last*.ckpt"), key=lambda p: p.stat().st_mtime)
-    assert torch.load(latest, weights_only=False)["global_step"] == 2 * first  # continued, not restarted
+    first = torch.load(last, weights_only=False)["global_step"]
+    main([*args, "--trainer.max_epochs=2", "--ckpt_path=last"])  # one-cycle: re-sized to the longer run
+    assert torch.load(last, weights_only=False)["global_step"] == 2 * first  # continued, not restarted
+    assert [p.name for p in (tmp_path / "logs" / "tinyimagenet30-cnn").iterdir()] == ["version_0"]  # one run
 
 
 def test_print_config_is_complete(capsys):

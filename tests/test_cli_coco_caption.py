@@ -51,7 +51,7 @@ def test_coco_recipes_train_and_predict_on_coco_format_files(tmp_path, monkeypat
         main(["fit", *args, "--trainer.max_epochs=2"])
     assert "feature cache: 14 images" in caplog.text  # 12 training and 2 validation images, each encoded once
     assert not list((tmp_path / "logs").rglob("feature_cache*"))  # a disk cache is removed at the end
-    ckpt = tmp_path / "checkpoints" / f"coco-{config.replace('_', '-')}" / "last.ckpt"
+    ckpt = tmp_path / "checkpoints" / f"coco-{config.replace('_', '-')}" / "version_0" / "last.ckpt"
     hparams = torch.load(ckpt, weights_only=True)["hyper_parameters"]
     assert hparams["glove_path"] is None and hparams["encoder"]["init_args"]["weights"] is None
     if config == "inceptionv3_glove":

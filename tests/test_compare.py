@@ -1,4 +1,4 @@
-"""``vlc compare``: a table of two real tiny runs read back from their TensorBoard logs; bad input."""
+"""``vlc compare``: runs, their evaluations and their status read back from real tiny runs' logs; bad input."""
 
 import csv
 
@@ -9,7 +9,7 @@ from helpers import CONFIGS, TINY_NET, events
 from vlc.cli import main
 
 
-def scratch(root, version: str, *extra: str) -> list[str]:
+def scratch(root, *extra: str) -> list[str]:
     return [
         "--config",
         str(CONFIGS / "cifar10" / "scratch.yaml"),
@@ -19,39 +19,52 @@ def scratch(root, version: str, *extra: str) -> list[str]:
         "--data.val_fraction=0.25",
         "--trainer.max_time=null",
         "--trainer.log_every_n_steps=1",
-        f"--trainer.logger.init_args.version={version}",
         *TINY_NET,
         *extra,
     ]
 
 
-def test_compare_two_runs(tmp_path, monkeypatch, capsys):
+def test_compare_fit_validate_and_test_sessions(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     root = write_cifar_pickles(tmp_path / "cifar", per_class=4).parent
-    main(["fit", *scratch(root, "run_a", "--trainer.max_epochs=1")])
-    main(["test", *scratch(root, "run_a"), "--ckpt_path=checkpoints/cifar10/scratch/last.ckpt"])
-    main(["fit", *scratch(root, "run_b", "--trainer.max_epochs=2")])
+    main(["fit", *scratch(root, "--trainer.max_epochs=1")])  # version_0
+    main(["test", *scratch(root), "--ckpt_path=last"])  # evaluates version_0: filed under it
+    main(["fit", *scratch(root, "--trainer.max_epochs=2")])  # version_1: a repeated run is a new run
+    main(["validate", *scratch(root)])  # no checkpoint: a validate-only session of its own (version_2)
+    with pytest.raises(SystemExit) as exit_info:  # version_3: interrupted by SIGTERM at step 2
+        main(
+            [
+                "fit",
+                *scratch(root, "--trainer.max_epochs=2", "--trainer.callbacks+=faults.Fault"),
+                "--trainer.callbacks.step=2",
+                "--trainer.callbacks.fault=SIGTERM",
+            ]
+        )
+    assert exit_info.value.code == 143
     capsys.readouterr()
 
     main(["compare", "logs/cifar10", "--csv", "table.csv"])
     lines = capsys.readouterr().out.strip().splitlines()
-    assert lines[0].split()[:3] == ["run", "val", "acc"] and "trainable params" in lines[0]
-    rows = {line.split()[0]: line.split() for line in lines[1:]}
-    assert set(rows) == {"logs/cifar10/run_a", "logs/cifar10/run_b"}
-    assert rows["logs/cifar10/run_b"][3] == "-"  # not tested
-    assert rows["logs/cifar10/run_a"][4] == "1" and rows["logs/cifar10/run_b"][4] == "2"  # epochs
-    assert rows["logs/cifar10/run_a"][6] == "5,346" == rows["logs/cifar10/run_b"][6]
+    assert lines[0].split()[:5] == ["run", "kind", "status", "val", "acc"] and "trainable params" in lines[0]
+    rows = {line.split()[0].rsplit("/", 1)[-1]: line.split() for line in lines[1:]}
+    assert set(rows) == {"version_0", "version_1", "version_2", "version_3"}  # version_0/test is not a run
+    assert rows["version_0"][1:3] == ["fit", "complete"] and rows["version_0"][5] != "-"  # its test accuracy
+    assert rows["version_1"][1:3] == ["fit", "complete"] and rows["version_1"][5] == "-"  # not tested
+    assert rows["version_2"][1:3] == ["validate", "complete"] and rows["version_2"][6] == "-"  # no epochs
+    assert rows["version_3"][1:3] == ["fit", "interrupted"]
+    assert rows["version_0"][6] == "1" and rows["version_1"][6] == "2"  # epochs
+    assert rows["version_0"][8] == "5,346" == rows["version_1"][8]
     with open(tmp_path / "table.csv") as f:
-        table = {row["run"]: row for row in csv.DictReader(f)}
-    assert (
-        0.0 <= float(table["logs/cifar10/run_a"]["test_acc"]) <= 1.0 and table["logs/cifar10/run_b"]["test_acc"] == ""
-    )
-    assert float(table["logs/cifar10/run_b"]["val_acc_best"]) >= float(table["logs/cifar10/run_b"]["val_acc_final"])
-    assert 0 < float(table["logs/cifar10/run_a"]["wall_time_s"]) < 120
+        table = {row["run"].rsplit("/", 1)[-1]: row for row in csv.DictReader(f)}
+    assert table["version_0"]["task"] == "classification" and 0.0 <= float(table["version_0"]["test_acc"]) <= 1.0
+    assert table["version_1"]["test_acc"] == ""
+    assert float(table["version_1"]["val_acc_best"]) >= float(table["version_1"]["val_acc_final"])
+    assert 0 < float(table["version_0"]["train_time_s"]) < 120
 
-    assert "lr-SGD" in events(tmp_path / "logs" / "cifar10" / "run_b").Tags()["scalars"]  # one group: one lr curve
-    main(["compare", "logs/cifar10/run_b"])  # one run folder
-    assert capsys.readouterr().out.strip().splitlines()[1].startswith("logs/cifar10/run_b ")
+    run = tmp_path / "logs" / "cifar10" / "scratch" / "version_1"
+    assert "lr-SGD" in events(run).Tags()["scalars"]  # one group: one lr curve
+    main(["compare", str(run)])  # one run folder
+    assert capsys.readouterr().out.strip().splitlines()[1].startswith(f"{run} ")
 
 
 @pytest.mark.parametrize("make", ["missing", "empty"])

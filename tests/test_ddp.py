@@ -16,7 +16,7 @@ def test_ddp_fit_and_predict(tmp_path, monkeypatch):
     ddp = ["--trainer.accelerator=cpu", "--trainer.devices=2", "--trainer.strategy=ddp_spawn"]
     config = str(CONFIGS / "tinyimagenet30" / "cnn.yaml")
     main(["fit", "--config", config, f"--data.root={tmp_path / 'data'}", "--trainer.max_epochs=1", *TINY_NET, *ddp])
-    ckpt = tmp_path / "checkpoints" / "tinyimagenet30-cnn" / "last.ckpt"
+    ckpt = tmp_path / "checkpoints" / "tinyimagenet30-cnn" / "version_0" / "last.ckpt"
     assert ckpt.is_file()
     folder = tmp_path / "data" / "test_set"  # 15 images: an odd count, so the sampler pads one rank
     main(

@@ -74,7 +74,7 @@ def test_unknown_key_in_yaml(data, tmp_path, capsys):
 
 def test_checkpoint_with_other_class_count(data, tmp_path, capsys):
     main(fit_args(data))
-    ckpt = tmp_path / "checkpoints" / "tinyimagenet30-cnn" / "last.ckpt"
+    ckpt = tmp_path / "checkpoints" / "tinyimagenet30-cnn" / "version_0" / "last.ckpt"
     other = tmp_path / "other"
     write_tinyimagenet30(other, ("baboon", "banana", "bee", "bison"), per_class=4)
     config = str(CONFIGS / "tinyimagenet30" / "cnn.yaml")
@@ -107,7 +107,7 @@ def test_empty_predict_folder(data, tmp_path, capsys):
     empty.mkdir()
     (empty / "readme.txt").write_text("no images here")
     main(fit_args(data))
-    ckpt = tmp_path / "checkpoints" / "tinyimagenet30-cnn" / "last.ckpt"
+    ckpt = tmp_path / "checkpoints" / "tinyimagenet30-cnn" / "version_0" / "last.ckpt"
     config = str(CONFIGS / "predict" / "classify.yaml")
     err = run_fails(capsys, ["predict", "--config", config, f"--ckpt_path={ckpt}", f"--data.predict_dir={empty}"])
     assert "no readable images" in err
@@ -118,5 +118,5 @@ def test_cli_prints_no_traceback_for_nested_layout(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     write_tinyimagenet30(tmp_path / "data", per_class=4, nested=True)
     main(fit_args(tmp_path / "data"))
-    assert (tmp_path / "checkpoints" / "tinyimagenet30-cnn" / "last.ckpt").is_file()
+    assert (tmp_path / "checkpoints" / "tinyimagenet30-cnn" / "version_0" / "last.ckpt").is_file()
     assert os.listdir(tmp_path / "logs" / "tinyimagenet30-cnn")

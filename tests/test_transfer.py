@@ -14,7 +14,7 @@ from vlc.models import ResidualCNN
 from vlc.tasks.optim import configure
 from vlc.tasks.transfer import freeze_layers, load_features, param_groups
 
-TIN_CKPT = "checkpoints/tinyimagenet30-cnn/last.ckpt"
+TIN_CKPT = "checkpoints/tinyimagenet30-cnn/version_0/last.ckpt"
 
 
 def cifar_args(variant: str, root, *extra: str) -> list[str]:
@@ -61,7 +61,10 @@ def test_frozen_features_stay_bit_identical(work, capsys):
     assert "loaded: " in out and "new (random init): 2 - net.head.1.weight, net.head.1.bias" in out
     assert "shape mismatch (random init): 0" in out
     assert "trainable" in out and "frozen (freeze: features)" in out
-    before, after = state(TIN_CKPT), state(work / "checkpoints" / "cifar10" / "transfer_frozen" / "last.ckpt")
+    before, after = (
+        state(TIN_CKPT),
+        state(work / "checkpoints" / "cifar10" / "transfer_frozen" / "version_0" / "last.ckpt"),
+    )
     features = [k for k in before if k.startswith("net.features.")]
     assert any("running_mean" in k for k in features)
     for key in features:  # weights and batch-norm statistics alike
@@ -76,7 +79,10 @@ def test_partial_freeze_with_scaled_lr(work, capsys):
     frozen = "--model.init_args.freeze=[net.features.0, net.features.1]"
     args = cifar_args("transfer_full", work / "cifar", frozen, "--model.init_args.pretrained_lr_scale=0.5")
     main([*args, "--model.init_args.scheduler=null"])  # OneCycleLR cannot resume with more epochs
-    before, after = state(TIN_CKPT), state(work / "checkpoints" / "cifar10" / "transfer_full" / "last.ckpt")
+    before, after = (
+        state(TIN_CKPT),
+        state(work / "checkpoints" / "cifar10" / "transfer_full" / "version_0" / "last.ckpt"),
+    )
     for key in before:
         if key.startswith(("net.features.0.", "net.features.1.")):
             assert torch.equal(before[key], after[key]), key  # frozen, batch-norm statistics included
@@ -87,7 +93,7 @@ def test_partial_freeze_with_scaled_lr(work, capsys):
     assert run.Scalars("lr-SGD/pretrained")[0].value == pytest.approx(0.05)
 
     # resuming restores the run's own weights: init_from is not read again (here it no longer exists)
-    last = work / "checkpoints" / "cifar10" / "transfer_full" / "last.ckpt"
+    last = work / "checkpoints" / "cifar10" / "transfer_full" / "version_0" / "last.ckpt"
     steps = torch.load(last, weights_only=True)["global_step"]
     resume = ["--model.init_args.init_from=gone.ckpt", "--trainer.max_epochs=2", f"--ckpt_path={last}"]
     main([*args, "--model.init_args.scheduler=null", *resume])

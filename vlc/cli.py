@@ -1,19 +1,40 @@
-"""The ``vlc`` command: LightningCLI subcommands (fit, validate, test, predict) plus ``vlc data`` tools.
+"""The ``vlc`` command: LightningCLI subcommands (fit, validate, test, predict) plus ``vlc data`` and ``vlc compare``.
 
 Every experiment is one YAML file naming a model and a data module by ``class_path``. The data module is the
 source of truth for the class names, linked into the model and stored in its checkpoints; ``vlc predict``
 takes them from the checkpoint, so prediction needs no dataset.
+
+Before any work, the CLI resolves and checks ``--ckpt_path`` (``vlc.checkpoints``), checks numbers and output
+folders (``vlc.checks``) and, for a checkpoint of a known run, points the logger at that run: ``fit`` continues
+its TensorBoard run, ``validate``/``test`` log into its ``validate/``/``test/`` sub-folder.
 """
 
+import os
+import re
+import shlex
 import sys
 import warnings
+from importlib import metadata
 from pathlib import Path
 
+from jsonargparse import Namespace
 from lightning.pytorch.cli import ArgsType, LightningArgumentParser, LightningCLI
 from lightning.pytorch.loggers import TensorBoardLogger
+from lightning.pytorch.strategies.launchers import _MultiProcessingLauncher
 
+from vlc import checkpoints
+from vlc.callbacks.checkpoint import Checkpoint
+from vlc.callbacks.divergence import StopOnDivergence
+from vlc.callbacks.interruption import EXIT_CODES, Interruption
 from vlc.callbacks.prediction_writer import PredictionWriter
+from vlc.callbacks.run_record import RunRecord
+from vlc.callbacks.step_seed import StepSeed
+from vlc.callbacks.time_budget import TimeBudgetCheck
+from vlc.checks import check_trainer_numbers, check_writable
 from vlc.errors import UserError, find_user_error
+
+CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+"""The example configs of a source checkout (what ``pip install -e .`` installs from)."""
 
 LINKED = ("num_classes", "class_names", "vocab")
 """Data module attributes passed to the model's ``__init__`` arguments of the same name."""
@@ -25,21 +46,62 @@ TRAINER_DEFAULTS = {
     },
     "log_every_n_steps": 10,
 }
+"""Trainer settings a config does not give; the callbacks every run gets are added in ``_cli``."""
 
+COMMANDS = {
+    "fit": "train a model (--ckpt_path last|auto|FILE resumes a run)",
+    "validate": "score a checkpoint on the validation data",
+    "test": "score a checkpoint on the test data",
+    "predict": "predict a folder of images with a checkpoint, to CSV or JSON",
+    "compare": "a table of runs read from their logs (accuracy or caption scores, epochs, time, status)",
+    "data": "prepare datasets on disk (vlc data tinyimagenet30 ...)",
+}
 
 NOISE = ("Does not validate against any", "Subtypes:", "Errors:", "- Expected a <class 'NoneType'>", "Given value")
+
+
+def _one_line(message: str) -> str:
+    """Jsonargparse's nested report as one line: ``Parser key "data": - Parser key "x": ...`` -> ``data.x: ...``."""
+    lines = [line.strip() for line in message.splitlines() if line.strip()]
+    text = " ".join(line for line in lines if not line.startswith(NOISE))
+    keys = re.findall(r'Parser key "([^"]+)":\s*-?\s*', text)
+    if keys:
+        text = ".".join(keys) + ": " + re.sub(r'Parser key "[^"]+":\s*-?\s*', "", text)
+    return re.sub(r"Not of type (\w+): (\S+) does not conform to restriction (\S+)", r"expected \3, got \2", text)
 
 
 class VlcArgumentParser(LightningArgumentParser):
     """A parser whose errors are one line for the user (jsonargparse prints the usage and a nested report)."""
 
     def error(self, message: str, ex: Exception | None = None):
-        lines = [line.strip() for line in message.splitlines() if line.strip()]
-        raise UserError(" ".join(line for line in lines if not line.startswith(NOISE)))
+        raise UserError(_one_line(message))
+
+
+def _flat(value, prefix: str = "") -> dict:
+    """A nested config as ``{dotted.key: value}`` (``init_args`` levels left out)."""
+    if isinstance(value, Namespace):
+        value = value.as_dict()
+    if not isinstance(value, dict):
+        return {prefix: value}
+    out = {}
+    for key, item in value.items():
+        name = prefix if key == "init_args" else f"{prefix}.{key}" if prefix else key
+        out.update(_flat(item, name))
+    return out
+
+
+def _plain(value):
+    """Tuples as lists, for comparing values that went through YAML and through a checkpoint."""
+    return [_plain(v) for v in value] if isinstance(value, (list, tuple)) else value
 
 
 class VlcCLI(LightningCLI):
-    """LightningCLI with vlc's links, defaults and messages."""
+    """LightningCLI with vlc's links, defaults, checkpoint handling, signals and messages."""
+
+    def __init__(self, *args, argv: list[str], interruption: Interruption, **kwargs) -> None:
+        self.argv, self.interruption = argv, interruption
+        self.checkpoint: dict | None = None
+        super().__init__(*args, **kwargs)
 
     def _prepare_subcommand_parser(self, klass: type, subcommand: str, **kwargs) -> LightningArgumentParser:
         self._preparing = subcommand  # add_arguments_to_parser needs to know which subcommand it builds
@@ -52,46 +114,233 @@ class VlcCLI(LightningCLI):
         for key in LINKED:  # a link whose source or target does not exist is skipped
             parser.link_arguments(f"data.{key}", f"model.init_args.{key}", apply_on="instantiate")
 
+    # -- the checkpoint: resolved, read once, checked, its hyper-parameters applied -------------------------------
+    def _parse_ckpt_path(self) -> None:
+        """Resolve, read and check ``--ckpt_path``, then apply its hyper-parameters (replaces LightningCLI's).
+
+        ``last``/``best``/``auto`` and folders are resolved to a file, which is read once with one-line errors and
+        checked for its task; its hyper-parameters then replace the model's arguments (as Lightning does), and the
+        values given in the config or on the command line that they replace are listed.
+        """
+        subcommand = self.config.get("subcommand")
+        if not subcommand:
+            return
+        config = self.config[subcommand]
+        path = checkpoints.resolve(config.get("ckpt_path"), self._checkpoint_folder(config), subcommand)
+        config.ckpt_path = path
+        if path in (None, "hpc"):
+            if subcommand == "predict":
+                raise UserError("vlc predict needs a trained model: pass --ckpt_path path/to/checkpoint.ckpt")
+            return
+        self.checkpoint = checkpoints.read(path)
+        checkpoints.check_task(self.checkpoint, path, checkpoints.import_class(config.model.class_path), subcommand)
+        hparams = dict(self.checkpoint.get("hyper_parameters") or {})
+        hparams.pop("_instantiator", None)
+        if not hparams:
+            return
+        given = _flat(self._given(subcommand).get("model") or {})
+        class_path = hparams.pop("_class_path", config.model.class_path)
+        try:
+            self.config = self.parser.parse_object(
+                {subcommand: {"model": {"class_path": class_path, "dict_kwargs": hparams}}}, self.config
+            )
+        except UserError as err:
+            raise UserError(f"--ckpt_path: {path}: its hyper-parameters do not fit this vlc: {err}") from None
+        now = _flat(self.config[subcommand].model)
+        replaced = [
+            f"{key}={given[key]!r} -> {now[key]!r}"
+            for key in given
+            if key != "class_path"
+            and key.split(".")[-1] not in LINKED
+            and key in now
+            and _plain(now[key]) != _plain(given[key])
+        ]
+        if replaced:
+            print(f"vlc: note: the checkpoint's values replace model.{'; model.'.join(replaced)}", file=sys.stderr)
+
+    def _given(self, subcommand: str) -> Namespace:
+        """The values set in the config files and on the command line, without defaults."""
+        try:
+            return self._parser(subcommand).parse_args(self.argv[1:], defaults=False)
+        except (UserError, SystemExit):
+            return Namespace()
+
+    @staticmethod
+    def _checkpoint_folder(config: Namespace) -> Path:
+        """Where this config's runs keep their checkpoints: ``checkpoints/<experiment>`` or a fixed ``dirpath``."""
+        for callback in config.trainer.get("callbacks") or []:
+            args = callback.get("init_args") if isinstance(callback, Namespace) else None
+            if args is not None and "Checkpoint" in callback.class_path and args.get("dirpath"):
+                return Path(args.dirpath)
+        logger = config.trainer.get("logger")
+        name = logger.init_args.get("name") if isinstance(logger, Namespace) and "init_args" in logger else None
+        return checkpoints.CHECKPOINTS / str(name or "default")
+
+    # -- checks and run folders, before anything is built -------------------------------------------------------
     def before_instantiate_classes(self) -> None:
-        config = self.config[self.subcommand]
-        ckpt = config.get("ckpt_path")
-        if self.subcommand == "predict" and not ckpt:
-            raise UserError("vlc predict needs a trained model: pass --ckpt_path path/to/checkpoint.ckpt")
-        if ckpt and ckpt not in ("last", "best", "hpc") and not Path(ckpt).is_file():
-            raise UserError(f"--ckpt_path: {ckpt} does not exist")
+        subcommand = self.subcommand
+        config = self.config[subcommand]
+        check_trainer_numbers(config.trainer.as_dict())
+        if subcommand == "predict":
+            for key in ("output", "submission"):
+                if config.writer.get(key):
+                    check_writable(Path(config.writer[key]).parent, f"writer.{key}")
+            return
+        logger = config.trainer.get("logger")
+        args = logger.get("init_args") if isinstance(logger, Namespace) else None
+        if args is not None and args.get("save_dir"):
+            check_writable(args.save_dir, "trainer.logger.init_args.save_dir")
+        if subcommand == "fit":
+            check_writable(self._checkpoint_folder(config), "the checkpoint folder")
+        run = checkpoints.run_of(self.checkpoint) if self.checkpoint else None
+        if run is None or args is None:
+            return
+        args.name, args.version = run["name"], run["version"]
+        if subcommand == "fit" and "purge_step" in args:  # the resumed session replaces what followed the checkpoint
+            args.purge_step = self.checkpoint.get("global_step", 0)
+        elif subcommand in ("validate", "test") and "sub_dir" in args:
+            args.sub_dir = subcommand
+
+    def after_instantiate_classes(self) -> None:
+        if self.checkpoint is not None:
+            checkpoints.check_fits(self.model, self.checkpoint, self.config[self.subcommand].ckpt_path)
+
+    # -- running: signals and exit codes --------------------------------------------------------------------
+    def _run_subcommand(self, subcommand: str) -> None:
+        warnings.filterwarnings("ignore", r"Checkpoint directory .* exists and is not empty")
+        with self.interruption as stop:
+            try:
+                super()._run_subcommand(subcommand)
+            except (SystemExit, KeyboardInterrupt):
+                if stop.signal is None:
+                    raise
+                self._report_interruption(stop.signal)
+                raise SystemExit(EXIT_CODES[stop.signal]) from None
+
+    def _report_interruption(self, signal_name: str) -> None:
+        trainer = self.trainer
+        where = f"at epoch {trainer.current_epoch}, step {trainer.global_step}"
+        callback = trainer.checkpoint_callback
+        saved = callback.last_model_path if isinstance(callback, Checkpoint) else ""
+        if self.subcommand != "fit" or not saved or not Path(saved).is_file():
+            print(f"vlc: interrupted by {signal_name} {where}; nothing was saved", file=sys.stderr)
+            return
+        print(f"vlc: interrupted by {signal_name} {where}; the progress is saved in {saved}", file=sys.stderr)
+        print(f"resume with: {self._command('fit', saved)}", file=sys.stderr)
+
+    def _command(self, subcommand: str, ckpt: str, config: str | None = None) -> str:
+        """This run's command line for ``subcommand`` with ``--ckpt_path ckpt`` (and another ``--config``)."""
+        args, skip = [], False
+        for arg in self.argv[1:]:
+            if skip:
+                skip = False
+            elif arg.startswith("--ckpt_path") or (config and arg.startswith("--config")):
+                skip = "=" not in arg
+            else:
+                args.append(arg)
+        head = [program(), subcommand] + (["--config", config] if config else [])
+        return shlex.join([*head, *args, "--ckpt_path", ckpt])
 
     def after_fit(self) -> None:
-        checkpoint = self.trainer.checkpoint_callback
-        if not self.trainer.is_global_zero:
+        """Print where the checkpoints and logs are, and the commands to test, predict and see the dashboard."""
+        trainer, checkpoint = self.trainer, self.trainer.checkpoint_callback
+        if not trainer.is_global_zero or checkpoint is None:
             return
         print()
-        if checkpoint is not None and checkpoint.best_model_path:
+        if checkpoint.best_model_path:
             score = checkpoint.best_model_score  # None after ddp_spawn: the score stayed in the workers
             score = f" ({checkpoint.monitor} {score:.4f})" if score is not None else ""
-            print(f"best checkpoint: {checkpoint.best_model_path}{score}")
-            print(f"last checkpoint: {checkpoint.last_model_path}")
-        if isinstance(self.trainer.logger, TensorBoardLogger):
-            print(f"logs: {self.trainer.logger.log_dir}")
-            print(f"dashboard: tensorboard --logdir {self.trainer.logger.save_dir}")
+            print(f"best checkpoint: {_relative(checkpoint.best_model_path)}{score}")
+        if checkpoint.last_model_path:
+            print(f"last checkpoint: {_relative(checkpoint.last_model_path)}")
+        logger = trainer.logger  # under ddp_spawn this process's logger is not the workers' one: no folder known
+        spawned = isinstance(trainer.strategy.launcher, _MultiProcessingLauncher)
+        logger = logger if isinstance(logger, TensorBoardLogger) and not spawned else None
+        if logger is not None:
+            print(f"logs: {_relative(logger.log_dir)}")
+        if not checkpoint.best_model_path:
+            return
+        best = _relative(checkpoint.best_model_path)
+        task = "caption" if "vocab" in self.model.hparams else "classify"
+        predict = [program(), "predict", "--config", _relative(CONFIGS / "predict" / f"{task}.yaml")]
+        size = getattr(self.datamodule, "image_size", None)
+        print("next:")
+        print(f"  {self._command('test', best)}")
+        predict += ["--ckpt_path", best, "--data.predict_dir", "YOUR_IMAGES/"] + (
+            ["--data.image_size", str(size)] if size else []
+        )
+        print(f"  {shlex.join(predict)}")
+        if logger is not None:
+            print(f"  {shlex.join([program('tensorboard'), '--logdir', _relative(logger.root_dir)])}")
 
 
-def _cli(args: ArgsType) -> VlcCLI:
+def program(name: str = "vlc") -> str:
+    """How the user runs ``name`` from here: ``vlc`` on the PATH, or the path of the one next to this ``vlc``."""
+    invoked = Path(sys.argv[0])
+    if (
+        invoked.name == "vlc"
+        and invoked.parent != Path()
+        and str(invoked.parent) not in os.environ["PATH"].split(os.pathsep)
+    ):
+        return _relative(invoked.parent / name)
+    return name
+
+
+def _relative(path: str | Path) -> str:
+    """``path`` relative to the current folder when it lies below it."""
+    try:
+        return str(Path(path).resolve().relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
+def _cli(argv: list[str], args: ArgsType) -> VlcCLI:
+    interruption = Interruption()
+    always = [interruption, StepSeed(), StopOnDivergence(), TimeBudgetCheck()]  # fresh ones for every run
     return VlcCLI(
         subclass_mode_model=True,
         subclass_mode_data=True,
         seed_everything_default=0,
-        trainer_defaults=TRAINER_DEFAULTS,
-        save_config_kwargs={"overwrite": True},
+        trainer_defaults={**TRAINER_DEFAULTS, "callbacks": always},
+        save_config_callback=RunRecord,
+        save_config_kwargs={"overwrite": True, "command": argv},
         parser_class=VlcArgumentParser,
         auto_configure_optimizers=False,
         args=args,
+        argv=argv,
+        interruption=interruption,
     )
+
+
+def version() -> str:
+    """``vlc X (torch Y, lightning Z)``."""
+    parts = [f"{name} {metadata.version(name)}" for name in ("torch", "lightning")]
+    return f"vlc {metadata.version('vlc')} ({', '.join(parts)})"
+
+
+def usage() -> str:
+    """The top-level help: every subcommand, one line each."""
+    lines = ["usage: vlc COMMAND [options]   (vlc COMMAND --help lists a command's options)", "", "commands:"]
+    lines += [f"  {name:9s} {text}" for name, text in COMMANDS.items()]
+    lines += [
+        "",
+        "options:",
+        "  -h, --help  this message",
+        "  --version   vlc's version and those of torch and lightning",
+    ]
+    return "\n".join(lines)
 
 
 def main(args: ArgsType = None) -> None:
     """Entry point of the ``vlc`` console script; ``args`` replaces ``sys.argv[1:]`` (tests call it in-process)."""
     argv = list(sys.argv[1:] if args is None else args)
     UserError.last = None
+    if argv[:1] in ([], ["-h"], ["--help"]):
+        print(usage())
+        return
+    if argv[:1] == ["--version"]:
+        print(version())
+        return
     try:
         if argv[:1] == ["data"]:
             from vlc.data_tools import main as data_main
@@ -103,10 +352,13 @@ def main(args: ArgsType = None) -> None:
             compare_main(argv[1:])
         else:
             warnings.filterwarnings("ignore", ".*does not have many workers.*")
-            _cli(None if args is None else argv)
+            _cli(argv, None if args is None else argv)
+    except KeyboardInterrupt:
+        print("vlc: interrupted (SIGINT)", file=sys.stderr)
+        raise SystemExit(EXIT_CODES["SIGINT"]) from None
     except Exception as err:
         user_error = find_user_error(err)
         if user_error is None:
             raise
         print(f"vlc: error: {user_error}", file=sys.stderr)
-        raise SystemExit(2) from None
+        raise SystemExit(user_error.exit_code) from None

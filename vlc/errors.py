@@ -10,9 +10,18 @@ class UserError(Exception):
     """The most recent instance: jsonargparse re-raises errors from ``__init__`` as a ``ValueError`` that
     embeds the message, and the CLI uses this to show the user the original one."""
 
+    exit_code = 2
+    """The process exit code the CLI ends with."""
+
     def __init__(self, message: str) -> None:
         super().__init__(message)
         UserError.last = self
+
+
+class Diverged(UserError):
+    """Training stopped because the loss or the weights are no longer finite numbers (NaN or infinity)."""
+
+    exit_code = 3
 
 
 def find_user_error(err: BaseException) -> UserError | None:

@@ -1,3 +1,4 @@
+from vlc.callbacks.checkpoint import Checkpoint
 from vlc.callbacks.prediction_writer import PredictionWriter
 
-__all__ = ["PredictionWriter"]
+__all__ = ["Checkpoint", "PredictionWriter"]

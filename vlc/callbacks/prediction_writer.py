@@ -54,28 +54,41 @@ class PredictionWriter(BasePredictionWriter):
         if trainer.is_global_zero:
             unique = {row["file"]: row for row in rows}
             rows = [unique[f] for f in sorted(unique)]
-            self._write(rows)
-            if self.submission:
-                self._write_submission(rows)
+            _write(self.output, lambda f: self._predictions(f, rows), "writer.output")
             print(f"wrote {len(rows)} predictions to {self.output}")
+            if self.submission:
+                if "class_index" not in (rows[0] if rows else {"class_index": 0}):
+                    raise UserError("writer.submission: a submission file needs a classifier's predictions")
+                _write(Path(self.submission), lambda f: self._submission(f, rows), "writer.submission")
+                print(f"wrote the submission ({len(rows)} rows) to {self.submission}")
 
-    def _write(self, rows: list[dict]) -> None:
-        self.output.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.output.with_suffix(self.output.suffix + ".tmp")
-        with tmp.open("w", newline="") as f:
-            if self.output.suffix.lower() == ".json":
-                json.dump(rows, f, indent=1)
-            else:
-                writer = csv.DictWriter(f, fieldnames=list(rows[0]) if rows else ["file"])
-                writer.writeheader()
-                writer.writerows({k: _cell(v) for k, v in row.items()} for row in rows)
-        os.replace(tmp, self.output)  # a complete file or none: never a half-written one
+    def _predictions(self, f, rows: list[dict]) -> None:
+        if self.output.suffix.lower() == ".json":
+            json.dump(rows, f, indent=1)
+        else:
+            writer = csv.DictWriter(f, fieldnames=list(rows[0]) if rows else ["file"])
+            writer.writeheader()
+            writer.writerows({k: _cell(v) for k, v in row.items()} for row in rows)
 
-    def _write_submission(self, rows: list[dict]) -> None:
-        path = Path(self.submission)
+    @staticmethod
+    def _submission(f, rows: list[dict]) -> None:
+        writer = csv.writer(f)
+        writer.writerow(["Id", "Category"])
+        writer.writerows([Path(row["file"]).name, row["class_index"]] for row in rows)
+
+
+def _write(path: Path, write, key: str) -> None:
+    """``write(file)`` into a temporary file beside ``path``, then rename it: a complete file or none.
+
+    Raises:
+        UserError: the file cannot be written (a full disk, a folder that is gone), naming ``key`` and the reason.
+    """
+    tmp = path.with_name(path.name + ".tmp")
+    try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        with path.open("w", newline="") as f:
-            writer = csv.writer(f)
-            writer.writerow(["Id", "Category"])
-            writer.writerows([Path(row["file"]).name, row["class_index"]] for row in rows)
-        print(f"wrote the submission ({len(rows)} rows) to {path}")
+        with tmp.open("w", newline="") as f:
+            write(f)
+        os.replace(tmp, path)
+    except OSError as err:
+        tmp.unlink(missing_ok=True)
+        raise UserError(f"{key}: cannot write {path} ({err.strerror or err})") from None

@@ -5,24 +5,28 @@ Batches are dicts::
     {"images": (B, 3, H, W) uint8, "captions": (B, T) long, "references": list of B lists of str,
      "keys": (B,) long}
 
-``captions`` holds ``<start> words <end> <pad>...`` ids: for training one reference per image, drawn at random
-every time the image is loaded (so every epoch sees other phrasings); for validation and test always the first
-reference (for a reproducible teacher-forced loss). ``references`` holds every reference caption of each image
-for the free-running caption metrics. ``keys`` identify images across epochs (COCO image ids, generator
-indices); the captioner's feature cache is keyed by them. Prediction batches are ``(images, file paths)``.
+``captions`` holds ``<start> words <end> <pad>...`` ids: for training one reference per image, drawn at random for
+every batch (so every epoch sees other phrasings; the draw happens after the batch reaches the device, from a
+generator seeded by the batch's position, see ``vlc.data.loading``); for validation and test always the first
+reference (for a reproducible teacher-forced loss). Training batches also carry every reference's ids as
+``options`` ``(B, R, T)`` with their count per image ``num_options`` until the draw replaces them.
+``references`` holds every reference caption of each image for the free-running caption metrics. ``keys``
+identify images across epochs (COCO image ids, generator indices); the captioner's feature cache is keyed by them.
+Prediction batches are ``(images, file paths)``.
 """
 
-import random
 from collections.abc import Sequence
 from pathlib import Path
 
 import lightning as L
 import torch
+from jsonargparse.typing import NonNegativeInt, PositiveInt
 from torch.nn.utils.rnn import pad_sequence
 from torch.utils.data import DataLoader, Dataset
 
 from vlc.data.datasets import FileImages
 from vlc.data.image_io import folder_images, read_image_checked, read_images
+from vlc.data.loading import batch_generator, make_loader
 from vlc.data.vocab import Vocabulary
 from vlc.errors import UserError, warn
 
@@ -55,7 +59,7 @@ class CaptionDataset(Dataset):
         keys: a unique integer per image.
         references: per image, its reference captions (strings).
         encoded: per image, its references as token ids (``<start> ... <end>``).
-        sample: draw a random reference per access (training); otherwise the first one.
+        sample: return every reference's ids (training draws one per batch); otherwise only the first.
         image_size: side length files are resized to when decoded.
     """
 
@@ -75,25 +79,50 @@ class CaptionDataset(Dataset):
     def __len__(self) -> int:
         return len(self.keys)
 
-    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor, list[str], int]:
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, list[torch.Tensor], list[str], int]:
         if isinstance(self.images, torch.Tensor):
             image = self.images[i]
         else:
             image = read_image_checked(self.images[i], self.image_size)
-        options = self.encoded[i]
-        ids = options[random.randrange(len(options))] if self.sample else options[0]
-        return image, torch.tensor(ids, dtype=torch.long), self.references[i], self.keys[i]
+        options = self.encoded[i] if self.sample else self.encoded[i][:1]
+        return image, [torch.tensor(ids, dtype=torch.long) for ids in options], self.references[i], self.keys[i]
 
 
 def collate_captions(items: list[tuple]) -> dict:
-    """Stack images, pad captions with ``<pad>`` (0) to the longest one, keep the references as lists."""
-    images, captions, references, keys = zip(*items)
-    return {
+    """Stack images, pad the first reference's ids with ``<pad>`` (0), keep the references as lists.
+
+    Items with several encoded references (training) also give ``options`` ``(B, R, T)`` and ``num_options``.
+    """
+    images, options, references, keys = zip(*items)
+    batch = {
         "images": torch.stack(images),
-        "captions": pad_sequence(list(captions), batch_first=True, padding_value=Vocabulary.PAD),  # (B, T)
+        "captions": pad(first[0] for first in options),  # (B, T)
         "references": [list(refs) for refs in references],
         "keys": torch.tensor(keys, dtype=torch.long),
     }
+    if max(len(o) for o in options) > 1:
+        T = max(len(ids) for o in options for ids in o)
+        padded = [pad([*o, torch.zeros(T, dtype=torch.long)])[:-1] for o in options]  # each (R_i, T)
+        R = max(len(p) for p in padded)
+        batch["options"] = torch.stack([torch.cat([p, p.new_zeros(R - len(p), T)]) for p in padded])  # (B, R, T)
+        batch["num_options"] = torch.tensor([len(o) for o in options])
+    return batch
+
+
+def pad(sequences) -> torch.Tensor:
+    """Token id sequences as one ``(N, T)`` tensor padded with ``<pad>``."""
+    return pad_sequence(list(sequences), batch_first=True, padding_value=Vocabulary.PAD)
+
+
+def draw_captions(batch: dict, generator: torch.Generator | None) -> dict:
+    """Replace ``captions`` by one reference per image drawn from ``options`` (training batches)."""
+    options, counts = batch.pop("options", None), batch.pop("num_options", None)
+    if options is None:
+        return batch
+    pick = (torch.rand(len(counts), device=options.device, generator=generator) * counts).long()  # (B,)
+    captions = options[torch.arange(len(counts), device=options.device), pick]  # (B, T)
+    batch["captions"] = captions[:, : int((captions != Vocabulary.PAD).sum(1).max())]
+    return batch
 
 
 class CaptionDataModule(L.LightningDataModule):
@@ -121,12 +150,12 @@ class CaptionDataModule(L.LightningDataModule):
         self,
         split: tuple[float, float, float] = (0.8, 0.1, 0.1),
         seed: int = 0,
-        min_word_count: int = 1,
-        max_caption_length: int = 20,
+        min_word_count: PositiveInt = 1,
+        max_caption_length: PositiveInt = 20,
         vocab_file: str | None = None,
-        image_size: int | None = None,
-        batch_size: int = 64,
-        num_workers: int = 0,
+        image_size: PositiveInt | None = None,
+        batch_size: PositiveInt = 64,
+        num_workers: NonNegativeInt = 0,
         cache: bool = True,
         predict_dir: str | None = None,
     ) -> None:
@@ -234,15 +263,14 @@ class CaptionDataModule(L.LightningDataModule):
 
     def _loader(self, split: str, shuffle: bool = False) -> DataLoader:
         dataset = self.datasets[split]
-        return DataLoader(
-            dataset,
-            batch_size=self.batch_size,
-            shuffle=shuffle,
-            num_workers=self.num_workers,
-            persistent_workers=self.num_workers > 0,
-            collate_fn=collate_captions if isinstance(dataset, CaptionDataset) else None,
-            drop_last=shuffle and len(dataset) % self.batch_size == 1,  # never a training batch of one image
-        )
+        collate = collate_captions if isinstance(dataset, CaptionDataset) else None
+        drop_last = shuffle and len(dataset) % self.batch_size == 1  # never a training batch of one image
+        return make_loader(dataset, self.batch_size, self.num_workers, shuffle, self.trainer, collate, drop_last)
+
+    def on_after_batch_transfer(self, batch, dataloader_idx: int):
+        if isinstance(batch, dict) and "options" in batch and self.trainer is not None and self.trainer.training:
+            return draw_captions(batch, batch_generator(self.trainer, batch["options"].device))
+        return batch
 
     def train_dataloader(self) -> DataLoader:
         return self._loader("train", shuffle=True)

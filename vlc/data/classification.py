@@ -10,11 +10,13 @@ from typing import Literal
 
 import lightning as L
 import torch
+from jsonargparse.typing import NonNegativeInt, PositiveInt
 from torch.utils.data import DataLoader, Dataset
 
 from vlc.data.augment import augment
 from vlc.data.datasets import FileImages, TensorImages
 from vlc.data.image_io import folder_images, read_images
+from vlc.data.loading import batch_generator, make_loader
 from vlc.errors import UserError
 
 Samples = tuple[list[Path] | torch.Tensor, torch.Tensor]
@@ -52,11 +54,11 @@ class ClassificationDataModule(L.LightningDataModule):
 
     def __init__(
         self,
-        batch_size: int = 128,
-        num_workers: int = 0,
+        batch_size: PositiveInt = 128,
+        num_workers: NonNegativeInt = 0,
         val_fraction: float = 0.1,
         augment: Literal["none", "flip", "crop_flip"] = "crop_flip",
-        image_size: int | None = None,
+        image_size: PositiveInt | None = None,
         cache: bool = True,
         seed: int = 0,
         predict_dir: str | None = None,
@@ -116,14 +118,9 @@ class ClassificationDataModule(L.LightningDataModule):
         return FileImages(paths, labels, self.image_size)
 
     def _loader(self, split: str, shuffle: bool = False) -> DataLoader:
-        return DataLoader(
-            self.datasets[split],
-            batch_size=self.batch_size,
-            shuffle=shuffle,
-            num_workers=self.num_workers,
-            persistent_workers=self.num_workers > 0,
-            drop_last=shuffle and len(self.datasets[split]) > self.batch_size,
-        )
+        dataset = self.datasets[split]
+        drop_last = shuffle and len(dataset) > self.batch_size
+        return make_loader(dataset, self.batch_size, self.num_workers, shuffle, self.trainer, drop_last=drop_last)
 
     def train_dataloader(self) -> DataLoader:
         return self._loader("train", shuffle=True)
@@ -140,5 +137,5 @@ class ClassificationDataModule(L.LightningDataModule):
     def on_after_batch_transfer(self, batch, dataloader_idx: int):
         if self.trainer is not None and self.trainer.training:
             images, labels = batch
-            return augment(images, self.augment), labels
+            return augment(images, self.augment, batch_generator(self.trainer, images.device)), labels
         return batch

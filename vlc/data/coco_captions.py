@@ -6,6 +6,7 @@ from collections import Counter, defaultdict
 from pathlib import Path
 
 import torch
+from jsonargparse.typing import PositiveInt
 
 from vlc.data.captioning import CaptionDataModule
 from vlc.data.vocab import tokenize
@@ -107,8 +108,8 @@ class CocoCaptionsDataModule(CaptionDataModule):
         images_dir: str = "data/coco/train2017",
         captions_file: str = "data/coco/annotations/captions_train2017.json",
         subset_csv: str | None = None,
-        max_images: int | None = None,
-        image_size: int | None = 224,
+        max_images: PositiveInt | None = None,
+        image_size: PositiveInt | None = 224,
         **kwargs,
     ) -> None:
         super().__init__(image_size=image_size, **kwargs)

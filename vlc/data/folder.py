@@ -1,6 +1,7 @@
 """Prediction input for any task: every image under a folder, recursively."""
 
 import lightning as L
+from jsonargparse.typing import NonNegativeInt, PositiveInt
 from torch.utils.data import DataLoader
 
 from vlc.data.datasets import FileImages
@@ -19,7 +20,13 @@ class ImageFolderDataModule(L.LightningDataModule):
         num_workers: DataLoader worker processes.
     """
 
-    def __init__(self, predict_dir: str, image_size: int = 64, batch_size: int = 64, num_workers: int = 0) -> None:
+    def __init__(
+        self,
+        predict_dir: str,
+        image_size: PositiveInt = 64,
+        batch_size: PositiveInt = 64,
+        num_workers: NonNegativeInt = 0,
+    ) -> None:
         super().__init__()
         self.predict_dir, self.image_size = predict_dir, image_size
         self.batch_size, self.num_workers = batch_size, num_workers

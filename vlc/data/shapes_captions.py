@@ -2,6 +2,7 @@
 
 import numpy as np
 import torch
+from jsonargparse.typing import PositiveInt
 
 from vlc.data.captioning import CaptionDataModule
 from vlc.data.image_io import resize_batch
@@ -24,10 +25,10 @@ class ShapesCaptionsDataModule(CaptionDataModule):
 
     def __init__(
         self,
-        num_images: int = 6000,
-        num_shapes: int = 2,
+        num_images: PositiveInt = 6000,
+        num_shapes: PositiveInt = 2,
         generator_seed: int = 0,
-        image_size: int | None = None,
+        image_size: PositiveInt | None = None,
         **kwargs,
     ) -> None:
         super().__init__(image_size=image_size, **kwargs)

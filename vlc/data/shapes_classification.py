@@ -1,6 +1,7 @@
 """The embedded default dataset for classification: procedural shapes, 30 classes at 64x64, no files."""
 
 import torch
+from jsonargparse.typing import NonNegativeInt, PositiveInt
 
 from vlc.data.classification import ClassificationDataModule, Samples
 from vlc.data.shapes import CLASS_NAMES, make_images
@@ -19,9 +20,9 @@ class ShapesDataModule(ClassificationDataModule):
 
     def __init__(
         self,
-        num_images: int = 6000,
-        num_test: int = 1500,
-        num_shapes: int = 1,
+        num_images: PositiveInt = 6000,
+        num_test: NonNegativeInt = 1500,
+        num_shapes: PositiveInt = 1,
         generator_seed: int = 0,
         **kwargs,
     ) -> None:

@@ -231,3 +231,11 @@ class Vocabulary:
             raise ValueError(f"invalid vocabulary file {path}: not valid JSON ({err})") from None
         except ValueError as err:
             raise ValueError(f"invalid vocabulary file {path}: {err}") from None
+
+
+def vocab_difference(saved: Vocabulary, current: Vocabulary) -> str:
+    """One line saying how two vocabularies differ (sizes and the first differing word)."""
+    for i, (a, b) in enumerate(zip(saved.words, current.words)):
+        if a != b:
+            return f"{len(saved)} vs {len(current)} words, first difference at id {i}: {a!r} vs {b!r}"
+    return f"{len(saved)} vs {len(current)} words"

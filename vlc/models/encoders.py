@@ -10,10 +10,11 @@ from collections import OrderedDict
 
 import torch
 import torch.nn.functional as F
+from jsonargparse.typing import PositiveInt
 from torch import nn
 
+from vlc.checkpoints import classifier_features
 from vlc.errors import UserError, given
-from vlc.models.classifier_checkpoint import read_classifier_checkpoint
 from vlc.models.cnn import ResidualCNN
 from vlc.models.torchvision_net import build_torchvision
 
@@ -71,7 +72,7 @@ class ImageEncoder(nn.Module):
         self,
         backbone: str = "cnn",
         weights: str | None = None,
-        image_size: int | None = None,
+        image_size: PositiveInt | None = None,
         widths: list[int] = [32, 64, 128, 256],  # noqa: B006 (jsonargparse needs a visible default)
         depths: int | list[int] = 1,
         stem_width: int = 32,
@@ -99,7 +100,7 @@ class ImageEncoder(nn.Module):
         self.num_features = self._probe_channels()
 
     def _load_classifier(self, path: str) -> tuple[tuple, tuple]:
-        features, hparams = read_classifier_checkpoint(path, "encoder.init_from")
+        features, hparams = classifier_features(path, "encoder.init_from")
         state = {k.removeprefix("features."): v for k, v in features.items()}
         own = self.body.state_dict()
         wrong = [k for k in own if k not in state or state[k].shape != own[k].shape]

@@ -10,9 +10,11 @@ from typing import Any, Literal
 import lightning as L
 import torch
 import torch.nn.functional as F
+from jsonargparse.typing import NonNegativeInt, PositiveInt
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from lightning.pytorch.utilities import rank_zero_info
 from torch import nn
+from torchmetrics import MeanMetric
 from torchmetrics.text import Perplexity
 
 from vlc.data.vocab import Vocabulary
@@ -30,21 +32,13 @@ from vlc.models.encoders import ImageEncoder
 from vlc.models.feature_cache import FeatureCache
 from vlc.models.glove import load_glove
 from vlc.models.lstm_decoder import LSTMDecoder, shift_captions
-from vlc.tasks.hparams import log_final_hparams
+from vlc.tasks.hparams import log_final_hparams, plain
 from vlc.tasks.optim import configure
 
 
 def adam(params: Any) -> torch.optim.Optimizer:
     """Adam at 1e-3: the optimizer of both captioning recipes, used when a config names none."""
     return torch.optim.Adam(params, lr=1e-3)
-
-
-def vocab_difference(saved: Vocabulary, current: Vocabulary) -> str:
-    """One line saying how two vocabularies differ (sizes and the first differing word)."""
-    for i, (a, b) in enumerate(zip(saved.words, current.words)):
-        if a != b:
-            return f"{len(saved)} vs {len(current)} words, first difference at id {i}: {a!r} vs {b!r}"
-    return f"{len(saved)} vs {len(current)} words"
 
 
 class ImageCaptioner(L.LightningModule):
@@ -95,10 +89,10 @@ class ImageCaptioner(L.LightningModule):
         freeze_encoder: bool = False,
         feature_cache: Literal["memory", "disk", "off"] = "memory",
         decoder: Literal["lstm", "attention"] = "lstm",
-        embed_dim: int = 256,
-        hidden_dim: int = 512,
-        num_layers: int = 1,
-        attention_dim: int = 256,
+        embed_dim: PositiveInt = 256,
+        hidden_dim: PositiveInt = 512,
+        num_layers: PositiveInt = 1,
+        attention_dim: PositiveInt = 256,
         dropout: float = 0.0,
         attention_penalty: float = 1.0,
         glove_path: str | None = None,
@@ -108,11 +102,11 @@ class ImageCaptioner(L.LightningModule):
         scheduler: LRSchedulerCallable | None = None,
         scheduler_interval: Literal["step", "epoch"] = "step",
         decoding: Literal["greedy", "beam"] = "greedy",
-        beam_width: int = 5,
-        max_len: int = 20,
+        beam_width: PositiveInt = 5,
+        max_len: PositiveInt = 20,
         length_penalty: float = 1.0,
         meteor: bool = False,
-        num_samples: int = 8,
+        num_samples: NonNegativeInt = 8,
     ) -> None:
         super().__init__()
         if vocab is None:
@@ -124,11 +118,12 @@ class ImageCaptioner(L.LightningModule):
         if max_len < 1 or beam_width < 1:
             raise UserError("model.max_len and model.beam_width must be at least 1")
         self.save_hyperparameters()  # through the CLI, encoder/optimizer/scheduler are saved as their config
+        self.hparams.update(plain(self.hparams))
         self.optimizer, self.scheduler = optimizer, scheduler
         self.encoder = encoder()
         glove = self._glove(glove_path) if glove_path else None
         embed_dim = glove.shape[1] if glove is not None else embed_dim
-        self.hparams.embed_dim = embed_dim
+        self.hparams.embed_dim = int(embed_dim)
         V, C = len(self.vocab), self.encoder.num_features
         if decoder == "lstm":
             self.decoder = LSTMDecoder(V, C, embed_dim, hidden_dim, num_layers, dropout, pad_idx=Vocabulary.PAD)
@@ -146,6 +141,10 @@ class ImageCaptioner(L.LightningModule):
         if meteor and not meteor_available():
             warn("model.meteor: METEOR needs Java on the PATH (not found); it is skipped")
         self.cache: FeatureCache | None = None
+        # epoch averages of training whose state is saved in checkpoints: a resumed epoch averages all its batches
+        self.train_loss, self.train_penalty = MeanMetric(), MeanMetric()
+        for metric in (self.train_loss, self.train_penalty):
+            metric.persistent(True)
         self.val_perplexity = Perplexity(ignore_index=Vocabulary.PAD)
         self.test_perplexity = Perplexity(ignore_index=Vocabulary.PAD)
         self.val_metrics = self._caption_metrics()
@@ -226,15 +225,20 @@ class ImageCaptioner(L.LightningModule):
         return ce, penalty, logits
 
     # -- training and evaluation -----------------------------------------------------------------------------
+    def on_train_epoch_start(self) -> None:
+        self.train_loss.reset(), self.train_penalty.reset()  # not called when a run resumes in mid-epoch
+
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
         features = self.features(batch["images"], batch["keys"])
         ce, penalty, _ = self._loss(features, batch["captions"])
         loss = ce + self.hparams.attention_penalty * penalty
         B = len(batch["captions"])
-        self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=B)
+        self.train_loss(loss.detach(), B)
+        self.log("train/loss", self.train_loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=B)
         self.log("train/perplexity", ce.detach().exp(), on_step=True, on_epoch=False, batch_size=B)
         if self.hparams.decoder == "attention":
-            self.log("train/attention_penalty", penalty, on_step=True, on_epoch=True, batch_size=B)
+            self.train_penalty(penalty.detach(), B)
+            self.log("train/attention_penalty", self.train_penalty, on_step=True, on_epoch=True, batch_size=B)
         return loss
 
     def _evaluate(self, batch: dict, batch_idx: int, stage: str) -> None:
@@ -350,7 +354,7 @@ class ImageCaptioner(L.LightningModule):
         as the GloVe file's dimension): loading never reads, or tries to download, any of them again.
         """
         hp = copy.deepcopy(dict(checkpoint.get("hyper_parameters", {})))
-        hp["glove_path"], hp["embed_dim"] = None, self.decoder.embedding.embedding_dim
+        hp["glove_path"], hp["embed_dim"] = None, int(self.decoder.embedding.embedding_dim)
         init_args = hp.get("encoder", {}).get("init_args") if isinstance(hp.get("encoder"), dict) else None
         if isinstance(init_args, dict):
             init_args.update({k: None for k in ("weights", "init_from") if k in init_args})
@@ -359,20 +363,8 @@ class ImageCaptioner(L.LightningModule):
             checkpoint["glove"] = self.glove.cpu()
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
+        """Restore the GloVe vectors that caption cosine similarity scores with (the CLI checks the vocabulary)."""
         if "glove" in checkpoint and not hasattr(self, "glove"):
             self.register_buffer("glove", checkpoint["glove"].to(self.device), persistent=False)
             for metrics in (self.val_metrics, self.test_metrics):
                 metrics["caption_cosine"].embedding = self.glove
-        saved = checkpoint.get("hyper_parameters", {}).get("vocab")
-        if saved is None:
-            return
-        try:
-            saved = Vocabulary.from_dict(saved)
-        except ValueError as err:
-            raise UserError(f"the checkpoint's vocabulary is invalid: {err}") from None
-        if saved != self.vocab:
-            raise UserError(
-                f"the vocabulary does not match the checkpoint's ({vocab_difference(saved, self.vocab)}): "
-                "the checkpoint's ids would decode to other words. Use the training vocabulary: set "
-                "data.vocab_file to the vocab.json written beside the checkpoint"
-            )

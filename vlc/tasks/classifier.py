@@ -7,9 +7,10 @@ from typing import Literal
 import lightning as L
 import torch
 import torch.nn.functional as F
+from jsonargparse.typing import PositiveInt
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import nn
-from torchmetrics import MetricCollection
+from torchmetrics import MeanMetric, MetricCollection
 from torchmetrics.classification import (
     MulticlassAccuracy,
     MulticlassAUROC,
@@ -21,7 +22,7 @@ from torchmetrics.classification import (
 from vlc.errors import UserError
 from vlc.metrics.figures import confusion_matrix_figure, log_figure, roc_figure
 from vlc.models.cnn import ResidualCNN
-from vlc.tasks.hparams import log_final_hparams
+from vlc.tasks.hparams import log_final_hparams, plain
 from vlc.tasks.optim import configure, default_optimizer
 from vlc.tasks.transfer import batch_norms, freeze_layers, load_features, param_groups, parameter_counts
 
@@ -82,8 +83,8 @@ class ImageClassifier(L.LightningModule):
         std: tuple[float, float, float] = IMAGENET_STD,
         channels_last: bool = True,
         flip_average: bool = False,
-        top_k: int = 5,
-        roc_thresholds: int = 200,
+        top_k: PositiveInt = 5,
+        roc_thresholds: PositiveInt = 200,
         init_from: str | None = None,
         freeze: str | list[str] = "none",
         pretrained_lr_scale: float = 1.0,
@@ -95,6 +96,7 @@ class ImageClassifier(L.LightningModule):
         if len(class_names) != num_classes:
             raise UserError(f"model.class_names has {len(class_names)} names for {num_classes} classes")
         self.save_hyperparameters()  # through the CLI, net/optimizer/scheduler are saved as their config
+        self.hparams.update(plain(self.hparams))
         self.hparams.class_names = class_names
         self.net = net(num_classes)
         self.optimizer, self.scheduler = optimizer, scheduler
@@ -103,7 +105,10 @@ class ImageClassifier(L.LightningModule):
         self.register_buffer("std", torch.tensor(std).view(1, 3, 1, 1) * 255, persistent=False)
         if channels_last:
             self.net = self.net.to(memory_format=torch.channels_last)
-        self.train_acc = MulticlassAccuracy(num_classes, average="micro")
+        # epoch averages of training whose state is saved in checkpoints: a resumed epoch averages all its batches
+        self.train_loss, self.train_acc = MeanMetric(), MulticlassAccuracy(num_classes, average="micro")
+        for metric in (self.train_loss, self.train_acc):
+            metric.persistent(True)
         self.val_metrics = scalar_metrics(num_classes, roc_thresholds).clone(prefix="val/")
         self.test_metrics = scalar_metrics(num_classes, roc_thresholds).clone(prefix="test/")
         self.confusion = MulticlassConfusionMatrix(num_classes)
@@ -140,7 +145,7 @@ class ImageClassifier(L.LightningModule):
         trainable, frozen = parameter_counts(self)
         if self.trainer.is_global_zero:
             print(f"parameters: {trainable:,} trainable, {frozen:,} frozen (freeze: {self.hparams.freeze})")
-        for logger in self.loggers:  # read back by 'vlc compare'
+        for logger in self.loggers if self.trainer.ckpt_path is None else []:  # read back by 'vlc compare'
             logger.log_metrics({"params/trainable": trainable, "params/frozen": frozen}, step=0)
         if self.frozen_batch_norms:  # Lightning warns about modules in eval mode; here that is intended
             warnings.filterwarnings("ignore", r"Found \d+ module\(s\) in eval mode")
@@ -149,12 +154,16 @@ class ImageClassifier(L.LightningModule):
         """Write the hyper-parameters with the final scores to TensorBoard's HPARAMS tab, to compare runs."""
         log_final_hparams(self, self.hparams)
 
+    def on_train_epoch_start(self) -> None:
+        self.train_loss.reset(), self.train_acc.reset()  # not called when a run resumes in mid-epoch
+
     def training_step(self, batch, batch_idx: int) -> torch.Tensor:
         images, labels = batch
         logits = self(images)
         loss = F.cross_entropy(logits, labels, label_smoothing=self.hparams.label_smoothing)
+        self.train_loss(loss.detach(), len(labels))
         self.train_acc(logits, labels)
-        self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True)
+        self.log("train/loss", self.train_loss, on_step=True, on_epoch=True, prog_bar=True)
         self.log("train/acc", self.train_acc, on_step=True, on_epoch=True, prog_bar=True)
         return loss
 
@@ -222,11 +231,3 @@ class ImageClassifier(L.LightningModule):
     def configure_optimizers(self):
         params = param_groups(self, self.hparams.pretrained_lr_scale)
         return configure(self, params, self.optimizer, self.scheduler, self.hparams.scheduler_interval)
-
-    def on_load_checkpoint(self, checkpoint: dict) -> None:
-        saved = checkpoint.get("hyper_parameters", {}).get("num_classes")
-        if saved is not None and saved != self.hparams.num_classes:
-            raise UserError(
-                f"the checkpoint was trained for {saved} classes but the data has {self.hparams.num_classes}; "
-                "use a checkpoint trained on this data"
-            )

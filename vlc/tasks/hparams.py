@@ -1,6 +1,7 @@
-"""Hyper-parameters with the final validation scores, for TensorBoard's HPARAMS tab (comparing runs)."""
+"""Hyper-parameters: plain values for checkpoints, and the final validation scores for TensorBoard's HPARAMS tab."""
 
 from collections.abc import Mapping
+from typing import Any
 
 import lightning as L
 
@@ -15,3 +16,21 @@ def log_final_hparams(module: L.LightningModule, hparams: Mapping) -> None:
         scores[f"hp/best_{checkpoint.monitor.replace('/', '_')}"] = float(checkpoint.best_model_score)
     if scores and module.logger is not None:
         module.logger.log_hyperparams(hparams, scores)
+
+
+def plain(value: Any) -> Any:
+    """``value`` with checked numbers (jsonargparse's ``PositiveInt``, ...) made plain ``int``/``float``, nested too.
+
+    Checkpoints then hold only types that ``torch.load(weights_only=True)`` reads.
+    """
+    if isinstance(value, bool) or value is None:
+        return value
+    if isinstance(value, int):
+        return int(value)
+    if isinstance(value, float):
+        return float(value)
+    if isinstance(value, Mapping):
+        return {key: plain(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [plain(item) for item in value] if isinstance(value, list) else tuple(plain(item) for item in value)
+    return value

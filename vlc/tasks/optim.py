@@ -1,10 +1,13 @@
 """Helpers shared by the LightningModules: building the optimizer and a scheduler sized to the run."""
 
+import math
 from typing import Any
 
 import lightning as L
 import torch
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
+
+from vlc.errors import UserError
 
 
 def configure(
@@ -18,24 +21,39 @@ def configure(
 
     A scheduler left without its length (``OneCycleLR`` with neither ``total_steps`` nor ``epochs``) gets
     the length of the run from the trainer, in steps or epochs following ``interval``, so that YAML never
-    hard-codes it. A parameter group with an ``lr_scale`` key (see ``vlc.tasks.transfer.param_groups``) gets
-    its learning rate, and its share of a scalar ``max_lr``, multiplied by it.
+    hard-codes it (use ``vlc.tasks.OneCycleLR``: torch's fails on very short runs and on resumed runs). A
+    parameter group with an ``lr_scale`` key (see ``vlc.tasks.transfer.param_groups``) gets its learning rate,
+    and its share of a scalar ``max_lr``, multiplied by it.
     """
     opt = optimizer(params)
     for group in opt.param_groups:
         group["lr"] *= group.get("lr_scale", 1.0)
     if scheduler is None:
         return opt
-    length = module.trainer.estimated_stepping_batches if interval == "step" else module.trainer.max_epochs
     keywords = getattr(scheduler, "keywords", {})  # the init args jsonargparse parsed from YAML
     overrides = {}
     if "total_steps" in keywords and keywords["total_steps"] is None and keywords.get("epochs") is None:
-        overrides["total_steps"] = int(length)
+        overrides["total_steps"] = run_length(module.trainer, interval)
     max_lr = keywords.get("max_lr")
     if isinstance(max_lr, (int, float)) and any("lr_scale" in g for g in opt.param_groups):
         overrides["max_lr"] = [max_lr * g.get("lr_scale", 1.0) for g in opt.param_groups]
     sched = scheduler(opt, **overrides)
     return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": interval}}
+
+
+def run_length(trainer: L.Trainer, interval: str) -> int:
+    """The number of scheduler steps in the run (optimizer steps, or epochs), at least 1.
+
+    Raises:
+        UserError: the run has no set length (``max_epochs: -1`` without ``max_steps``).
+    """
+    length = trainer.estimated_stepping_batches if interval == "step" else trainer.max_epochs
+    if length is None or length < 0 or math.isinf(length):
+        raise UserError(
+            "model.scheduler: a schedule sized to the run needs its length: set trainer.max_epochs or "
+            "trainer.max_steps (or the scheduler's total_steps)"
+        )
+    return max(1, int(length))
 
 
 def default_optimizer(params: Any) -> torch.optim.Optimizer:

@@ -9,8 +9,8 @@ from pathlib import Path
 
 from torch import nn
 
+from vlc.checkpoints import classifier_features
 from vlc.errors import UserError
-from vlc.models.classifier_checkpoint import read_classifier_checkpoint
 
 HEAD = "head"
 """The attribute of every vlc network that maps features to class logits (rebuilt, never loaded)."""
@@ -59,7 +59,7 @@ def load_features(net: nn.Module, path: str | Path) -> LoadReport:
     Raises:
         UserError: ``path`` is not a vlc classification checkpoint, or none of its tensors fit ``net``.
     """
-    source, target = read_classifier_checkpoint(path, "model.init_from", f"; {TORCHVISION_HINT}")[0], net.state_dict()
+    source, target = classifier_features(path, "model.init_from", f"; {TORCHVISION_HINT}")[0], net.state_dict()
     report = LoadReport(str(path))
     fitting = {}
     for name, tensor in source.items():

@@ -1,0 +1,133 @@
+"""Checkpoints a user can rely on: the latest state always in ``last.ckpt``, written atomically, never NaN."""
+
+import os
+from pathlib import Path
+
+import lightning as L
+import torch
+from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.utilities.exceptions import SIGTERMException
+
+from vlc.errors import Diverged, UserError
+
+LAST = "last.ckpt"
+
+
+def run_name(trainer: L.Trainer) -> dict[str, str] | None:
+    """``{"name": experiment, "version": version folder}`` of the run ``trainer`` logs as (None without a logger)."""
+    logger = trainer.logger
+    if logger is None:
+        return None
+    version = logger.version if isinstance(logger.version, str) else f"version_{logger.version}"
+    return {"name": str(logger.name), "version": version}
+
+
+def run_folder(trainer: L.Trainer, root: str = "checkpoints") -> str:
+    """``checkpoints/<experiment>/<version>``: the checkpoint folder of the run that ``trainer`` logs as."""
+    run = run_name(trainer)
+    return os.path.join(root, run["name"], run["version"]) if run else os.path.join(trainer.default_root_dir, root)
+
+
+def finite_state(module: torch.nn.Module) -> bool:
+    """Whether every floating-point parameter and buffer of ``module`` is finite."""
+    tensors = [*module.parameters(), *module.buffers()]
+    return all(torch.isfinite(t).all() for t in tensors if t.is_floating_point())
+
+
+class Checkpoint(ModelCheckpoint):
+    """Lightning's ``ModelCheckpoint`` with the guarantees a user expects from ``last.ckpt`` and ``best-*.ckpt``.
+
+    - ``last.ckpt`` holds the state at the end of the latest epoch, whatever the monitored metric did, and the
+      state at the moment of an interruption (SIGTERM, Ctrl-C): ``--ckpt_path last`` resumes from there.
+    - ``best-...ckpt`` (``save_top_k`` of them) follow the monitored metric.
+    - Each run has its own folder, ``checkpoints/<experiment>/<version>/`` (the logger's name and version), unless
+      ``dirpath`` names one; a resumed run continues in its folder.
+    - Every file is written under a temporary name in its own folder, then renamed: a kill at any moment leaves
+      the previous complete file.
+    - Weights that are not finite are never written: saving them stops the run as diverged instead.
+
+    Args:
+        monitor: the metric that ranks ``best`` checkpoints, e.g. ``val/acc``.
+        mode: ``max`` or ``min``: whether a larger value of ``monitor`` is better.
+        filename: name of the best checkpoints, with metrics in braces, e.g. ``best-epoch{epoch:02d}``.
+        save_top_k: how many best checkpoints to keep.
+        dirpath: a fixed folder for the checkpoints (default: the run's own folder, see above).
+    """
+
+    def __init__(
+        self,
+        monitor: str | None = None,
+        mode: str = "min",
+        filename: str | None = "best-epoch{epoch:02d}",
+        save_top_k: int = 1,
+        dirpath: str | None = None,
+    ) -> None:
+        super().__init__(
+            dirpath=dirpath,
+            filename=filename,
+            monitor=monitor,
+            mode=mode,
+            save_top_k=save_top_k,
+            save_last=True,
+            auto_insert_metric_name=False,
+            enable_version_counter=False,  # one run, one folder: last.ckpt is always called last.ckpt
+        )
+        self.fixed_dirpath = dirpath is not None
+        self._last_step_saved: int | None = None
+
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        if not self.fixed_dirpath:
+            self.dirpath = run_folder(trainer)
+        super().setup(trainer, pl_module, stage)
+
+    def on_save_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict) -> None:
+        """Record the run in every checkpoint: resuming continues its logs, evaluating files results under it."""
+        run = run_name(trainer)
+        if run is not None:
+            checkpoint["vlc_run"] = run
+
+    # -- when to write last.ckpt ---------------------------------------------------------------------------
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        super().on_train_epoch_end(trainer, pl_module)
+        self._refresh_last(trainer)
+
+    def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
+        interrupted = isinstance(exception, (SIGTERMException, KeyboardInterrupt))
+        if interrupted and not trainer.sanity_checking and trainer.global_step > 0:
+            self._refresh_last(trainer)
+
+    def _refresh_last(self, trainer: L.Trainer) -> None:
+        if trainer.state.fn != "fit" or trainer.sanity_checking or trainer.fast_dev_run:
+            return
+        if self._last_step_saved != trainer.global_step or not Path(self.last_model_path or "").is_file():
+            self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
+
+    # -- how to write a file -------------------------------------------------------------------------------
+    def _save_checkpoint(self, trainer: L.Trainer, filepath: str) -> None:
+        if not finite_state(trainer.lightning_module):
+            raise Diverged(
+                f"training diverged at epoch {trainer.current_epoch}, step {trainer.global_step}: the weights are "
+                f"no longer finite, so {Path(filepath).name} was not written (the previous checkpoints are kept); "
+                "try a lower learning rate or gradient clipping (trainer.gradient_clip_val)"
+            )
+        temporary = f"{filepath}.tmp"
+        try:
+            super()._save_checkpoint(trainer, temporary)
+            if trainer.is_global_zero:
+                os.replace(temporary, filepath)  # atomic: same folder, same filesystem
+        except (OSError, RuntimeError) as err:  # torch reports a failed write as a RuntimeError
+            if trainer.is_global_zero and os.path.exists(temporary):
+                os.remove(temporary)
+            raise UserError(
+                f"cannot write the checkpoint {filepath}: {_reason(err)}; the previous one is kept"
+            ) from None
+        self._last_checkpoint_saved = filepath
+        if Path(filepath).name == LAST:
+            self._last_step_saved = trainer.global_step
+
+
+def _reason(err: BaseException) -> str:
+    """The readable part of a write error (``No space left on device``, ``Permission denied``, ...)."""
+    if isinstance(err, OSError) and err.strerror:
+        return err.strerror
+    return str(err).strip().splitlines()[-1][:200]

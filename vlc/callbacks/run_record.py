@@ -1,0 +1,163 @@
+"""What reproduces a run and how it went, written into its log folder: ``config.yaml`` and ``run.yaml``."""
+
+import os
+import platform
+import subprocess
+import sys
+import time
+from datetime import datetime
+from importlib import metadata
+from pathlib import Path
+
+import lightning as L
+import yaml
+from lightning.pytorch.cli import SaveConfigCallback
+from lightning.pytorch.utilities.exceptions import SIGTERMException
+
+from vlc.errors import Diverged
+
+RUN_FILE = "run.yaml"
+PACKAGES = ("vlc", "torch", "torchvision", "lightning", "torchmetrics", "numpy", "pillow")
+LINKED = ("num_classes", "class_names", "vocab")
+
+
+def package_versions() -> dict[str, str]:
+    """Python's and the installed versions of the packages a run's numbers depend on."""
+    versions = {"python": platform.python_version()}
+    for name in PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            pass
+    return versions
+
+
+def git_state(folder: Path) -> dict | None:
+    """The commit of the git checkout holding ``folder`` and whether it has uncommitted changes (None outside one)."""
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=folder, capture_output=True, text=True, timeout=5)
+        status = subprocess.run(["git", "status", "--porcelain"], cwd=folder, capture_output=True, text=True, timeout=5)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    if commit.returncode != 0:
+        return None
+    return {"commit": commit.stdout.strip(), "uncommitted_changes": bool(status.stdout.strip())}
+
+
+def read_run(folder: str | Path) -> dict:
+    """The ``run.yaml`` of a log folder, or ``{}`` when it has none (older runs) or it cannot be read."""
+    try:
+        return yaml.safe_load((Path(folder) / RUN_FILE).read_text()) or {}
+    except (OSError, yaml.YAMLError):
+        return {}
+
+
+def outcome(exception: BaseException) -> str:
+    """The status a session ends with after ``exception``."""
+    if isinstance(exception, SIGTERMException):
+        return "interrupted"
+    if isinstance(exception, KeyboardInterrupt):
+        return "interrupted"
+    if isinstance(exception, Diverged):
+        return "diverged"
+    return "failed"
+
+
+class _Dumper(yaml.SafeDumper):
+    """Lists of plain values on one line (class names, versions), everything else in block style."""
+
+    def represent_list(self, value: list):
+        flow = all(not isinstance(item, (dict, list)) for item in value)
+        return self.represent_sequence("tag:yaml.org,2002:seq", value, flow_style=flow)
+
+
+_Dumper.add_representer(list, _Dumper.represent_list)
+
+
+class RunRecord(SaveConfigCallback):
+    """Saves the resolved ``config.yaml`` and keeps ``run.yaml`` up to date in the run's log folder.
+
+    ``run.yaml`` holds what the config does not: the command, the seed, the values linked from the data (class
+    names, vocabulary size), the package versions, the git commit of vlc's source when it is a checkout, and one
+    entry per session (start, duration, how it ended: ``running``, ``complete``, ``interrupted``, ``diverged``,
+    ``failed``; a session killed outright stays ``running``). A resumed run adds a session to the same file.
+    Nothing is written without a logger (``vlc predict``).
+
+    Args:
+        parser: the CLI's parser (saves ``config.yaml``).
+        config: the parsed config of the subcommand.
+        command: the command line, recorded as typed.
+        **kwargs: ``SaveConfigCallback``'s options (``overwrite``, ...).
+    """
+
+    def __init__(self, parser, config, command: list[str] | None = None, **kwargs) -> None:
+        super().__init__(parser, config, **kwargs)
+        self.command = command or []
+        self.record: dict = {}
+        self.folder: Path | None = None
+        self.started = time.monotonic()
+
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        if trainer.logger is None:  # prediction: no run folder, nothing to record
+            return
+        self.folder = Path(trainer.log_dir)  # every rank: trainer.log_dir is a collective call under DDP
+        super().setup(trainer, pl_module, stage)
+
+    def save_config(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        hparams = pl_module.hparams
+        linked = {key: hparams[key] for key in LINKED[:2] if hparams.get(key) is not None}
+        if hparams.get("vocab") is not None:
+            linked["vocab"] = f"{len(hparams['vocab'].get('words', []))} words (vocab.json)"
+        previous = read_run(self.folder) if stage == "fit" else {}  # a resumed run adds a session
+        session = {
+            "command": " ".join(["vlc", *self.command]),
+            "started": datetime.now().isoformat(timespec="seconds"),
+            "seconds": 0.0,
+            "status": "running",
+            "checkpoint": self.config.get("ckpt_path"),
+        }
+        self.record = {
+            "stage": str(stage.value if hasattr(stage, "value") else stage),
+            "task": type(pl_module).__name__,
+            "status": "running",
+            "epochs": previous.get("epochs", 0),
+            "steps": previous.get("steps", 0),
+            "seed": int(os.environ.get("PL_GLOBAL_SEED", 0)),
+            "linked": linked,
+            "sessions": [*previous.get("sessions", []), session],
+            "versions": package_versions(),
+            "git": git_state(Path(__file__).parent),
+            "platform": f"{platform.node()} ({platform.machine()}, {os.cpu_count()} CPUs), {sys.platform}",
+        }
+        self.started = time.monotonic()
+        self._write(trainer)
+
+    # -- progress and outcome --------------------------------------------------------------------------------
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._update(trainer, "running")
+
+    def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
+        self._update(trainer, outcome(exception))
+
+    def teardown(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        if self.record.get("status") == "running":
+            self._update(trainer, "complete")
+
+    def _update(self, trainer: L.Trainer, status: str) -> None:
+        if not self.record or not trainer.is_global_zero:
+            return
+        session = self.record["sessions"][-1]
+        session["seconds"] = round(time.monotonic() - self.started, 1)
+        session["status"] = self.record["status"] = status
+        if self.record["stage"] == "fit":
+            self.record["epochs"] = trainer.fit_loop.epoch_progress.current.completed
+            self.record["steps"] = trainer.global_step
+        self._write(trainer)
+
+    def _write(self, trainer: L.Trainer) -> None:
+        if not trainer.is_global_zero or self.folder is None:
+            return
+        path = self.folder / RUN_FILE
+        temporary = path.with_suffix(".tmp")
+        temporary.write_text(yaml.dump(self.record, Dumper=_Dumper, sort_keys=False, width=120))
+        os.replace(temporary, path)

@@ -1,0 +1,50 @@
+"""Checks of a run's settings made before any work: numbers in range, output folders writable."""
+
+import os
+from pathlib import Path
+
+from vlc.errors import UserError
+
+TRAINER_MINIMUMS = {
+    "max_epochs": (-1, "-1 (no limit) or more"),
+    "max_steps": (-1, "-1 (no limit) or more"),
+    "min_epochs": (0, "0 or more"),
+    "min_steps": (0, "0 or more"),
+    "log_every_n_steps": (1, "1 or more"),
+    "accumulate_grad_batches": (1, "1 or more"),
+    "check_val_every_n_epoch": (1, "1 or more"),
+    "num_sanity_val_steps": (-1, "-1 (all) or more"),
+    "limit_train_batches": (0, "0 or more"),
+    "limit_val_batches": (0, "0 or more"),
+    "limit_test_batches": (0, "0 or more"),
+    "limit_predict_batches": (0, "0 or more"),
+    "gradient_clip_val": (0, "0 or more"),
+}
+
+
+def check_trainer_numbers(trainer: dict) -> None:
+    """Stop on a trainer setting below its smallest meaningful value (Lightning would fail later, or loop forever).
+
+    Raises:
+        UserError: naming the key, the value and what is expected.
+    """
+    for key, (minimum, expected) in TRAINER_MINIMUMS.items():
+        value = trainer.get(key)
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and value < minimum:
+            raise UserError(f"trainer.{key}: expected {expected}, got {value}")
+
+
+def check_writable(folder: str | Path, key: str) -> None:
+    """Check, before the run does any work, that ``folder`` can be created (if missing) and written to.
+
+    Nothing is created: the check looks at the folder or its nearest existing parent.
+
+    Raises:
+        UserError: naming ``key``, the folder and the reason.
+    """
+    folder = Path(folder).absolute()
+    existing = next(p for p in (folder, *folder.parents) if p.exists())
+    if not existing.is_dir():
+        raise UserError(f"{key}: cannot write to {folder}/ ({existing} is a file, not a folder)")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise UserError(f"{key}: cannot write to {folder}/ ({existing} is not writable)")

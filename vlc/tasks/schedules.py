@@ -1,0 +1,83 @@
+"""Learning-rate schedules sized to the run, for runs of any length and runs resumed with another length."""
+
+import math
+
+import torch
+from torch.optim.lr_scheduler import OneCycleLR as TorchOneCycleLR
+
+from vlc.errors import warn
+
+
+class OneCycleLR(TorchOneCycleLR):
+    """The one-cycle policy as torch computes it, with three differences that make it safe for any run.
+
+    The policy is Smith and Topin's (2017, https://arxiv.org/abs/1708.07120). The differences:
+
+    - any length works, one step included: a phase shorter than a step is complete at once (torch divides by
+      zero when ``pct_start * total_steps`` is 1 or less);
+    - a step past the end keeps the final learning rate (torch raises ``Tried to step N times``);
+    - :meth:`load_state_dict` restores the step reached but keeps the length this schedule was built with: a run
+      resumed with a larger ``max_epochs`` continues, from the step it reached, on the schedule of the new length
+      (its learning rate jumps to the new schedule's value at that step), and says so.
+
+    ``ImageClassifier`` and ``ImageCaptioner`` give it ``total_steps`` from the trainer when the config leaves it
+    out. The arguments are torch's.
+    """
+
+    def values(self, step: int) -> list[tuple[float, float | None]]:
+        """``(lr, momentum)`` of each parameter group at ``step`` (momentum None without ``cycle_momentum``)."""
+        step = min(max(step, 0), self.total_steps - 1)
+        out = []
+        for group in self.optimizer.param_groups:
+            start = 0.0
+            for i, phase in enumerate(self._schedule_phases):
+                end = phase["end_step"]
+                if step <= end or i == len(self._schedule_phases) - 1:
+                    pct = min(1.0, (step - start) / (end - start)) if end > start else 1.0
+                    break
+                start = end
+            lr = self._anneal_func(group[phase["start_lr"]], group[phase["end_lr"]], pct)
+            momentum = None
+            if self.cycle_momentum:
+                momentum = self._anneal_func(group[phase["start_momentum"]], group[phase["end_momentum"]], pct)
+            out.append((lr, momentum))
+        return out
+
+    def get_lr(self) -> list[float]:
+        values = self.values(self.last_epoch)
+        self._apply_momentum(values)
+        return [lr for lr, _ in values]
+
+    def _apply_momentum(self, values: list[tuple[float, float | None]]) -> None:
+        for group, (_, momentum) in zip(self.optimizer.param_groups, values):
+            if momentum is None:
+                continue
+            if self.use_beta1:
+                group["betas"] = (momentum, *group["betas"][1:])
+            else:
+                group["momentum"] = momentum
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        planned, phases = self.total_steps, self._schedule_phases
+        super().load_state_dict(state_dict)
+        saved, self.total_steps, self._schedule_phases = self.total_steps, planned, phases
+        if saved == planned:
+            return
+        values = self.values(self.last_epoch)
+        for group, (lr, _) in zip(self.optimizer.param_groups, values):
+            group["lr"] = lr
+        self._apply_momentum(values)
+        self._last_lr = [lr for lr, _ in values]
+        warn(
+            f"the one-cycle schedule was planned for {saved} steps and now has {planned}: it continues at step "
+            f"{self.last_epoch} of the new length, learning rate {_fmt(values[0][0])}"
+        )
+
+
+def _fmt(value: float) -> str:
+    return f"{value:.3g}" if math.isfinite(value) else str(value)
+
+
+def is_step_sized(scheduler: torch.optim.lr_scheduler.LRScheduler) -> bool:
+    """Whether ``scheduler`` has a fixed length in steps that ends before the run if the run is cut short."""
+    return hasattr(scheduler, "total_steps")
