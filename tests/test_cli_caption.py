@@ -142,3 +142,27 @@ def test_a_vocabulary_that_does_not_match_the_checkpoint_stops(trained, capsys):
     err = capsys.readouterr().err
     assert "vlc: error: --ckpt_path: the vocabulary does not match the checkpoint's" in err and "Traceback" not in err
     main(["validate", *DEMO, f"--ckpt_path={CKPT_DIR / 'last.ckpt'}", f"--data.vocab_file={CKPT_DIR / 'vocab.json'}"])
+
+
+def test_a_captioning_checkpoint_does_not_predict_as_a_classifier(trained, capsys):
+    os.chdir(trained)
+    config = str(CONFIGS / "predict" / "classify.yaml")
+    with pytest.raises(SystemExit) as exit_info:
+        main(["predict", "--config", config, f"--ckpt_path={CKPT_DIR / 'last.ckpt'}", f"--data.predict_dir={trained}"])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert "was trained as ImageCaptioner, but the config's model is ImageClassifier" in err
+    assert "configs/predict/caption.yaml" in err and "Traceback" not in err
+    assert not (trained / "predictions" / "classify.csv").exists()
+
+
+def test_compare_shows_caption_scores(trained, capsys):
+    os.chdir(trained)
+    main(["test", *DEMO, "--ckpt_path=last"])
+    capsys.readouterr()
+    main(["compare", "logs"])
+    header, row = capsys.readouterr().out.strip().splitlines()
+    assert "val BLEU-4" in header and "test CIDEr-D" in header and "val acc" not in header
+    cells = row.split()
+    assert cells[:3] == [str(Path("logs") / "demo-caption" / "version_0"), "fit", "complete"]
+    assert all(0.0 <= float(value) for value in cells[3:8]) and cells[8] == "4"  # scores, 4 epochs

@@ -1,7 +1,11 @@
 """User mistakes stop with one readable message naming the file or key, before training, without a traceback."""
 
 import os
+import resource
 import shutil
+import signal
+import subprocess
+import sys
 
 import pytest
 from helpers import CONFIGS, TINY_NET, write_tinyimagenet30
@@ -120,3 +124,76 @@ def test_cli_prints_no_traceback_for_nested_layout(tmp_path, monkeypatch):
     main(fit_args(tmp_path / "data"))
     assert (tmp_path / "checkpoints" / "tinyimagenet30-cnn" / "version_0" / "last.ckpt").is_file()
     assert os.listdir(tmp_path / "logs" / "tinyimagenet30-cnn")
+
+
+@pytest.mark.parametrize(
+    ("arg", "message"),
+    [
+        ("--data.batch_size=0", "data.batch_size: expected a value > 0, got 0"),
+        ("--data.batch_size=-1", "data.batch_size: expected a value > 0, got -1"),
+        ("--data.image_size=0", "data.image_size: expected a value > 0, got 0"),
+        ("--data.num_workers=-2", "data.num_workers: expected a value >= 0, got -2"),
+        ("--trainer.max_epochs=-5", "trainer.max_epochs: expected -1 (no limit) or more, got -5"),
+        ("--trainer.max_steps=-3", "trainer.max_steps: expected -1 (no limit) or more, got -3"),
+        ("--model.init_args.top_k=0", "model.top_k: expected a value > 0, got 0"),
+    ],
+)
+def test_bad_numbers_are_one_line_naming_the_key(data, capsys, arg, message):
+    assert f"vlc: error: {message}\n" in run_fails(capsys, [*fit_args(data), arg])
+    assert not (data.parent / "logs").exists()  # before anything was built
+
+
+def predict_args(ckpt, folder, *extra) -> list[str]:
+    config = str(CONFIGS / "predict" / "classify.yaml")
+    return ["predict", "--config", config, f"--ckpt_path={ckpt}", f"--data.predict_dir={folder}", *extra]
+
+
+def test_bad_numbers_and_unwritable_outputs_in_predict_stop_before_any_image_is_read(data, tmp_path, capsys):
+    main(fit_args(data))
+    ckpt = tmp_path / "checkpoints" / "tinyimagenet30-cnn" / "version_0" / "last.ckpt"
+    folder = data / "test_set"
+    (folder / "broken.jpg").write_text("not a jpeg: reading it would print a warning")
+    (tmp_path / "a_file").write_text("")
+    capsys.readouterr()
+    err = run_fails(capsys, predict_args(ckpt, folder, "--data.image_size=0"))
+    assert "vlc: error: data.image_size: expected a value > 0, got 0" in err
+    for key in ("output", "submission"):
+        err = run_fails(capsys, predict_args(ckpt, folder, f"--writer.{key}={tmp_path / 'a_file' / 'out.csv'}"))
+        assert f"vlc: error: writer.{key}: cannot write to {tmp_path / 'a_file'}/ " in err and "is a file" in err
+        assert "broken.jpg" not in err  # no image was read
+    err = run_fails(capsys, [*fit_args(data), f"--trainer.logger.init_args.save_dir={tmp_path / 'a_file'}"])
+    assert f"trainer.logger.init_args.save_dir: cannot write to {tmp_path / 'a_file'}/" in err
+
+
+def test_a_prediction_file_that_cannot_be_written_is_one_line(data, tmp_path):
+    main(fit_args(data))
+    ckpt = tmp_path / "checkpoints" / "tinyimagenet30-cnn" / "version_0" / "last.ckpt"
+    out = tmp_path / "preds.csv"
+
+    def no_room() -> None:  # like a full disk: files may not grow beyond 100 bytes
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (100, 100))
+
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "vlc",
+            *predict_args(ckpt, data / "test_set", "--data.image_size=16", f"--writer.output={out}"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        preexec_fn=no_room,
+    )
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert f"vlc: error: writer.output: cannot write {out} (File too large)" in result.stderr
+    assert not out.exists() and not list(tmp_path.glob("preds*"))  # no partial file
+
+
+def test_version_and_help_list_every_command(capsys):
+    main(["--version"])
+    assert capsys.readouterr().out.startswith("vlc 0.1.0 (torch ")
+    main(["--help"])
+    out = capsys.readouterr().out
+    assert all(f"  {command} " in out for command in ("fit", "validate", "test", "predict", "compare", "data"))

@@ -82,10 +82,12 @@ def test_sigkill_mid_epoch_then_resume_last_is_exact(reference, tmp_path, capsys
     assert killed.returncode == -9
     assert torch.load(tmp_path / LAST, weights_only=True)["global_step"] == 12  # the end of epoch 0
     assert "status: running" in (tmp_path / RUN / "run.yaml").read_text()  # killed outright: never marked complete
+    os.chdir(tmp_path)
+    main(["compare", "logs"])
+    assert capsys.readouterr().out.strip().splitlines()[1].split()[:3] == [str(RUN), "fit", "incomplete"]
     resumed = vlc(tmp_path, *FIT, "--ckpt_path=last")
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert_same_run(tmp_path, reference)
-    os.chdir(tmp_path)
     main(["compare", "logs"])
     rows = capsys.readouterr().out.strip().splitlines()
     assert len(rows) == 2 and rows[1].split()[:3] == [str(RUN), "fit", "complete"]  # one row, a complete run

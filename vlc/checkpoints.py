@@ -181,7 +181,7 @@ def check_task(checkpoint: dict, path: str, configured: type | None, subcommand:
         "fit": "resume it with the config it was trained with",
     }.get(subcommand, "evaluate it with the config it was trained with")
     raise UserError(
-        f"--ckpt_path: {path} holds a {saved.__name__} but the config's model is a {configured.__name__}; {hint}"
+        f"--ckpt_path: {path} was trained as {saved.__name__}, but the config's model is {configured.__name__}; {hint}"
     )
 
 

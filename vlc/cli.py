@@ -60,14 +60,25 @@ COMMANDS = {
 NOISE = ("Does not validate against any", "Subtypes:", "Errors:", "- Expected a <class 'NoneType'>", "Given value")
 
 
+RESTRICTION = re.compile(r"Not of type \w+: (?:(\S+) )?does not conform to restriction v([<>=]+)(\S+)")
+
+
 def _one_line(message: str) -> str:
-    """Jsonargparse's nested report as one line: ``Parser key "data": - Parser key "x": ...`` -> ``data.x: ...``."""
+    """A nested jsonargparse report in one line: ``Parser key "data": - batch_size: ...`` -> ``data.batch_size: ...``.
+
+    A number out of range (``PositiveInt``, ...) reads ``data.batch_size: expected a value > 0, got 0``.
+    """
     lines = [line.strip() for line in message.splitlines() if line.strip()]
+    given = next((line.split(":", 1)[1].strip() for line in lines if line.startswith("Given value:")), "")
     text = " ".join(line for line in lines if not line.startswith(NOISE))
     keys = re.findall(r'Parser key "([^"]+)":\s*-?\s*', text)
-    if keys:
-        text = ".".join(keys) + ": " + re.sub(r'Parser key "[^"]+":\s*-?\s*', "", text)
-    return re.sub(r"Not of type (\w+): (\S+) does not conform to restriction (\S+)", r"expected \3, got \2", text)
+    text = re.sub(r'Parser key "[^"]+":\s*-?\s*', "", text)
+    nested = re.match(r"(\w+): (.*)", text)  # the error of one of a class's arguments: "batch_size: ..."
+    if keys and nested:
+        keys, text = [*keys, nested[1]], nested[2]
+    text = RESTRICTION.sub(lambda m: f"expected a value {m[2]} {m[3]}, got {m[1] or given}", text)
+    text = re.sub(r"expected v([<>=]+)(\S+),", r"expected a value \1 \2,", text)
+    return f"{'.'.join(keys)}: {text}" if keys else text
 
 
 class VlcArgumentParser(LightningArgumentParser):

@@ -99,7 +99,7 @@ class Checkpoint(ModelCheckpoint):
     def _refresh_last(self, trainer: L.Trainer) -> None:
         if trainer.state.fn != "fit" or trainer.sanity_checking or trainer.fast_dev_run:
             return
-        if self._last_step_saved != trainer.global_step or not Path(self.last_model_path or "").is_file():
+        if self._last_step_saved != trainer.global_step:  # the same decision on every process (DDP: collective)
             self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
 
     # -- how to write a file -------------------------------------------------------------------------------

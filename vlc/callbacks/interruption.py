@@ -4,6 +4,8 @@ import signal
 import threading
 
 import lightning as L
+import torch
+import torch.distributed as dist
 
 from vlc.errors import warn
 
@@ -14,11 +16,13 @@ EXIT_CODES = {"SIGINT": 130, "SIGTERM": 143}
 class Interruption(L.Callback):
     """Turns SIGTERM and SIGINT into a graceful stop inside the training loop and an immediate one elsewhere.
 
-    Inside the training loop (after ``on_train_start``) the first signal asks Lightning to stop after the current
-    batch; ``vlc.callbacks.Checkpoint`` then writes ``last.ckpt`` and the CLI prints how to resume and exits with
-    130 (SIGINT) or 143 (SIGTERM). A second signal, or one during set-up, validation-only runs or prediction,
-    stops at once (nothing half-done is saved). Lightning alone exits 0 on SIGTERM, 1 on Ctrl-C, and ignores
-    SIGTERM outside training.
+    Inside the training loop the first signal stops the run after the current batch (after the current validation,
+    if one is running: stopping inside it would leave that epoch scored on part of the data). Lightning then raises
+    its ``SIGTERMException``, ``vlc.callbacks.Checkpoint`` writes ``last.ckpt``, and the CLI prints how to resume
+    and exits with 130 (SIGINT) or 143 (SIGTERM). Under DDP the processes agree after every batch on whether any
+    of them was signalled, so that all stop at the same step. A second signal, or one during set-up, validation
+    or test runs or prediction, stops at once (nothing half-done is saved). Lightning alone exits 0 on SIGTERM, 1 on
+    Ctrl-C, and ignores SIGTERM outside training.
 
     Use as a context manager around the trainer call: it installs its handlers on entry and restores the previous
     ones on exit. ``signal`` then names the signal received, if any.
@@ -26,7 +30,8 @@ class Interruption(L.Callback):
 
     def __init__(self) -> None:
         self.signal: str | None = None
-        self.trainer: L.Trainer | None = None
+        self.pending = False
+        self.in_loop = False
         self.previous: dict[int, object] = {}
 
     def __enter__(self) -> "Interruption":
@@ -40,23 +45,41 @@ class Interruption(L.Callback):
             signal.signal(signum, handler)
         self.previous = {}
 
-    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self.trainer = trainer
-
-    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self.trainer = None
-
-    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if self.signal is not None and self.trainer is not None:  # deferred until validation is complete
-            trainer._signal_connector.received_sigterm = True
-
     def _handle(self, signum: int, frame) -> None:
         first = self.signal is None
         self.signal = signal.Signals(signum).name
-        trainer = self.trainer
-        if not first or trainer is None or trainer.sanity_checking:
+        if not first or not self.in_loop:
             raise KeyboardInterrupt
-        # Lightning's flag stops the run after the current training batch; during validation (where it would stop
-        # in the middle, and a resumed run would score the epoch on part of the data) it waits until the end
-        trainer._signal_connector.received_sigterm = not trainer.validating
+        self.pending = True
         warn(f"{self.signal} received: stopping after the current batch and saving a checkpoint")
+
+    # -- the training loop: when a pending signal stops the run ----------------------------------------------
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.in_loop = not trainer.sanity_checking
+        if self.previous:  # replace the handler Lightning installed for the run: the stop is decided here
+            signal.signal(signal.SIGTERM, self._handle)
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.in_loop = False
+
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs, batch, batch_idx) -> None:
+        self._agree(trainer)
+
+    def on_validation_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.held, trainer._signal_connector.received_sigterm = trainer.received_sigterm, False  # not mid-way
+
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        trainer._signal_connector.received_sigterm = getattr(self, "held", False)
+        self._agree(trainer)
+
+    def _agree(self, trainer: L.Trainer) -> None:
+        """Set Lightning's stop flag (it stops after this batch) when this or, under DDP, any process was signalled."""
+        if not self.in_loop:
+            return
+        stop = self.pending
+        if trainer.world_size > 1 and dist.is_available() and dist.is_initialized():
+            flag = torch.tensor([int(stop)], device=trainer.strategy.root_device)
+            dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+            stop = bool(flag.item())
+        if stop:
+            trainer._signal_connector.received_sigterm = True

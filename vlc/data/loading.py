@@ -11,18 +11,18 @@ with the same augmentation, as a run never interrupted. Three things make it so:
   (``vlc.callbacks.StepSeed``).
 """
 
+import os
 from collections.abc import Callable
 
 import lightning as L
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset, Sampler
+import torch.distributed as dist
+from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 
 def run_seed() -> int:
     """The seed of the run (``seed_everything``, kept by Lightning in ``PL_GLOBAL_SEED``; 0 when unset)."""
-    import os
-
     return int(os.environ.get("PL_GLOBAL_SEED", 0))
 
 
@@ -31,12 +31,15 @@ def mix(*numbers: int) -> int:
     return int(np.random.SeedSequence([abs(int(n)) for n in numbers]).generate_state(2, np.uint64)[0] >> np.uint64(1))
 
 
-class EpochSampler(Sampler[int]):
+class EpochSampler(DistributedSampler):
     """The indices ``0..n-1``, shuffled by ``(seed, epoch)`` alone (or in order), resumable in mid-epoch.
 
-    Lightning calls :meth:`set_epoch` before each epoch. ``start_at``, when given, is asked once, when the first
-    epoch is iterated (after Lightning has restored a checkpoint: the loader itself may be built before), for
-    ``(epoch, indices of it already consumed)``; those indices are skipped.
+    Under DDP each process takes every ``world_size``-th index of the same order (padded like torch's
+    ``DistributedSampler``); being one, it is left in place by Lightning, which would otherwise wrap it in a sampler
+    of its own that reshuffles. Lightning calls :meth:`set_epoch` before each epoch. ``start_at``, when given, is
+    asked once, when the first epoch is iterated (after Lightning has restored a checkpoint: the loader itself may be
+    built before), for ``(epoch, indices of this process's share already consumed)``; the iteration starts after
+    those.
 
     Args:
         n: dataset size.
@@ -47,26 +50,39 @@ class EpochSampler(Sampler[int]):
     """
 
     def __init__(self, n: int, shuffle: bool, seed: int, start_at: Callable[[], tuple[int, int]] | None = None):
+        # not DistributedSampler.__init__, which needs the process group: the ranks are read when iterating
         self.n, self.shuffle, self.seed, self.start_at, self.epoch = n, shuffle, seed, start_at, 0
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
+    @staticmethod
+    def ranks() -> tuple[int, int]:
+        """``(rank, world size)`` of this process (``(0, 1)`` without DDP)."""
+        if dist.is_available() and dist.is_initialized():
+            return dist.get_rank(), dist.get_world_size()
+        return 0, 1
+
     def order(self) -> torch.Tensor:
-        """This epoch's whole order."""
-        if not self.shuffle:
-            return torch.arange(self.n)
-        return torch.randperm(self.n, generator=torch.Generator().manual_seed(mix(self.seed, self.epoch)))
+        """This epoch's order of this process's share."""
+        order = torch.arange(self.n)
+        if self.shuffle:
+            order = torch.randperm(self.n, generator=torch.Generator().manual_seed(mix(self.seed, self.epoch)))
+        rank, world = self.ranks()
+        order = torch.cat([order, order[: len(self) * world - self.n]])  # every process gets as many
+        return order[rank::world]
 
     def __iter__(self):
         start = 0
         if self.start_at is not None:  # the first iteration of a run
             self.epoch, start = self.start_at()
             self.start_at = None
-        return iter(self.order()[start:].tolist())
+        # the consumed indices move to the end: Lightning, which counts a resumed epoch's batches from where it
+        # stopped, ends the epoch before reaching them
+        return iter(self.order().roll(-start).tolist())
 
     def __len__(self) -> int:
-        return self.n  # the whole epoch: Lightning counts a resumed epoch's batches from where it stopped
+        return -(-self.n // self.ranks()[1])
 
 
 def resume_position(trainer: L.Trainer) -> tuple[int, int]:
@@ -99,7 +115,7 @@ def make_loader(
 
     def start_at() -> tuple[int, int]:
         epoch, done = resume_position(trainer)
-        return epoch, done * batch_size * trainer.world_size  # under DDP each rank took every world_size-th index
+        return epoch, done * batch_size
 
     sampler = EpochSampler(len(dataset), shuffle, seed, start_at if shuffle and trainer is not None else None)
     return DataLoader(
