@@ -230,6 +230,8 @@ class VlcCLI(LightningCLI):
 
     def _report_interruption(self, signal_name: str) -> None:
         trainer = self.trainer
+        if not trainer.is_global_zero:
+            return
         where = f"at epoch {trainer.current_epoch}, step {trainer.global_step}"
         callback = trainer.checkpoint_callback
         saved = callback.last_model_path if isinstance(callback, Checkpoint) else ""

@@ -32,7 +32,7 @@ from vlc.models.encoders import ImageEncoder
 from vlc.models.feature_cache import FeatureCache
 from vlc.models.glove import load_glove
 from vlc.models.lstm_decoder import LSTMDecoder, shift_captions
-from vlc.tasks.hparams import log_final_hparams, plain
+from vlc.tasks.hparams import log_final_hparams, log_parameter_counts, plain
 from vlc.tasks.optim import configure
 
 
@@ -312,6 +312,7 @@ class ImageCaptioner(L.LightningModule):
     # -- feature cache, vocabulary files, optimisation and checkpoints --------------------------------------
     def on_fit_start(self) -> None:
         hp = self.hparams
+        log_parameter_counts(self, f"freeze_encoder: {str(hp.freeze_encoder).lower()}")
         if hp.freeze_encoder:
             warnings.filterwarnings("ignore", r"Found \d+ module\(s\) in eval mode")  # the frozen encoder: intended
         if hp.freeze_encoder and hp.feature_cache != "off":

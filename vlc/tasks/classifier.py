@@ -22,9 +22,9 @@ from torchmetrics.classification import (
 from vlc.errors import UserError
 from vlc.metrics.figures import confusion_matrix_figure, log_figure, roc_figure
 from vlc.models.cnn import ResidualCNN
-from vlc.tasks.hparams import log_final_hparams, plain
+from vlc.tasks.hparams import log_final_hparams, log_parameter_counts, plain
 from vlc.tasks.optim import configure, default_optimizer
-from vlc.tasks.transfer import batch_norms, freeze_layers, load_features, param_groups, parameter_counts
+from vlc.tasks.transfer import batch_norms, freeze_layers, load_features, param_groups
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -142,11 +142,7 @@ class ImageClassifier(L.LightningModule):
             report = load_features(self.net, self.hparams.init_from)
             if self.trainer.is_global_zero:
                 print(report.summary())
-        trainable, frozen = parameter_counts(self)
-        if self.trainer.is_global_zero:
-            print(f"parameters: {trainable:,} trainable, {frozen:,} frozen (freeze: {self.hparams.freeze})")
-        for logger in self.loggers if self.trainer.ckpt_path is None else []:  # read back by 'vlc compare'
-            logger.log_metrics({"params/trainable": trainable, "params/frozen": frozen}, step=0)
+        log_parameter_counts(self, f"freeze: {self.hparams.freeze}")
         if self.frozen_batch_norms:  # Lightning warns about modules in eval mode; here that is intended
             warnings.filterwarnings("ignore", r"Found \d+ module\(s\) in eval mode")
 

@@ -1,9 +1,11 @@
-"""Hyper-parameters: plain values for checkpoints, and the final validation scores for TensorBoard's HPARAMS tab."""
+"""Hyper-parameters and parameter counts for comparing runs, and plain values for checkpoints."""
 
 from collections.abc import Mapping
 from typing import Any
 
 import lightning as L
+
+from vlc.tasks.transfer import parameter_counts
 
 
 def log_final_hparams(module: L.LightningModule, hparams: Mapping) -> None:
@@ -16,6 +18,15 @@ def log_final_hparams(module: L.LightningModule, hparams: Mapping) -> None:
         scores[f"hp/best_{checkpoint.monitor.replace('/', '_')}"] = float(checkpoint.best_model_score)
     if scores and module.logger is not None:
         module.logger.log_hyperparams(hparams, scores)
+
+
+def log_parameter_counts(module: L.LightningModule, note: str) -> None:
+    """Print the trainable and frozen parameter counts and log them once per run (``vlc compare`` reads them)."""
+    trainable, frozen = parameter_counts(module)
+    if module.trainer.is_global_zero:
+        print(f"parameters: {trainable:,} trainable, {frozen:,} frozen ({note})")
+    for logger in module.loggers if module.trainer.ckpt_path is None else []:  # a resumed run logged them already
+        logger.log_metrics({"params/trainable": trainable, "params/frozen": frozen}, step=0)
 
 
 def plain(value: Any) -> Any:

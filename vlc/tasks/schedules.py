@@ -2,7 +2,6 @@
 
 import math
 
-import torch
 from torch.optim.lr_scheduler import OneCycleLR as TorchOneCycleLR
 
 from vlc.errors import warn
@@ -76,8 +75,3 @@ class OneCycleLR(TorchOneCycleLR):
 
 def _fmt(value: float) -> str:
     return f"{value:.3g}" if math.isfinite(value) else str(value)
-
-
-def is_step_sized(scheduler: torch.optim.lr_scheduler.LRScheduler) -> bool:
-    """Whether ``scheduler`` has a fixed length in steps that ends before the run if the run is cut short."""
-    return hasattr(scheduler, "total_steps")
