@@ -153,3 +153,13 @@ def test_a_checkpoint_that_cannot_be_written_is_one_line_and_the_previous_one_st
     assert "File too large; the previous one is kept" in result.stderr
     assert LAST.read_bytes() == before  # intact: the write went to a temporary file beside it
     assert len(list(LAST.parent.iterdir())) == 2  # last and the first best: no partial file left
+
+
+def test_a_checkpoint_of_an_older_vlc_without_training_averages_still_loads(data, tmp_path, capsys):
+    main(fit_args(data))
+    old = torch.load(LAST, weights_only=True)
+    old["state_dict"] = {k: v for k, v in old["state_dict"].items() if not k.startswith(("train_loss", "train_acc"))}
+    torch.save(old, tmp_path / "old.ckpt")
+    capsys.readouterr()
+    main(["validate", *fit_args(data)[1:], f"--ckpt_path={tmp_path / 'old.ckpt'}"])
+    assert "val/acc" in capsys.readouterr().out

@@ -70,6 +70,7 @@ def assert_same_run(work: Path, reference: tuple[Path, dict]) -> None:
     assert torch.load(work / LAST, weights_only=True)["global_step"] == 36
     assert [p.name for p in (work / "logs" / "demo-classify").iterdir()] == ["version_0"]  # one run
     got = curves(work / RUN)
+    assert set(got) == set(ref_curves)
     for tag in ("val/acc", "val/loss", "train/loss_step", "train/loss_epoch", "lr-SGD"):
         assert got[tag] == ref_curves[tag], tag  # identical values at the same steps, none duplicated
     ours = torch.load(work / LAST, weights_only=True)["state_dict"]
@@ -105,3 +106,16 @@ def test_sigterm_and_ctrl_c_save_mid_epoch_and_resume_exactly(reference, tmp_pat
     resumed = vlc(tmp_path, *FIT, f"--ckpt_path={LAST}")
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert_same_run(tmp_path, reference)
+
+
+def test_resume_with_worker_processes_and_validation_every_other_epoch_is_exact(tmp_path):
+    options = ["--data.init_args.num_workers=1", "--trainer.check_val_every_n_epoch=2"]  # last.ckpt after validation
+    (tmp_path / "reference").mkdir()
+    (tmp_path / "killed").mkdir()
+    reference = vlc(tmp_path / "reference", *FIT, *options)
+    assert reference.returncode == 0, reference.stderr[-2000:]
+    assert vlc(tmp_path / "killed", *FIT, *options, *fault(29, "SIGKILL")).returncode == -9
+    assert torch.load(tmp_path / "killed" / LAST, weights_only=True)["global_step"] == 24
+    resumed = vlc(tmp_path / "killed", *FIT, *options, "--ckpt_path=last")
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert_same_run(tmp_path / "killed", (tmp_path / "reference", curves(tmp_path / "reference" / RUN)))

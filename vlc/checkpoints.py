@@ -19,6 +19,20 @@ KEYWORDS = ("last", "best", "auto")
 """``--ckpt_path`` values vlc resolves itself (besides a file or a folder)."""
 
 
+# -- where runs keep their checkpoints --------------------------------------------------------------------------
+def experiment_folder(name: str | None) -> Path:
+    """``checkpoints/<experiment>``: where the runs of an experiment (the logger's name) keep their checkpoints.
+
+    Without a logger (``logger: false``) there are no run names: ``checkpoints/`` itself.
+    """
+    return CHECKPOINTS / name if name else CHECKPOINTS
+
+
+def run_folder(name: str | None, version: str | None) -> Path:
+    """``checkpoints/<experiment>/<version>``: the checkpoint folder of one run."""
+    return experiment_folder(name) / version if name and version else experiment_folder(name)
+
+
 # -- finding ---------------------------------------------------------------------------------------------------
 def newest_run(folder: Path) -> Path | None:
     """The run folder under ``folder`` (itself, or one level down) whose ``last.ckpt`` is the newest."""
@@ -28,7 +42,15 @@ def newest_run(folder: Path) -> Path | None:
 
 
 def best_in(run: Path) -> Path | None:
-    """The best checkpoint (``best-*.ckpt``, the newest if several) of a run folder."""
+    """The best checkpoint of a run folder: the one its ``last.ckpt`` names as best, or the newest ``best*.ckpt``."""
+    try:
+        states = torch.load(run / LAST, map_location="cpu", weights_only=True, mmap=True).get("callbacks", {})
+    except Exception:  # no readable last.ckpt: fall back on the file names
+        states = {}
+    for state in states.values():
+        named = run / Path(str(state.get("best_model_path") or "")).name if isinstance(state, dict) else run
+        if named != run and named.is_file():
+            return named
     best = sorted(run.glob("best*.ckpt"), key=lambda p: p.stat().st_mtime)
     return best[-1] if best else None
 
@@ -201,7 +223,7 @@ def check_fits(module: torch.nn.Module, checkpoint: dict, path: str) -> None:
     if saved.get("vocab") is not None and current.get("vocab") is not None:
         _check_vocab(saved["vocab"], current["vocab"], path)
     weights, own = checkpoint["state_dict"], module.state_dict()
-    missing = [k for k in own if k not in weights]
+    missing = [k for k in own if k not in weights and k not in metric_keys(module)]
     unexpected = [k for k in weights if k not in own]
     shapes = [
         f"{k} {tuple(weights[k].shape)} vs {tuple(own[k].shape)}"
@@ -235,8 +257,23 @@ def _check_vocab(saved: dict, current: dict, path: str) -> None:
 
 
 def list_or(value: Any) -> Any:
-    """Tuples as lists (hyper-parameters read back from a checkpoint may be either)."""
-    return list(value) if isinstance(value, (list, tuple)) else value
+    """Tuples as lists, nested too (values read from YAML or from a checkpoint may be either)."""
+    return [list_or(v) for v in value] if isinstance(value, (list, tuple)) else value
+
+
+def metric_keys(module: torch.nn.Module) -> set[str]:
+    """The state-dict keys of the torchmetrics objects of ``module`` (training averages saved in checkpoints)."""
+    from torchmetrics import Metric
+
+    prefixes = tuple(f"{name}." for name, sub in module.named_modules() if isinstance(sub, Metric) and name)
+    return {key for key in module.state_dict() if key.startswith(prefixes)}
+
+
+def fill_metric_states(module: torch.nn.Module, checkpoint: dict) -> None:
+    """Give a checkpoint written before metric states were saved (older vlc) the module's fresh ones, so it loads."""
+    state, own = checkpoint.get("state_dict", {}), module.state_dict()
+    for key in metric_keys(module) - set(state):
+        state[key] = own[key]
 
 
 def _difference(saved: dict, current: dict) -> str:

@@ -101,11 +101,6 @@ def _flat(value, prefix: str = "") -> dict:
     return out
 
 
-def _plain(value):
-    """Tuples as lists, for comparing values that went through YAML and through a checkpoint."""
-    return [_plain(v) for v in value] if isinstance(value, (list, tuple)) else value
-
-
 class VlcCLI(LightningCLI):
     """LightningCLI with vlc's links, defaults, checkpoint handling, signals and messages."""
 
@@ -164,7 +159,7 @@ class VlcCLI(LightningCLI):
             if key != "class_path"
             and key.split(".")[-1] not in LINKED
             and key in now
-            and _plain(now[key]) != _plain(given[key])
+            and checkpoints.list_or(now[key]) != checkpoints.list_or(given[key])
         ]
         if replaced:
             print(f"vlc: note: the checkpoint's values replace model.{'; model.'.join(replaced)}", file=sys.stderr)
@@ -184,8 +179,11 @@ class VlcCLI(LightningCLI):
             if args is not None and "Checkpoint" in callback.class_path and args.get("dirpath"):
                 return Path(args.dirpath)
         logger = config.trainer.get("logger")
-        name = logger.init_args.get("name") if isinstance(logger, Namespace) and "init_args" in logger else None
-        return checkpoints.CHECKPOINTS / str(name or "default")
+        if isinstance(logger, Namespace):
+            name = (logger.get("init_args") or {}).get("name", "lightning_logs")  # Lightning's default name
+        else:
+            name = "lightning_logs" if logger is True else None  # false: no logger, no run names
+        return checkpoints.experiment_folder(name)
 
     # -- checks and run folders, before anything is built -------------------------------------------------------
     def before_instantiate_classes(self) -> None:
@@ -316,7 +314,7 @@ def _cli(argv: list[str], args: ArgsType) -> VlcCLI:
         seed_everything_default=0,
         trainer_defaults={**TRAINER_DEFAULTS, "callbacks": always},
         save_config_callback=RunRecord,
-        save_config_kwargs={"overwrite": True, "command": argv},
+        save_config_kwargs={"overwrite": True, "command": argv, "linked": LINKED},
         parser_class=VlcArgumentParser,
         auto_configure_optimizers=False,
         args=args,

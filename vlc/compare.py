@@ -2,7 +2,7 @@
 
 A run is a log folder holding a ``fit``'s event files (``logs/<experiment>/<version>``); the sessions of a resumed
 run are one run (TensorBoard drops what a resumed session replaced). The ``validate/`` and ``test/`` folders inside a
-run hold the evaluations of its checkpoints: the newest one's scores join the run's row. A ``validate`` or ``test`` of
+run hold the evaluations of its checkpoints: the newest test's scores join the run's row. A ``validate`` or ``test`` of
 a checkpoint whose run is unknown is a row of its own. ``run.yaml`` (``vlc.callbacks.RunRecord``) gives each run's
 status (``complete``; ``incomplete``: still running, or killed; ``interrupted``; ``diverged``; ``failed``), its
 epochs and its training time.

@@ -8,9 +8,8 @@ import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
+from vlc.checkpoints import LAST, run_folder
 from vlc.errors import Diverged, UserError
-
-LAST = "last.ckpt"
 
 
 def run_name(trainer: L.Trainer) -> dict[str, str] | None:
@@ -20,12 +19,6 @@ def run_name(trainer: L.Trainer) -> dict[str, str] | None:
         return None
     version = logger.version if isinstance(logger.version, str) else f"version_{logger.version}"
     return {"name": str(logger.name), "version": version}
-
-
-def run_folder(trainer: L.Trainer, root: str = "checkpoints") -> str:
-    """``checkpoints/<experiment>/<version>``: the checkpoint folder of the run that ``trainer`` logs as."""
-    run = run_name(trainer)
-    return os.path.join(root, run["name"], run["version"]) if run else os.path.join(trainer.default_root_dir, root)
 
 
 def finite_state(module: torch.nn.Module) -> bool:
@@ -50,7 +43,7 @@ class Checkpoint(ModelCheckpoint):
         monitor: the metric that ranks ``best`` checkpoints, e.g. ``val/acc``.
         mode: ``max`` or ``min``: whether a larger value of ``monitor`` is better.
         filename: name of the best checkpoints, with metrics in braces, e.g. ``best-epoch{epoch:02d}``.
-        save_top_k: how many best checkpoints to keep.
+        save_top_k: how many best checkpoints to keep (none without ``monitor``).
         dirpath: a fixed folder for the checkpoints (default: the run's own folder, see above).
     """
 
@@ -67,7 +60,7 @@ class Checkpoint(ModelCheckpoint):
             filename=filename,
             monitor=monitor,
             mode=mode,
-            save_top_k=save_top_k,
+            save_top_k=save_top_k if monitor else 0,  # without a metric, "best" would only repeat last.ckpt
             save_last=True,
             auto_insert_metric_name=False,
             enable_version_counter=False,  # one run, one folder: last.ckpt is always called last.ckpt
@@ -77,14 +70,29 @@ class Checkpoint(ModelCheckpoint):
 
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         if not self.fixed_dirpath:
-            self.dirpath = run_folder(trainer)
+            run = run_name(trainer) or {}
+            self.dirpath = str(run_folder(run.get("name"), run.get("version")))
         super().setup(trainer, pl_module, stage)
 
     def on_save_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict) -> None:
-        """Record the run in every checkpoint: resuming continues its logs, evaluating files results under it."""
+        """Record the run and the latest validation scores in every checkpoint.
+
+        A resumed run continues the run's logs and an evaluation files its results under it; a resumed run that
+        validates no more still reports the latest validation scores at its end, as an uninterrupted one does.
+        """
         run = run_name(trainer)
         if run is not None:
             checkpoint["vlc_run"] = run
+        metrics = trainer.callback_metrics.items()
+        checkpoint["vlc_val_scores"] = {k: float(v) for k, v in metrics if k.startswith("val/") and v.numel() == 1}
+
+    def on_load_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict) -> None:
+        self.restored_scores = checkpoint.get("vlc_val_scores", {})
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        super().on_train_start(trainer, pl_module)
+        for key, value in getattr(self, "restored_scores", {}).items():  # Lightning starts each fit with none
+            trainer.callback_metrics.setdefault(key, torch.tensor(value))
 
     # -- when to write last.ckpt ---------------------------------------------------------------------------
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
@@ -92,8 +100,9 @@ class Checkpoint(ModelCheckpoint):
         self._refresh_last(trainer)
 
     def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
-        interrupted = isinstance(exception, (SIGTERMException, KeyboardInterrupt))
-        if interrupted and not trainer.sanity_checking and trainer.global_step > 0:
+        # the graceful stop after a batch (vlc.callbacks.Interruption); an immediate one (KeyboardInterrupt) may come
+        # in the middle of a step or a restore: nothing is saved then
+        if isinstance(exception, SIGTERMException) and not trainer.sanity_checking and trainer.global_step > 0:
             self._refresh_last(trainer)
 
     def _refresh_last(self, trainer: L.Trainer) -> None:
@@ -115,7 +124,9 @@ class Checkpoint(ModelCheckpoint):
             super()._save_checkpoint(trainer, temporary)
             if trainer.is_global_zero:
                 os.replace(temporary, filepath)  # atomic: same folder, same filesystem
-        except (OSError, RuntimeError) as err:  # torch reports a failed write as a RuntimeError
+        except (OSError, RuntimeError) as err:
+            if isinstance(err, RuntimeError) and "write" not in str(err).lower():  # torch's failed writes say so
+                raise
             if trainer.is_global_zero and os.path.exists(temporary):
                 os.remove(temporary)
             raise UserError(

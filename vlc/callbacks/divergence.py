@@ -2,6 +2,7 @@
 
 import lightning as L
 import torch
+import torch.distributed as dist
 
 from vlc.errors import Diverged
 
@@ -10,12 +11,18 @@ class StopOnDivergence(L.Callback):
     """Raises :class:`~vlc.errors.Diverged` at the first training step whose loss is NaN or infinite.
 
     The run stops at once with one line (epoch, step, loss and what to try); the checkpoints written so far are
-    kept, and ``vlc.callbacks.Checkpoint`` never writes the broken weights.
+    kept, and ``vlc.callbacks.Checkpoint`` never writes the broken weights. Under DDP the processes agree, so that
+    all of them stop.
     """
 
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs, batch, batch_idx) -> None:
         loss = outputs.get("loss") if isinstance(outputs, dict) else outputs
-        if isinstance(loss, torch.Tensor) and not torch.isfinite(loss).all():
+        if not isinstance(loss, torch.Tensor):
+            return
+        broken = (~torch.isfinite(loss.detach())).any().reshape(1).int()
+        if trainer.world_size > 1 and dist.is_available() and dist.is_initialized():
+            dist.all_reduce(broken, op=dist.ReduceOp.MAX)  # every process stops at the same step
+        if broken.item():
             raise Diverged(
                 f"training diverged at epoch {trainer.current_epoch}, step {trainer.global_step}: the loss is "
                 f"{loss.float().item()}; the checkpoints written so far are kept. Try a lower learning rate "

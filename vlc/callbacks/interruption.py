@@ -74,7 +74,7 @@ class Interruption(L.Callback):
 
     def _agree(self, trainer: L.Trainer) -> None:
         """Set Lightning's stop flag (it stops after this batch) when this or, under DDP, any process was signalled."""
-        if not self.in_loop:
+        if not self.in_loop or trainer.fit_loop._should_accumulate():  # never between accumulated batches
             return
         stop = self.pending
         if trainer.world_size > 1 and dist.is_available() and dist.is_initialized():

@@ -14,11 +14,10 @@ import yaml
 from lightning.pytorch.cli import SaveConfigCallback
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
-from vlc.errors import Diverged
+from vlc.errors import Diverged, warn
 
 RUN_FILE = "run.yaml"
 PACKAGES = ("vlc", "torch", "torchvision", "lightning", "torchmetrics", "numpy", "pillow")
-LINKED = ("num_classes", "class_names", "vocab")
 
 
 def package_versions() -> dict[str, str]:
@@ -87,14 +86,16 @@ class RunRecord(SaveConfigCallback):
         parser: the CLI's parser (saves ``config.yaml``).
         config: the parsed config of the subcommand.
         command: the command line, recorded as typed.
+        linked: the model arguments that the CLI links from the data module (recorded; a vocabulary by its size).
         **kwargs: ``SaveConfigCallback``'s options (``overwrite``, ...).
     """
 
-    def __init__(self, parser, config, command: list[str] | None = None, **kwargs) -> None:
+    def __init__(self, parser, config, command: list[str] | None = None, linked: tuple = (), **kwargs) -> None:
         super().__init__(parser, config, **kwargs)
-        self.command = command or []
+        self.command, self.linked = command or [], linked
         self.record: dict = {}
         self.folder: Path | None = None
+        self.write_failed = False
         self.started = time.monotonic()
 
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
@@ -105,9 +106,9 @@ class RunRecord(SaveConfigCallback):
 
     def save_config(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         hparams = pl_module.hparams
-        linked = {key: hparams[key] for key in LINKED[:2] if hparams.get(key) is not None}
-        if hparams.get("vocab") is not None:
-            linked["vocab"] = f"{len(hparams['vocab'].get('words', []))} words (vocab.json)"
+        linked = {key: hparams[key] for key in self.linked if hparams.get(key) is not None}
+        if "vocab" in linked:
+            linked["vocab"] = f"{len(linked['vocab'].get('words', []))} words (vocab.json)"
         previous = read_run(self.folder) if stage == "fit" else {}  # a resumed run adds a session
         session = {
             "command": " ".join(["vlc", *self.command]),
@@ -150,7 +151,7 @@ class RunRecord(SaveConfigCallback):
         session["seconds"] = round(time.monotonic() - self.started, 1)
         session["status"] = self.record["status"] = status
         if self.record["stage"] == "fit":
-            self.record["epochs"] = trainer.fit_loop.epoch_progress.current.completed
+            self.record["epochs"] = trainer.fit_loop.epoch_progress.current.processed
             self.record["steps"] = trainer.global_step
         self._write(trainer)
 
@@ -159,5 +160,10 @@ class RunRecord(SaveConfigCallback):
             return
         path = self.folder / RUN_FILE
         temporary = path.with_suffix(".tmp")
-        temporary.write_text(yaml.dump(self.record, Dumper=_Dumper, sort_keys=False, width=120))
-        os.replace(temporary, path)
+        try:
+            temporary.write_text(yaml.dump(self.record, Dumper=_Dumper, sort_keys=False, width=120))
+            os.replace(temporary, path)
+        except OSError as err:  # a record is not worth stopping the run for (a checkpoint write will say more)
+            if not self.write_failed:
+                warn(f"cannot write {path} ({err.strerror or err}); the run goes on")
+            self.write_failed = True

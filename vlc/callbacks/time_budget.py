@@ -1,5 +1,6 @@
 """Warns early when ``trainer.max_time`` will stop a run before its planned epochs, and its schedule, end."""
 
+import math
 import time
 
 import lightning as L
@@ -42,25 +43,19 @@ class TimeBudgetCheck(L.Callback):
 
     def _check(self, trainer: L.Trainer, unit: str) -> None:
         timer = next((cb for cb in trainer.callbacks if isinstance(cb, Timer)), None)
-        if self.warned or timer is None or timer.time_remaining() is None or trainer.max_epochs in (None, -1):
+        total = trainer.estimated_stepping_batches  # optimizer steps planned by max_epochs or max_steps
+        if self.warned or timer is None or timer.time_remaining() is None or math.isinf(total):
             return
-        elapsed = time.monotonic() - self.start[0]
-        steps_done = trainer.global_step - self.start[1]
-        per_epoch = trainer.num_training_batches
-        if unit == "steps":
-            remaining = (trainer.max_epochs * per_epoch - trainer.global_step) * elapsed / max(1, steps_done)
-        else:
-            remaining = (trainer.max_epochs - trainer.current_epoch - 1) * elapsed
-        if remaining <= timer.time_remaining():
+        rate = (time.monotonic() - self.start[0]) / max(1, trainer.global_step - self.start[1])  # s per step
+        left = timer.time_remaining()
+        if (total - trainer.global_step) * rate <= left:
             return
         self.warned = True
-        left = timer.time_remaining()
-        rate = elapsed / max(1, steps_done)
-        stop_epoch = trainer.current_epoch + left / max(rate * per_epoch, 1e-9)
-        note = " (validation not counted)" if unit == "steps" else ""
+        reach = min(total, trainer.global_step + left / rate)
+        note = " (validation not counted yet)" if unit == "steps" else ""
         warn(
-            f"trainer.max_time ({_minutes(timer._duration)}) will stop this run at about epoch "
-            f"{min(stop_epoch, trainer.max_epochs):.0f} of {trainer.max_epochs}: the rest needs about "
-            f"{_minutes(remaining)} at {rate:.2f} s per step{note}, only {_minutes(left)} are left, and the "
-            "learning-rate schedule will not finish. Raise trainer.max_time or lower trainer.max_epochs"
+            f"trainer.max_time ({_minutes(timer._duration)}) will stop this run after about {reach:.0f} of its "
+            f"{total} steps ({reach / total:.0%}): at {rate:.2f} s per step{note} the rest needs about "
+            f"{_minutes((total - trainer.global_step) * rate)} and {_minutes(left)} are left, so the learning-rate "
+            "schedule will not finish. Raise trainer.max_time or lower trainer.max_epochs"
         )

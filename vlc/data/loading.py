@@ -91,10 +91,10 @@ def resume_position(trainer: L.Trainer) -> tuple[int, int]:
     Read from Lightning's progress counters, which a resumed run has restored from its checkpoint before the
     training loader is first iterated.
     """
-    epochs = trainer.fit_loop.epoch_progress.current
-    if epochs.processed < epochs.ready:  # stopped inside epoch `processed` (a mid-epoch checkpoint)
-        return epochs.processed, trainer.fit_loop.epoch_loop.batch_progress.current.completed
-    return epochs.processed, 0  # a fresh run, or one saved at the end of an epoch
+    epochs, batches = trainer.fit_loop.epoch_progress.current, trainer.fit_loop.epoch_loop.batch_progress
+    if epochs.processed < epochs.ready and not batches.is_last_batch:  # saved inside epoch `processed`
+        return epochs.processed, batches.current.completed
+    return epochs.ready, 0  # a fresh run, or one saved at the end of an epoch (after or before Lightning counted it)
 
 
 def make_loader(

@@ -17,6 +17,7 @@ from torch import nn
 from torchmetrics import MeanMetric
 from torchmetrics.text import Perplexity
 
+from vlc.checkpoints import fill_metric_states
 from vlc.data.vocab import Vocabulary
 from vlc.errors import UserError, warn
 from vlc.metrics.bleu import CorpusBLEU
@@ -365,6 +366,7 @@ class ImageCaptioner(L.LightningModule):
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         """Restore the GloVe vectors that caption cosine similarity scores with (the CLI checks the vocabulary)."""
+        fill_metric_states(self, checkpoint)
         if "glove" in checkpoint and not hasattr(self, "glove"):
             self.register_buffer("glove", checkpoint["glove"].to(self.device), persistent=False)
             for metrics in (self.val_metrics, self.test_metrics):

@@ -19,6 +19,7 @@ from torchmetrics.classification import (
     MulticlassROC,
 )
 
+from vlc.checkpoints import fill_metric_states
 from vlc.errors import UserError
 from vlc.metrics.figures import confusion_matrix_figure, log_figure, roc_figure
 from vlc.models.cnn import ResidualCNN
@@ -227,3 +228,6 @@ class ImageClassifier(L.LightningModule):
     def configure_optimizers(self):
         params = param_groups(self, self.hparams.pretrained_lr_scale)
         return configure(self, params, self.optimizer, self.scheduler, self.hparams.scheduler_interval)
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        fill_metric_states(self, checkpoint)  # checkpoints of older vlc versions hold no training averages

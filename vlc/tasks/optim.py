@@ -49,9 +49,10 @@ def run_length(trainer: L.Trainer, interval: str) -> int:
     """
     length = trainer.estimated_stepping_batches if interval == "step" else trainer.max_epochs
     if length is None or length < 0 or math.isinf(length):
+        needed = "trainer.max_epochs or trainer.max_steps" if interval == "step" else "trainer.max_epochs"
         raise UserError(
-            "model.scheduler: a schedule sized to the run needs its length: set trainer.max_epochs or "
-            "trainer.max_steps (or the scheduler's total_steps)"
+            f"model.scheduler: a schedule sized to the run needs its length: set {needed} (or the scheduler's "
+            "total_steps)"
         )
     return max(1, int(length))
 
