@@ -21,6 +21,7 @@ from jsonargparse import Namespace
 from lightning.pytorch.cli import ArgsType, LightningArgumentParser, LightningCLI
 from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.strategies.launchers import _MultiProcessingLauncher
+from lightning.pytorch.utilities.exceptions import MisconfigurationException
 
 from vlc import checkpoints
 from vlc.callbacks.checkpoint import Checkpoint
@@ -367,6 +368,9 @@ def main(args: ArgsType = None) -> None:
     except KeyboardInterrupt:
         print("vlc: interrupted (SIGINT)", file=sys.stderr)
         raise SystemExit(EXIT_CODES["SIGINT"]) from None
+    except MisconfigurationException as err:  # Lightning's word for a trainer setting that cannot work
+        print(f"vlc: error: {' '.join(str(err).split())}", file=sys.stderr)
+        raise SystemExit(2) from None
     except Exception as err:
         user_error = find_user_error(err)
         if user_error is None:
