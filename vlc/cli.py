@@ -237,21 +237,23 @@ class VlcCLI(LightningCLI):
         if self.subcommand != "fit" or not saved or not Path(saved).is_file():
             print(f"vlc: interrupted by {signal_name} {where}; nothing was saved", file=sys.stderr)
             return
-        print(f"vlc: interrupted by {signal_name} {where}; the progress is saved in {saved}", file=sys.stderr)
+        if callback.last_step_saved == trainer.global_step:
+            print(f"vlc: interrupted by {signal_name} {where}; the progress is saved in {saved}", file=sys.stderr)
+        else:  # an immediate stop: what the run saved before
+            print(f"vlc: interrupted by {signal_name} {where}; the newest checkpoint is {saved}", file=sys.stderr)
         print(f"resume with: {self._command('fit', saved)}", file=sys.stderr)
 
-    def _command(self, subcommand: str, ckpt: str, config: str | None = None) -> str:
-        """This run's command line for ``subcommand`` with ``--ckpt_path ckpt`` (and another ``--config``)."""
+    def _command(self, subcommand: str, ckpt: str) -> str:
+        """This run's command line for ``subcommand``, with ``--ckpt_path ckpt``."""
         args, skip = [], False
         for arg in self.argv[1:]:
             if skip:
                 skip = False
-            elif arg.startswith("--ckpt_path") or (config and arg.startswith("--config")):
+            elif arg.startswith("--ckpt_path"):
                 skip = "=" not in arg
             else:
                 args.append(arg)
-        head = [program(), subcommand] + (["--config", config] if config else [])
-        return shlex.join([*head, *args, "--ckpt_path", ckpt])
+        return shlex.join([program(), subcommand, *args, "--ckpt_path", ckpt])
 
     def after_fit(self) -> None:
         """Print where the checkpoints and logs are, and the commands to test, predict and see the dashboard."""

@@ -66,7 +66,8 @@ class Checkpoint(ModelCheckpoint):
             enable_version_counter=False,  # one run, one folder: last.ckpt is always called last.ckpt
         )
         self.fixed_dirpath = dirpath is not None
-        self._last_step_saved: int | None = None
+        self.last_step_saved: int | None = None  # the global step last.ckpt holds
+        self.restored_scores: dict[str, float] = {}
 
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         if not self.fixed_dirpath:
@@ -91,7 +92,7 @@ class Checkpoint(ModelCheckpoint):
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         super().on_train_start(trainer, pl_module)
-        for key, value in getattr(self, "restored_scores", {}).items():  # Lightning starts each fit with none
+        for key, value in self.restored_scores.items():  # Lightning starts each fit with no metrics
             trainer.callback_metrics.setdefault(key, torch.tensor(value))
 
     # -- when to write last.ckpt ---------------------------------------------------------------------------
@@ -108,7 +109,7 @@ class Checkpoint(ModelCheckpoint):
     def _refresh_last(self, trainer: L.Trainer) -> None:
         if trainer.state.fn != "fit" or trainer.sanity_checking or trainer.fast_dev_run:
             return
-        if self._last_step_saved != trainer.global_step:  # the same decision on every process (DDP: collective)
+        if self.last_step_saved != trainer.global_step:  # the same decision on every process (DDP: collective)
             self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
 
     # -- how to write a file -------------------------------------------------------------------------------
@@ -134,7 +135,7 @@ class Checkpoint(ModelCheckpoint):
             ) from None
         self._last_checkpoint_saved = filepath
         if Path(filepath).name == LAST:
-            self._last_step_saved = trainer.global_step
+            self.last_step_saved = trainer.global_step
 
 
 def _reason(err: BaseException) -> str:

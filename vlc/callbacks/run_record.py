@@ -2,6 +2,7 @@
 
 import os
 import platform
+import shlex
 import subprocess
 import sys
 import time
@@ -111,7 +112,7 @@ class RunRecord(SaveConfigCallback):
             linked["vocab"] = f"{len(linked['vocab'].get('words', []))} words (vocab.json)"
         previous = read_run(self.folder) if stage == "fit" else {}  # a resumed run adds a session
         session = {
-            "command": " ".join(["vlc", *self.command]),
+            "command": shlex.join(["vlc", *self.command]),
             "started": datetime.now().isoformat(timespec="seconds"),
             "seconds": 0.0,
             "status": "running",
