@@ -138,7 +138,7 @@ def test_skips_are_counted_in_one_warning(tmp_path, capsys):
         "1 images whose file is missing",
         "missing_file.jpg",
         "1 captions of an image id not in 'images' (e.g. 99999)",
-        "1 empty captions",
+        "1 captions empty or of punctuation only",
         "1 image entries without id or file_name",
         "1 annotations without image_id or caption",
     ):
@@ -204,27 +204,35 @@ def test_vocab_file_replaces_the_built_vocabulary(tmp_path):
         coco(images_dir, captions_file, vocab_file=str(path)).vocab  # noqa: B018
 
 
-def test_undecodable_image_is_a_clear_error(tmp_path):
+def test_unreadable_image_stops_or_is_skipped(tmp_path):
     images_dir, captions_file = write_coco(tmp_path, n=5)
     (images_dir / "000000001000.jpg").write_bytes(b"not an image")
     dm = coco(images_dir, captions_file, split=(1.0, 0.0, 0.0))
-    with pytest.raises(UserError, match="000000001000.jpg: cannot decode image"):
+    with pytest.raises(UserError, match=r"1 of 5 images cannot be read \(.*000000001000.jpg: not an image file"):
         dm.setup("fit")
-
-
-def test_undecodable_image_without_cache_is_a_clear_error(tmp_path):
-    images_dir, captions_file = write_coco(tmp_path, n=5)
-    (images_dir / "000000001000.jpg").write_bytes(b"not an image")
-    dm = coco(images_dir, captions_file, split=(1.0, 0.0, 0.0), cache=False)
+    dm = coco(images_dir, captions_file, split=(1.0, 0.0, 0.0), bad_images="skip", max_bad_fraction=0.5)
     dm.setup("fit")
-    with pytest.raises(UserError, match="000000001000.jpg: cannot decode image"):
-        [dm.datasets["train"][i] for i in range(5)]
+    assert 1000 not in dm.datasets["train"].keys and len(dm.datasets["train"]) == 4
+
+
+def test_truncated_image_without_cache_is_left_out_of_its_batch(tmp_path):
+    images_dir, captions_file = write_coco(tmp_path, n=5)
+    data = (images_dir / "000000001002.jpg").read_bytes()
+    (images_dir / "000000001002.jpg").write_bytes(data[:-200])  # the header passes, the pixels do not
+    dm = coco(images_dir, captions_file, split=(1.0, 0.0, 0.0), cache=False, batch_size=5)
+    dm.setup("fit")
+    batch = dm.bad_images.take(next(iter(dm.train_dataloader())))
+    assert len(batch["keys"]) == 4 and 1002 not in batch["keys"].tolist()
+    assert [u.path.endswith("000000001002.jpg") for u in dm.bad_images.found] == [True]
+    assert "cannot decode the pixel data" in dm.bad_images.found[0].reason
+    with pytest.raises(UserError, match="1 of 5 training images cannot be read"):
+        dm.bad_images.settle("training images", 5)
     with pytest.raises(UserError, match="data.image_size: COCO images differ in size"):
         coco(images_dir, captions_file, image_size=None)
 
 
 def test_image_cache_larger_than_memory_falls_back_to_files(tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr("vlc.data.captioning.available_memory", lambda: 1000)
+    monkeypatch.setattr("vlc.data.image_cache.available_memory", lambda: 1000)
     dm = coco(*write_coco(tmp_path, n=5), split=(1.0, 0.0, 0.0))
     dm.setup("fit")
     assert "data.cache: the 5 train images at 16x16 need" in capsys.readouterr().err

@@ -1,5 +1,7 @@
 """Classification data: splitting, decoding, augmentation, the shapes generator and the TinyImageNet30 layout."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -9,7 +11,9 @@ from PIL import Image
 from vlc.data import ShapesDataModule, TinyImageNet30DataModule
 from vlc.data.augment import augment, random_crop
 from vlc.data.classification import stratified_split
-from vlc.data.image_io import folder_images, read_image
+from vlc.data.bad_images import BadImages
+from vlc.data.folder import folder_images
+from vlc.data.image_io import ImageReader, read_image
 from vlc.errors import UserError
 
 
@@ -39,12 +43,15 @@ def test_folder_images_recursive_any_case_and_skips_broken(tmp_path, capsys):
     Image.new("RGB", (4, 4)).save(tmp_path / "a" / "z.webp")
     (tmp_path / "a" / "broken.jpg").write_bytes(b"\xff\xd8 truncated")
     (tmp_path / "notes.txt").write_text("text")
-    files = folder_images(tmp_path)
+    bad = BadImages("skip")
+    files = folder_images(tmp_path, ImageReader(), bad)
     assert sorted(f.name for f in files) == ["x.PNG", "y.JpEg", "z.webp"]
+    reasons = [(Path(u.path).name, u.reason.split(" (")[0]) for u in bad.found]
+    assert reasons == [("broken.jpg", "not an image file"), ("notes.txt", "not an image file name")]
     err = capsys.readouterr().err
-    assert "broken.jpg" in err and "skipped 1 of 4" in err
+    assert f"skipping {tmp_path / 'notes.txt'}: not an image file name" in err and "left out 1 of 4" in err
     with pytest.raises(UserError, match="not a folder"):
-        folder_images(tmp_path / "missing")
+        folder_images(tmp_path / "missing", ImageReader(), bad)
 
 
 def test_random_crop_shifts_content_and_flip_mirrors():
@@ -104,5 +111,5 @@ def test_corrupt_training_image_is_named(tmp_path):
     bad = tmp_path / "d" / "train_set" / "bee" / "bee_1.JPEG"
     bad.write_bytes(np.zeros(10, dtype=np.uint8).tobytes())
     dm = TinyImageNet30DataModule(root=str(tmp_path / "d"))
-    with pytest.raises(UserError, match="bee_1.JPEG: cannot decode"):
+    with pytest.raises(UserError, match=r"1 of 9 training images cannot be read \(.*bee_1.JPEG: not an image file"):
         dm.setup("fit")

@@ -1,8 +1,11 @@
-"""Checks of a run's settings made before any work: numbers in range, output folders writable."""
+"""Checks of a run's settings made before any work: config files readable, numbers in range, output folders writable."""
 
 import os
 from pathlib import Path
 
+import yaml
+
+from vlc.data.text import read_text
 from vlc.errors import UserError
 
 TRAINER_MINIMUMS = {
@@ -48,3 +51,39 @@ def check_writable(folder: str | Path, key: str) -> None:
         raise UserError(f"{key}: cannot write to {folder}/ ({existing} is a file, not a folder)")
     if not os.access(existing, os.W_OK | os.X_OK):
         raise UserError(f"{key}: cannot write to {folder}/ ({existing} is not writable)")
+
+
+def check_config_files(argv: list[str]) -> None:
+    """Check every ``--config FILE`` of a command line (jsonargparse's errors name neither file nor line).
+
+    Raises:
+        UserError: a file is missing, not UTF-8, not valid YAML (naming the line and column), empty, or not a
+            mapping of keys.
+    """
+    for path in config_files(argv):
+        if not path.is_file():
+            raise UserError(f"--config {path}: no such file")
+        try:
+            config = yaml.safe_load(read_text(path))
+        except yaml.YAMLError as err:
+            mark = getattr(err, "problem_mark", None)
+            where = f", line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+            problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+            raise UserError(f"{path}{where}: not valid YAML ({problem})") from None
+        if config is None:
+            raise UserError(f"{path}: the config is empty; expected keys such as model:, data: and trainer:")
+        if not isinstance(config, dict):
+            raise UserError(
+                f"{path}: expected a config of keys (model:, data:, trainer:, ...), got a {type(config).__name__}"
+            )
+
+
+def config_files(argv: list[str]) -> list[Path]:
+    """The files given as ``--config FILE`` or ``--config=FILE``."""
+    files = []
+    for i, arg in enumerate(argv):
+        if arg == "--config" and i + 1 < len(argv):
+            files.append(Path(argv[i + 1]))
+        elif arg.startswith("--config="):
+            files.append(Path(arg.split("=", 1)[1]))
+    return files

@@ -24,6 +24,7 @@ from lightning.pytorch.strategies.launchers import _MultiProcessingLauncher
 from lightning.pytorch.utilities.exceptions import MisconfigurationException
 
 from vlc import checkpoints
+from vlc.callbacks.bad_image_check import BadImageCheck
 from vlc.callbacks.checkpoint import Checkpoint
 from vlc.callbacks.divergence import StopOnDivergence
 from vlc.callbacks.interruption import EXIT_CODES, Interruption
@@ -31,7 +32,7 @@ from vlc.callbacks.prediction_writer import PredictionWriter
 from vlc.callbacks.run_record import RunRecord
 from vlc.callbacks.step_seed import StepSeed
 from vlc.callbacks.time_budget import TimeBudgetCheck
-from vlc.checks import check_trainer_numbers, check_writable
+from vlc.checks import check_config_files, check_trainer_numbers, check_writable
 from vlc.errors import UserError, find_user_error
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
@@ -310,7 +311,13 @@ def _relative(path: str | Path) -> str:
 
 def _cli(argv: list[str], args: ArgsType) -> VlcCLI:
     interruption = Interruption()
-    always = [interruption, StepSeed(), StopOnDivergence(), TimeBudgetCheck()]  # fresh ones for every run
+    always = [
+        interruption,
+        StepSeed(),
+        StopOnDivergence(),
+        TimeBudgetCheck(),
+        BadImageCheck(),
+    ]  # fresh ones for every run
     return VlcCLI(
         subclass_mode_model=True,
         subclass_mode_data=True,
@@ -366,6 +373,7 @@ def main(args: ArgsType = None) -> None:
             compare_main(argv[1:])
         else:
             warnings.filterwarnings("ignore", ".*does not have many workers.*")
+            check_config_files(argv)
             _cli(argv, None if args is None else argv)
     except KeyboardInterrupt:
         print("vlc: interrupted (SIGINT)", file=sys.stderr)

@@ -1,4 +1,7 @@
-"""Writes the rows returned by ``predict_step`` to one CSV or JSON file (one complete file under DDP too)."""
+"""Writes the rows returned by ``predict_step`` to one CSV or JSON file (one complete file under DDP too).
+
+The files that could not be read are listed, with the reason, in ``<output stem>.skipped.csv`` beside it.
+"""
 
 import csv
 import json
@@ -23,6 +26,9 @@ def _cell(value: Any) -> Any:
 class PredictionWriter(BasePredictionWriter):
     """Collects every prediction row and writes them, sorted by file, to ``output`` at the end.
 
+    Every file under the folder either gets a row or a line in ``<output stem>.skipped.csv`` (columns ``file``,
+    ``reason``: not an image, undecodable, too large, a broken link, ...), which is written on every run.
+
     Under DDP each process predicts part of the data (and the sampler may repeat a few images to even the
     parts out): the rows are gathered on rank 0, de-duplicated by file, and written once.
 
@@ -45,22 +51,28 @@ class PredictionWriter(BasePredictionWriter):
     def write_on_batch_end(self, trainer, pl_module, prediction, batch_indices, batch, batch_idx, dataloader_idx):
         self.rows.extend(prediction)
 
+    @property
+    def skipped_file(self) -> Path:
+        """Where the files that could not be read are listed: ``predictions.csv`` -> ``predictions.skipped.csv``."""
+        return self.output.with_name(self.output.stem + ".skipped.csv")
+
     def on_predict_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        rows = self.rows
-        if trainer.world_size > 1 and dist.is_available() and dist.is_initialized():
-            gathered: list[list[dict]] = [[] for _ in range(trainer.world_size)]
-            dist.all_gather_object(gathered, rows)
-            rows = [row for part in gathered for row in part]
-        if trainer.is_global_zero:
-            unique = {row["file"]: row for row in rows}
-            rows = [unique[f] for f in sorted(unique)]
-            _write(self.output, lambda f: self._predictions(f, rows), "writer.output")
-            print(f"wrote {len(rows)} predictions to {self.output}")
-            if self.submission:
-                if "class_index" not in (rows[0] if rows else {"class_index": 0}):
-                    raise UserError("writer.submission: a submission file needs a classifier's predictions")
-                _write(Path(self.submission), lambda f: self._submission(f, rows), "writer.submission")
-                print(f"wrote the submission ({len(rows)} rows) to {self.submission}")
+        bad = getattr(trainer.datamodule, "bad_images", None)
+        rows, skipped = _gather(trainer, self.rows), _gather(trainer, [vars(u) for u in bad.found] if bad else [])
+        if not trainer.is_global_zero:
+            return
+        unique = {row["file"]: row for row in rows}
+        rows = [unique[f] for f in sorted(unique)]
+        skipped = sorted({row["path"]: row for row in skipped}.values(), key=lambda row: row["path"])
+        _write(self.output, lambda f: self._predictions(f, rows), "writer.output")
+        _write(self.skipped_file, lambda f: _skipped(f, skipped), "writer.output")
+        print(f"wrote {len(rows)} predictions to {self.output}")
+        print(f"skipped {len(skipped)} files that could not be read, listed in {self.skipped_file}")
+        if self.submission:
+            if "class_index" not in (rows[0] if rows else {"class_index": 0}):
+                raise UserError("writer.submission: a submission file needs a classifier's predictions")
+            _write(Path(self.submission), lambda f: self._submission(f, rows), "writer.submission")
+            print(f"wrote the submission ({len(rows)} rows) to {self.submission}")
 
     def _predictions(self, f, rows: list[dict]) -> None:
         if self.output.suffix.lower() == ".json":
@@ -74,7 +86,34 @@ class PredictionWriter(BasePredictionWriter):
     def _submission(f, rows: list[dict]) -> None:
         writer = csv.writer(f)
         writer.writerow(["Id", "Category"])
-        writer.writerows([Path(row["file"]).name, row["class_index"]] for row in rows)
+        writer.writerows(zip(submission_ids([row["file"] for row in rows]), (row["class_index"] for row in rows)))
+
+
+def submission_ids(files: list[str]) -> list[str]:
+    """Unique ids for ``files``: their paths relative to the folder that holds them all (``/`` separated).
+
+    For a flat folder that is the file name (the coursework's ``Id``); files of sub-folders keep their
+    sub-folder (``a/img.jpg``, ``b/img.jpg``), so that two files of the same name never share an id.
+    """
+    if not files:
+        return []
+    root = Path(os.path.commonpath([str(Path(f).parent) for f in files]))
+    return [Path(f).relative_to(root).as_posix() for f in files]
+
+
+def _gather(trainer: L.Trainer, rows: list[dict]) -> list[dict]:
+    """Every process's ``rows``, on every process (under DDP)."""
+    if trainer.world_size > 1 and dist.is_available() and dist.is_initialized():
+        gathered: list[list[dict]] = [[] for _ in range(trainer.world_size)]
+        dist.all_gather_object(gathered, rows)
+        return [row for part in gathered for row in part]
+    return rows
+
+
+def _skipped(f, skipped: list[dict]) -> None:
+    writer = csv.writer(f)
+    writer.writerow(["file", "reason"])
+    writer.writerows([row["path"], row["reason"]] for row in skipped)
 
 
 def _write(path: Path, write, key: str) -> None:

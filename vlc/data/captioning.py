@@ -24,11 +24,14 @@ from jsonargparse.typing import NonNegativeInt, PositiveInt
 from torch.nn.utils.rnn import pad_sequence
 from torch.utils.data import DataLoader, Dataset
 
+from vlc.data.bad_images import BadImages, Policy, Unreadable, check_files
 from vlc.data.datasets import FileImages
-from vlc.data.image_io import folder_images, read_image_checked, read_images
+from vlc.data.folder import folder_images
+from vlc.data.image_cache import cache_fits, read_images
+from vlc.data.image_io import MAX_PIXELS, BadImage, ImageReader
 from vlc.data.loading import batch_generator, make_loader
 from vlc.data.vocab import Vocabulary
-from vlc.errors import UserError, warn
+from vlc.errors import UserError
 
 SPLITS = ("train", "val", "test")
 
@@ -60,7 +63,7 @@ class CaptionDataset(Dataset):
         references: per image, its reference captions (strings).
         encoded: per image, its references as token ids (``<start> ... <end>``).
         sample: return every reference's ids (training draws one per batch); otherwise only the first.
-        image_size: side length files are resized to when decoded.
+        reader: decodes the files (with file paths); a file it cannot read gives an ``Unreadable``.
     """
 
     def __init__(
@@ -70,20 +73,23 @@ class CaptionDataset(Dataset):
         references: list[list[str]],
         encoded: list[list[list[int]]],
         sample: bool,
-        image_size: int | None = None,
+        reader: ImageReader | None = None,
     ) -> None:
         assert len(images) == len(keys) == len(references) == len(encoded)
         self.images, self.keys, self.references, self.encoded = images, keys, references, encoded
-        self.sample, self.image_size = sample, image_size
+        self.sample, self.reader = sample, reader or ImageReader()
 
     def __len__(self) -> int:
         return len(self.keys)
 
-    def __getitem__(self, i: int) -> tuple[torch.Tensor, list[torch.Tensor], list[str], int]:
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, list[torch.Tensor], list[str], int] | Unreadable:
         if isinstance(self.images, torch.Tensor):
             image = self.images[i]
         else:
-            image = read_image_checked(self.images[i], self.image_size)
+            try:
+                image = self.reader(self.images[i])
+            except BadImage as bad:
+                return Unreadable(bad.path, bad.reason)
         options = self.encoded[i] if self.sample else self.encoded[i][:1]
         return image, [torch.tensor(ids, dtype=torch.long) for ids in options], self.references[i], self.keys[i]
 
@@ -142,8 +148,13 @@ class CaptionDataModule(L.LightningDataModule):
         image_size: resize every image to ``image_size x image_size`` when loading (``null`` keeps the size).
         batch_size: images per batch.
         num_workers: DataLoader worker processes.
-        cache: decode all images once into one uint8 tensor in memory, so that later epochs decode nothing.
+        cache: decode all images once into one uint8 tensor in memory, so that later epochs decode nothing
+            (when it fits in half the available memory; otherwise the files are decoded every epoch).
         predict_dir: folder of images for ``vlc predict`` (searched recursively).
+        bad_images: what a run does with images it cannot read: ``stop`` names them all and stops, ``skip``
+            leaves them out with a warning (see ``vlc.data.bad_images``).
+        max_bad_fraction: with ``bad_images: skip``, the largest share of unreadable images a run accepts.
+        max_image_pixels: images with more pixels than this are not read (a guard against decompression bombs).
     """
 
     def __init__(
@@ -158,8 +169,13 @@ class CaptionDataModule(L.LightningDataModule):
         num_workers: NonNegativeInt = 0,
         cache: bool = True,
         predict_dir: str | None = None,
+        bad_images: Policy = "stop",
+        max_bad_fraction: float = 0.01,
+        max_image_pixels: PositiveInt = MAX_PIXELS,
     ) -> None:
         super().__init__()
+        if not 0.0 <= max_bad_fraction <= 1.0:
+            raise UserError(f"data.max_bad_fraction must be between 0 and 1, got {max_bad_fraction}")
         if len(split) != 3 or min(split) < 0 or split[0] <= 0 or abs(sum(split) - 1) > 1e-6:
             raise UserError(f"data.split must be three shares (train, val, test) that add up to 1, got {list(split)}")
         if min_word_count < 1 or max_caption_length < 1:
@@ -167,6 +183,8 @@ class CaptionDataModule(L.LightningDataModule):
         self.split, self.seed, self.min_word_count = tuple(split), seed, min_word_count
         self.max_caption_length, self.vocab_file, self.image_size = max_caption_length, vocab_file, image_size
         self.batch_size, self.num_workers, self.cache, self.predict_dir = batch_size, num_workers, cache, predict_dir
+        self.reader = ImageReader(image_size, max_image_pixels)
+        self.bad_images = BadImages(bad_images, max_bad_fraction)
         self.datasets: dict[str, Dataset] = {}
         self._index: tuple[list[int], list[list[str]]] | None = None
         self._splits: dict[str, list[int]] | None = None
@@ -180,6 +198,10 @@ class CaptionDataModule(L.LightningDataModule):
     def load_images(self, positions: list[int]) -> torch.Tensor | list[Path]:
         """The pixels of the images at ``positions`` of :meth:`list_images`: a uint8 tensor or file paths."""
         raise NotImplementedError
+
+    def readable(self, paths: list[Path]) -> list[int]:
+        """Positions of the files that pass a header check; the others go to ``bad_images`` (for subclasses)."""
+        return check_files(paths, self.reader, self.bad_images, "images")
 
     # -- index, split and vocabulary (no pixels) -----------------------------------------------------------
     @property
@@ -231,35 +253,23 @@ class CaptionDataModule(L.LightningDataModule):
         if stage == "predict":
             if self.predict_dir is None:
                 raise UserError("vlc predict needs a folder of images: set data.predict_dir")
-            files = folder_images(self.predict_dir)
-            self.datasets["predict"] = FileImages(files, [str(f) for f in files], self.image_size)
+            self.bad_images = BadImages("skip")  # prediction lists what it skips beside its output
+            files = folder_images(self.predict_dir, self.reader, self.bad_images)
+            self.datasets["predict"] = FileImages(files, [str(f) for f in files], self.reader)
 
     def _dataset(self, split: str) -> CaptionDataset:
         positions = self.splits[split]
         if not positions:
             raise UserError(f"data.split {list(self.split)} leaves no {split} image of {len(self.index[0])}")
+        images = self.load_images(positions)
+        if self.cache and not isinstance(images, torch.Tensor) and cache_fits(images, self.reader, f"{split} images"):
+            images, kept = read_images(images, self.reader, self.bad_images, f"{split} images")
+            positions = [positions[i] for i in kept]
         keys, references = self.index
         refs = [references[i] for i in positions]
         max_len = self.max_caption_length + 2  # <start> and <end>
         encoded = [[self.vocabulary.encode(ref, max_len) for ref in image_refs] for image_refs in refs]
-        images = self.load_images(positions)
-        if self.cache and not isinstance(images, torch.Tensor) and self._cache_fits(split, len(images)):
-            images = read_images(images, self.image_size)
-        return CaptionDataset(images, [keys[i] for i in positions], refs, encoded, split == "train", self.image_size)
-
-    def _cache_fits(self, split: str, n: int) -> bool:
-        """Whether ``n`` decoded images fit in half the available memory; warn and decode per epoch if not."""
-        if self.image_size is None:
-            return True
-        need, available = n * 3 * self.image_size**2, available_memory()
-        if available is None or need <= available // 2:
-            return True
-        warn(
-            f"data.cache: the {n} {split} images at {self.image_size}x{self.image_size} need {need / 2**30:.1f} GiB, "
-            f"more than half of the {available / 2**30:.1f} GiB available; decoding the files every epoch instead "
-            "(choose fewer with data.subset_csv or data.max_images, or set data.cache: false to silence this)"
-        )
-        return False
+        return CaptionDataset(images, [keys[i] for i in positions], refs, encoded, split == "train", self.reader)
 
     def _loader(self, split: str, shuffle: bool = False) -> DataLoader:
         dataset = self.datasets[split]
@@ -268,6 +278,7 @@ class CaptionDataModule(L.LightningDataModule):
         return make_loader(dataset, self.batch_size, self.num_workers, shuffle, self.trainer, collate, drop_last)
 
     def on_after_batch_transfer(self, batch, dataloader_idx: int):
+        batch = self.bad_images.take(batch)
         if isinstance(batch, dict) and "options" in batch and self.trainer is not None and self.trainer.training:
             return draw_captions(batch, batch_generator(self.trainer, batch["options"].device))
         return batch
@@ -283,13 +294,3 @@ class CaptionDataModule(L.LightningDataModule):
 
     def predict_dataloader(self) -> DataLoader:
         return self._loader("predict")
-
-
-def available_memory() -> int | None:
-    """Bytes of memory available to new allocations (Linux ``MemAvailable``), or None where unknown."""
-    try:
-        with open("/proc/meminfo") as f:
-            fields = dict(line.split(":", 1) for line in f)
-        return int(fields["MemAvailable"].split()[0]) * 1024
-    except (OSError, KeyError, ValueError):
-        return None

@@ -14,8 +14,11 @@ from jsonargparse.typing import NonNegativeInt, PositiveInt
 from torch.utils.data import DataLoader, Dataset
 
 from vlc.data.augment import augment
+from vlc.data.bad_images import BadImages, Policy, check_files
 from vlc.data.datasets import FileImages, TensorImages
-from vlc.data.image_io import folder_images, read_images
+from vlc.data.folder import folder_images
+from vlc.data.image_cache import cache_fits, read_images
+from vlc.data.image_io import MAX_PIXELS, ImageReader
 from vlc.data.loading import batch_generator, make_loader
 from vlc.errors import UserError
 
@@ -47,9 +50,14 @@ class ClassificationDataModule(L.LightningDataModule):
         augment: training augmentation preset: ``none``, ``flip`` or ``crop_flip`` (reflect-pad by 1/8 of the
             side, random crop, horizontal flip).
         image_size: resize every image to ``image_size x image_size`` when loading (``null`` keeps the size).
-        cache: decode all images once into one uint8 tensor in memory, so that later epochs decode nothing.
+        cache: decode all images once into one uint8 tensor in memory, so that later epochs decode nothing
+            (when it fits in half the available memory; otherwise the files are decoded every epoch).
         seed: seed of the train/validation split.
         predict_dir: folder of images for ``vlc predict`` (searched recursively).
+        bad_images: what a run does with images it cannot read: ``stop`` names them all and stops, ``skip``
+            leaves them out with a warning (see ``vlc.data.bad_images``).
+        max_bad_fraction: with ``bad_images: skip``, the largest share of unreadable images a run accepts.
+        max_image_pixels: images with more pixels than this are not read (a guard against decompression bombs).
     """
 
     def __init__(
@@ -62,13 +70,20 @@ class ClassificationDataModule(L.LightningDataModule):
         cache: bool = True,
         seed: int = 0,
         predict_dir: str | None = None,
+        bad_images: Policy = "stop",
+        max_bad_fraction: float = 0.01,
+        max_image_pixels: PositiveInt = MAX_PIXELS,
     ) -> None:
         super().__init__()
         if not 0.0 < val_fraction < 1.0:
             raise UserError(f"data.val_fraction must be between 0 and 1, got {val_fraction}")
+        if not 0.0 <= max_bad_fraction <= 1.0:
+            raise UserError(f"data.max_bad_fraction must be between 0 and 1, got {max_bad_fraction}")
         self.batch_size, self.num_workers, self.val_fraction = batch_size, num_workers, val_fraction
         self.augment, self.image_size, self.cache, self.seed = augment, image_size, cache, seed
         self.predict_dir = predict_dir
+        self.reader = ImageReader(image_size, max_image_pixels)
+        self.bad_images = BadImages(bad_images, max_bad_fraction)
         self.datasets: dict[str, Dataset] = {}
 
     # -- what subclasses provide ---------------------------------------------------------------------------
@@ -85,7 +100,7 @@ class ClassificationDataModule(L.LightningDataModule):
         """Files to predict: every image under ``predict_dir``."""
         if self.predict_dir is None:
             raise UserError("vlc predict needs a folder of images: set data.predict_dir")
-        return folder_images(self.predict_dir)
+        return folder_images(self.predict_dir, self.reader, self.bad_images)
 
     # -- shared machinery ----------------------------------------------------------------------------------
     @property
@@ -95,27 +110,41 @@ class ClassificationDataModule(L.LightningDataModule):
 
     def setup(self, stage: str) -> None:
         if stage in ("fit", "validate") and "val" not in self.datasets:
-            paths_or_images, labels = self.labelled("train")
+            images, labels = self._readable(*self.labelled("train"), "training images")
             train_idx, val_idx = stratified_split(labels, self.val_fraction, self.seed)
-            self.datasets["train"] = self._dataset(paths_or_images, labels, train_idx)
-            self.datasets["val"] = self._dataset(paths_or_images, labels, val_idx)
+            self.datasets["train"] = self._dataset(images, labels, train_idx)
+            self.datasets["val"] = self._dataset(images, labels, val_idx)
         if stage == "test" and "test" not in self.datasets:
             samples = self.labelled("test")
             if samples is None:
                 raise UserError(f"{type(self).__name__} has no labelled test set; see its data.* options")
-            self.datasets["test"] = self._dataset(*samples, torch.arange(len(samples[1])))
+            images, labels = self._readable(*samples, "test images")
+            self.datasets["test"] = self._dataset(images, labels, torch.arange(len(labels)))
         if stage == "predict":
+            self.bad_images = BadImages("skip")  # prediction lists what it skips beside its output
             files = self.predict_files()
-            self.datasets["predict"] = FileImages(files, [str(f) for f in files], self.image_size)
+            self.datasets["predict"] = FileImages(files, [str(f) for f in files], self.reader)
 
-    def _dataset(self, paths_or_images: list[Path] | torch.Tensor, labels: torch.Tensor, idx: torch.Tensor):
-        labels = labels[idx]
-        if isinstance(paths_or_images, torch.Tensor):
-            return TensorImages(paths_or_images[idx], labels)
-        paths = [paths_or_images[i] for i in idx.tolist()]
-        if self.cache:
-            return TensorImages(read_images(paths, self.image_size), labels)
-        return FileImages(paths, labels, self.image_size)
+    def _readable(self, samples: list[Path] | torch.Tensor, labels: torch.Tensor, what: str) -> Samples:
+        """The samples without the files that cannot be read: the files, or the cache, with their labels.
+
+        Files get a header check, then, with ``cache``, are decoded into the cache; every failure goes to
+        ``bad_images``, whose policy stops the run or leaves them out.
+        """
+        if isinstance(samples, torch.Tensor):
+            return samples, labels
+        kept = check_files(samples, self.reader, self.bad_images, what)
+        paths, labels = [samples[i] for i in kept], labels[kept]
+        if self.cache and cache_fits(paths, self.reader, what):
+            images, kept = read_images(paths, self.reader, self.bad_images, what)
+            return images, labels[kept]
+        return paths, labels
+
+    def _dataset(self, images: list[Path] | torch.Tensor, labels: torch.Tensor, idx: torch.Tensor) -> Dataset:
+        """The samples at ``idx``: rows of the cache (shared, not copied), or files decoded on access."""
+        if isinstance(images, torch.Tensor):
+            return TensorImages(images, labels[idx], idx.tolist())
+        return FileImages([images[i] for i in idx.tolist()], labels[idx], self.reader)
 
     def _loader(self, split: str, shuffle: bool = False) -> DataLoader:
         dataset = self.datasets[split]
@@ -135,6 +164,7 @@ class ClassificationDataModule(L.LightningDataModule):
         return self._loader("predict")
 
     def on_after_batch_transfer(self, batch, dataloader_idx: int):
+        batch = self.bad_images.take(batch)
         if self.trainer is not None and self.trainer.training:
             images, labels = batch
             return augment(images, self.augment, batch_generator(self.trainer, images.device)), labels

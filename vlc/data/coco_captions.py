@@ -9,6 +9,7 @@ import torch
 from jsonargparse.typing import PositiveInt
 
 from vlc.data.captioning import CaptionDataModule
+from vlc.data.text import read_text
 from vlc.data.vocab import tokenize
 from vlc.errors import UserError, warn
 
@@ -23,12 +24,9 @@ def read_captions_file(path: str | Path) -> tuple[list, list]:
     if not path.is_file():
         raise UserError(f"data.captions_file: {path} does not exist (expected e.g. captions_train2017.json)")
     try:
-        with path.open(encoding="utf-8") as f:
-            data = json.load(f)
+        data = json.loads(read_text(path))
     except json.JSONDecodeError as err:
-        raise UserError(f"{path}: not valid JSON ({err.msg} at line {err.lineno}, column {err.colno})") from None
-    except UnicodeDecodeError as err:
-        raise UserError(f"{path}: not UTF-8 text ({err.reason})") from None
+        raise UserError(f"{path}, line {err.lineno}, column {err.colno}: not valid JSON ({err.msg})") from None
     if not isinstance(data, dict):
         raise UserError(f"{path}: expected a JSON object with 'images' and 'annotations', got a {type(data).__name__}")
     for key in ("annotations", "images"):
@@ -63,6 +61,28 @@ def read_subset_csv(path: str | Path) -> tuple[str, list]:
     if "file_name" in columns:
         return "file_name", [row["file_name"] for row in rows]
     raise UserError(f"{path}: expected an 'id' or 'file_name' column (like coco_subset_meta.csv), got {list(columns)}")
+
+
+def image_files(images: list, path: Path, skips: "Skips") -> dict[int, str]:
+    """``{id: file_name}`` of the ``images`` list; entries without both are skipped.
+
+    Raises:
+        UserError: two entries share an id or a file name (their captions would go to the wrong picture).
+    """
+    files: dict[int, str] = {}
+    where: dict[int, int] = {}  # id -> position in images
+    by_name: dict[str, int] = {}  # file_name -> position in images
+    for position, entry in enumerate(images):
+        if not isinstance(entry, dict) or not isinstance(entry.get("id"), int) or not entry.get("file_name"):
+            skips.add("image entries without id or file_name", entry)
+            continue
+        image_id, name = entry["id"], str(entry["file_name"])
+        if image_id in files:
+            raise UserError(f"{path}: images[{position}] and images[{where[image_id]}] both have id {image_id}")
+        if name in by_name:
+            raise UserError(f"{path}: images[{position}] and images[{by_name[name]}] both have file_name {name!r}")
+        files[image_id], where[image_id], by_name[name] = name, position, position
+    return files
 
 
 class Skips:
@@ -126,12 +146,7 @@ class CocoCaptionsDataModule(CaptionDataModule):
             raise UserError(f"data.images_dir: {self.images_dir} is not a folder")
         images, annotations = read_captions_file(self.captions_file)
         skips = Skips()
-        files: dict[int, str] = {}
-        for entry in images:
-            if not isinstance(entry, dict) or not isinstance(entry.get("id"), int) or not entry.get("file_name"):
-                skips.add("image entries without id or file_name", entry)
-            else:
-                files[entry["id"]] = str(entry["file_name"])
+        files = image_files(images, self.captions_file, skips)
         references: dict[int, list[str]] = defaultdict(list)
         for ann in annotations:
             if not isinstance(ann, dict) or "image_id" not in ann or not isinstance(ann.get("caption"), str):
@@ -139,7 +154,7 @@ class CocoCaptionsDataModule(CaptionDataModule):
             elif ann["image_id"] not in files:
                 skips.add("captions of an image id not in 'images'", ann["image_id"])
             elif not tokenize(ann["caption"]):
-                skips.add("empty captions", f"image {ann['image_id']}: {ann['caption']!r}")
+                skips.add("captions empty or of punctuation only", f"image {ann['image_id']}: {ann['caption']!r}")
             else:
                 references[ann["image_id"]].append(ann["caption"].strip())
         ids = sorted(files)
@@ -157,6 +172,7 @@ class CocoCaptionsDataModule(CaptionDataModule):
         if self.max_images is not None and self.max_images < len(kept):
             pick = torch.randperm(len(kept), generator=torch.Generator().manual_seed(self.seed))[: self.max_images]
             kept = sorted(kept[i] for i in pick.tolist())
+        kept = [kept[i] for i in self.readable([self.images_dir / files[i] for i in kept])]
         self._files = [self.images_dir / files[i] for i in kept]
         return kept, [references[i] for i in kept]
 

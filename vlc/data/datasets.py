@@ -6,32 +6,47 @@ from pathlib import Path
 import torch
 from torch.utils.data import Dataset
 
-from vlc.data.image_io import read_image
+from vlc.data.bad_images import Unreadable
+from vlc.data.image_io import BadImage, ImageReader
 
 
 class TensorImages(Dataset):
-    """Images held as one ``(N, 3, H, W)`` uint8 tensor, each paired with a target (a label or a file name)."""
+    """Images of one ``(N, 3, H, W)`` uint8 tensor, each paired with a target (a label or a file name).
 
-    def __init__(self, images: torch.Tensor, targets: Sequence) -> None:
-        assert len(images) == len(targets)
+    Args:
+        images: the image tensor (shared, never copied: train and validation index the same cache).
+        targets: one target per sample.
+        index: the rows of ``images`` this dataset holds, in order (all of them when None).
+    """
+
+    def __init__(self, images: torch.Tensor, targets: Sequence, index: Sequence[int] | None = None) -> None:
         self.images, self.targets = images, targets
+        self.index = list(range(len(images))) if index is None else list(index)
+        assert len(self.index) == len(targets)
 
     def __len__(self) -> int:
-        return len(self.images)
+        return len(self.index)
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, object]:
-        return self.images[i], self.targets[i]
+        return self.images[self.index[i]], self.targets[i]
 
 
 class FileImages(Dataset):
-    """Images decoded from ``paths`` at each access (optionally resized), each paired with a target."""
+    """Images decoded from ``paths`` at each access, each paired with a target.
 
-    def __init__(self, paths: Sequence[Path], targets: Sequence, size: int | None = None) -> None:
+    A file that cannot be decoded gives an :class:`~vlc.data.bad_images.Unreadable` instead of a sample, which
+    the loader leaves out of its batch and reports (``vlc.data.bad_images``).
+    """
+
+    def __init__(self, paths: Sequence[Path], targets: Sequence, reader: ImageReader) -> None:
         assert len(paths) == len(targets)
-        self.paths, self.targets, self.size = list(paths), targets, size
+        self.paths, self.targets, self.reader = list(paths), targets, reader
 
     def __len__(self) -> int:
         return len(self.paths)
 
-    def __getitem__(self, i: int) -> tuple[torch.Tensor, object]:
-        return read_image(self.paths[i], self.size), self.targets[i]
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, object] | Unreadable:
+        try:
+            return self.reader(self.paths[i]), self.targets[i]
+        except BadImage as bad:
+            return Unreadable(bad.path, bad.reason)

@@ -1,23 +1,50 @@
-"""Prediction input for any task: every image under a folder, recursively."""
+"""Prediction input for any task: every image under a folder, recursively; every other file is listed as skipped."""
+
+from pathlib import Path
 
 import lightning as L
 from jsonargparse.typing import NonNegativeInt, PositiveInt
 from torch.utils.data import DataLoader
 
+from vlc.data.bad_images import BadImages, check_files
 from vlc.data.datasets import FileImages
-from vlc.data.image_io import folder_images
+from vlc.data.image_io import IMAGE_SUFFIXES, MAX_PIXELS, ImageReader, scan_folder
+from vlc.data.loading import make_loader
+from vlc.errors import UserError
+
+
+def folder_images(folder: str | Path, reader: ImageReader, bad: BadImages) -> list[Path]:
+    """The files under ``folder`` (recursively) that pass the reader's header check; the others go to ``bad``.
+
+    Raises:
+        UserError: ``folder`` is not a folder, or holds no readable image.
+    """
+    if not Path(folder).is_dir():
+        raise UserError(f"{folder}: not a folder (data.predict_dir must be a folder of images)")
+    entries = scan_folder(folder)
+    candidates = [path for path, reason in entries if reason is None]
+    files = [candidates[i] for i in check_files(candidates, reader, bad, "image files")]
+    for path, reason in entries:
+        if reason is not None:
+            bad.add(path, reason)
+    if not files:
+        suffixes = ", ".join(sorted(IMAGE_SUFFIXES))
+        raise UserError(f"{folder}: no readable images (expected {suffixes} files; see the warnings above)")
+    return files
 
 
 class ImageFolderDataModule(L.LightningDataModule):
-    """Images under ``predict_dir`` (jpg, jpeg, png, bmp, webp in any case), resized to ``image_size``.
+    """Images under ``predict_dir``, resized to ``image_size``, for ``vlc predict``.
 
-    Files that are not images or cannot be decoded are skipped, each with a warning, and counted.
+    Files that are not images, or cannot be read, are skipped with a warning each; the prediction writer lists
+    them, with the reason, beside the predictions.
 
     Args:
         predict_dir: the folder to predict.
         image_size: side length every image is resized to (use the size the model was trained at).
         batch_size: images per batch.
         num_workers: DataLoader worker processes.
+        max_image_pixels: images with more pixels than this are skipped (a guard against decompression bombs).
     """
 
     def __init__(
@@ -26,14 +53,19 @@ class ImageFolderDataModule(L.LightningDataModule):
         image_size: PositiveInt = 64,
         batch_size: PositiveInt = 64,
         num_workers: NonNegativeInt = 0,
+        max_image_pixels: PositiveInt = MAX_PIXELS,
     ) -> None:
         super().__init__()
-        self.predict_dir, self.image_size = predict_dir, image_size
-        self.batch_size, self.num_workers = batch_size, num_workers
+        self.predict_dir, self.batch_size, self.num_workers = predict_dir, batch_size, num_workers
+        self.reader = ImageReader(image_size, max_image_pixels)
+        self.bad_images = BadImages("skip")
 
     def setup(self, stage: str) -> None:
-        files = folder_images(self.predict_dir)
-        self.dataset = FileImages(files, [str(f) for f in files], self.image_size)
+        files = folder_images(self.predict_dir, self.reader, self.bad_images)
+        self.dataset = FileImages(files, [str(f) for f in files], self.reader)
 
     def predict_dataloader(self) -> DataLoader:
-        return DataLoader(self.dataset, batch_size=self.batch_size, num_workers=self.num_workers)
+        return make_loader(self.dataset, self.batch_size, self.num_workers)
+
+    def on_after_batch_transfer(self, batch, dataloader_idx: int):
+        return self.bad_images.take(batch)

@@ -1,83 +1,169 @@
-"""Reading image files into uint8 tensors: the one decoding path for training, evaluation and prediction."""
+"""Reading image files into uint8 RGB tensors: the one decoding path for training, evaluation and prediction.
 
-from collections.abc import Sequence
+Every file goes through :class:`ImageReader`, which turns what phones, cameras and web scrapes produce into the
+same ``(3, H, W)`` uint8 RGB tensor, and every failure into a reason attached to the file (:class:`BadImage`):
+
+- the EXIF orientation is applied (portrait phone photos stand upright);
+- 16-bit greyscale (``I;16``, ``I``) is scaled to 8 bits (``value / 257``), float images (``F``) are clipped;
+- transparency (RGBA, LA, palette or colour-key transparency) is composited on a white background;
+- animated GIF and WebP give their first frame; TIFF, CMYK, greyscale and palette images become RGB;
+- an image of more than ``max_pixels`` pixels (a decompression bomb: 20000x20000 fits in 48 KB of PNG) is
+  refused from its header, before any pixel is decoded.
+"""
+
+import contextlib
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
-from vlc.errors import UserError, warn
+from vlc.errors import UserError
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".gif", ".tif", ".tiff"}
+UNSUPPORTED = {".heic": "HEIC", ".heif": "HEIF", ".avif": "AVIF", ".svg": "SVG", ".raw": "RAW", ".dng": "DNG"}
+"""Image formats that Pillow cannot decode here, by suffix: named in the skip reason."""
+
+MAX_PIXELS = 89_478_485
+"""Default pixel limit (PIL's own decompression-bomb limit, about 9459 x 9459)."""
+
+BACKGROUND = (255, 255, 255)
+"""The colour transparent pixels are composited on (white)."""
+
+Image.MAX_IMAGE_PIXELS = None  # ImageReader applies its own, configurable limit and turns it into a skip reason
+
+
+class BadImage(Exception):
+    """A file that cannot be read as an image; ``reason`` says why, in words for the user."""
+
+    def __init__(self, path: str | Path, reason: str) -> None:
+        super().__init__(f"{path}: {reason}")
+        self.path, self.reason = str(path), reason
+
+
+@dataclass(frozen=True)
+class ImageReader:
+    """Decodes image files to ``(3, H, W)`` uint8 RGB tensors (see the module docstring for the rules).
+
+    Args:
+        size: resize to ``size x size`` (bilinear, antialiased) when given.
+        max_pixels: images with more pixels than this are refused (``data.max_image_pixels``).
+    """
+
+    size: int | None = None
+    max_pixels: int = MAX_PIXELS
+
+    def check(self, path: str | Path) -> str | None:
+        """Why ``path`` cannot be read, from its header alone (no pixel is decoded), or None when it looks fine."""
+        try:
+            with self._open(Path(path)):
+                return None
+        except BadImage as bad:
+            return bad.reason
+
+    def __call__(self, path: str | Path) -> torch.Tensor:
+        """The image at ``path`` as a ``(3, H, W)`` uint8 tensor.
+
+        Raises:
+            BadImage: the file cannot be opened, is too large, or its pixel data cannot be decoded.
+        """
+        with self._open(Path(path)) as image:
+            try:
+                image = to_rgb(image)
+                if self.size is not None and image.size != (self.size, self.size):
+                    image = image.resize((self.size, self.size), Image.BILINEAR)
+                array = np.asarray(image, dtype=np.uint8)
+            except Exception as err:  # any failure inside PIL's decoders means a damaged file
+                raise BadImage(path, f"cannot decode the pixel data ({_describe(err)})") from None
+        return torch.from_numpy(array.copy()).permute(2, 0, 1)  # (H, W, 3) -> (3, H, W)
+
+    @contextlib.contextmanager
+    def _open(self, path: Path) -> Iterator[Image.Image]:
+        """``Image.open(path)`` with every reason it can fail, the pixel limit included, raised as ``BadImage``."""
+        if path.is_symlink() and not path.exists():
+            raise BadImage(path, f"broken symbolic link (to {path.readlink()})")
+        try:
+            if path.stat().st_size == 0:
+                raise BadImage(path, "empty file (0 bytes)")
+            image = Image.open(path)
+        except UnidentifiedImageError:
+            format_name = UNSUPPORTED.get(path.suffix.lower())
+            if format_name:
+                raise BadImage(path, f"{format_name} images are not supported (convert it to JPEG or PNG)") from None
+            raise BadImage(path, "not an image file (Pillow cannot identify its format)") from None
+        except PermissionError:
+            raise BadImage(path, "cannot read the file (permission denied)") from None
+        except FileNotFoundError:
+            raise BadImage(path, "file not found") from None
+        except OSError as err:
+            if err.errno is not None:
+                raise BadImage(path, f"cannot read the file ({err.strerror})") from None
+            raise BadImage(path, f"not a readable image ({_describe(err)})") from None
+        except Exception as err:  # PIL's header parsers raise SyntaxError, ValueError, ... on garbage
+            raise BadImage(path, f"not a readable image ({_describe(err)})") from None
+        with image:
+            width, height = image.size
+            if width * height > self.max_pixels:
+                raise BadImage(
+                    path,
+                    f"too large: {width}x{height} = {width * height:,} pixels, over the limit of "
+                    f"{self.max_pixels:,} (data.max_image_pixels)",
+                )
+            yield image
+
+
+def to_rgb(image: Image.Image) -> Image.Image:
+    """An opened image as upright 8-bit RGB: EXIF orientation, 16-bit scaling, transparency on white."""
+    with contextlib.suppress(Exception):  # a damaged EXIF block leaves the image as stored
+        image = ImageOps.exif_transpose(image)
+    if image.mode in ("I", "I;16", "I;16B", "I;16L", "I;16N", "F"):
+        values = np.asarray(image).astype(np.float32)
+        if image.mode != "F":
+            values = values / 257  # 0..65535 -> 0..255
+        elif values.max(initial=0) <= 1:
+            values = values * 255  # float images in 0..1
+        image = Image.fromarray(values.round().clip(0, 255).astype(np.uint8), "L")
+    if image.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in image.info:
+        rgba = image.convert("RGBA")
+        image = Image.alpha_composite(Image.new("RGBA", rgba.size, (*BACKGROUND, 255)), rgba)
+    return image.convert("RGB")
+
+
+def _describe(err: Exception) -> str:
+    text = str(err).strip()
+    return text if text else type(err).__name__
 
 
 def read_image(path: str | Path, size: int | None = None) -> torch.Tensor:
-    """Decode one file to a ``(3, H, W)`` uint8 RGB tensor (greyscale, palette and RGBA become RGB).
-
-    Args:
-        path: the image file.
-        size: when given, resize to ``size x size`` (bilinear, antialiased).
-
-    Raises:
-        OSError, UnidentifiedImageError: the file is missing or not a decodable image.
-    """
-    with Image.open(path) as image:
-        image = image.convert("RGB")
-        if size is not None and image.size != (size, size):
-            image = image.resize((size, size), Image.BILINEAR)
-        array = np.asarray(image, dtype=np.uint8)
-    return torch.from_numpy(array.copy()).permute(2, 0, 1)  # (H, W, 3) -> (3, H, W)
-
-
-def read_images(paths: Sequence[Path], size: int | None = None) -> torch.Tensor:
-    """Decode many files into one ``(N, 3, H, W)`` uint8 tensor; all must share a size unless ``size`` is set.
-
-    Raises:
-        UserError: a file cannot be decoded or its size differs from the first image's.
-    """
-    images = []
-    for path in paths:
-        image = read_image_checked(path, size)
-        if images and image.shape != images[0].shape:
-            raise UserError(
-                f"{path}: image is {tuple(image.shape[1:])} but {paths[0]} is {tuple(images[0].shape[1:])}; "
-                "set data.image_size to resize every image to one size"
-            )
-        images.append(image)
-    if not images:
-        return torch.empty(0, 3, size or 0, size or 0, dtype=torch.uint8)
-    return torch.stack(images)
-
-
-def read_image_checked(path: Path, size: int | None) -> torch.Tensor:
-    """:func:`read_image`, with a file that cannot be decoded reported as a ``UserError`` naming it."""
+    """Decode one file with the default :class:`ImageReader`; a failure is a ``UserError`` naming the file."""
     try:
-        return read_image(path, size)
-    except (OSError, UnidentifiedImageError, ValueError) as err:
-        raise UserError(f"{path}: cannot decode image ({err})") from None
+        return ImageReader(size)(path)
+    except BadImage as bad:
+        raise UserError(str(bad)) from None
 
 
 def list_images(folder: str | Path) -> list[Path]:
-    """Every file under ``folder`` (recursively) whose suffix is an image suffix, in sorted order."""
-    return sorted(p for p in Path(folder).rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    """Every file under ``folder`` (recursively, sorted) named like an image, broken links and HEIC included."""
+    return [path for path, other in scan_folder(folder) if other is None]
 
 
-def readable_images(paths: Sequence[Path]) -> list[Path]:
-    """Keep the files PIL can decode; warn once per skipped file and once with the total count."""
-    good, skipped = [], 0
-    for path in paths:
-        try:
-            with Image.open(path) as image:
-                image.convert("RGB").load()
-            good.append(path)
-        except (OSError, UnidentifiedImageError, ValueError) as err:
-            skipped += 1
-            warn(f"skipping {path}: not a decodable image ({err})")
-    if skipped:
-        warn(f"skipped {skipped} of {len(paths)} image files that could not be decoded")
-    return good
+def scan_folder(folder: str | Path) -> list[tuple[Path, str | None]]:
+    """Every file under ``folder`` (recursively, sorted), each with the reason it is left out.
+
+    The reason is None for a file named like an image: the reader then reads it, or says why not.
+    """
+    names = sorted(IMAGE_SUFFIXES | set(UNSUPPORTED))
+    entries = []
+    for path in sorted(Path(folder).rglob("*")):
+        if path.is_dir():
+            continue
+        named_like_image = path.suffix.lower() in names
+        expected = ", ".join(sorted(IMAGE_SUFFIXES))
+        entries.append((path, None if named_like_image else f"not an image file name (expected {expected})"))
+    return entries
 
 
 def resize_batch(images: torch.Tensor, size: int) -> torch.Tensor:
@@ -86,17 +172,3 @@ def resize_batch(images: torch.Tensor, size: int) -> torch.Tensor:
         return images
     out = F.interpolate(images.float(), size=(size, size), mode="bilinear", antialias=True, align_corners=False)
     return out.round().clamp(0, 255).to(torch.uint8)
-
-
-def folder_images(folder: str | Path) -> list[Path]:
-    """The decodable images under ``folder`` (recursively); undecodable ones are skipped with a warning.
-
-    Raises:
-        UserError: ``folder`` is not a folder or holds no readable image.
-    """
-    if not Path(folder).is_dir():
-        raise UserError(f"{folder}: not a folder (data.predict_dir must be a folder of images)")
-    files = readable_images(list_images(folder))
-    if not files:
-        raise UserError(f"{folder}: no readable images (expected .jpg, .jpeg, .png, .bmp or .webp files)")
-    return files

@@ -20,6 +20,8 @@ import torch
 import torch.distributed as dist
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
+from vlc.data.bad_images import SkipUnreadable
+
 
 def run_seed() -> int:
     """The seed of the run (``seed_everything``, kept by Lightning in ``PL_GLOBAL_SEED``; 0 when unset)."""
@@ -108,6 +110,8 @@ def make_loader(
 ) -> DataLoader:
     """A DataLoader over ``dataset``; for training (``shuffle``) its order resumes where ``trainer`` stopped.
 
+    Items the dataset could not read are left out of their batch and passed beside it (``vlc.data.bad_images``).
+
     The loader's own generator is seeded too, so that creating an iterator never draws from the global random
     state (the worker processes' seeds come from it).
     """
@@ -124,7 +128,7 @@ def make_loader(
         sampler=sampler,
         num_workers=num_workers,
         persistent_workers=num_workers > 0,
-        collate_fn=collate_fn,
+        collate_fn=SkipUnreadable(collate_fn),
         drop_last=drop_last,
         generator=torch.Generator().manual_seed(seed),
     )

@@ -1,29 +1,49 @@
 """TinyImageNet30 in the coursework layout: ``class.txt``, ``train_set/<name>/*.JPEG``, ``test_set/*.JPEG``."""
 
 import csv
+import io
 from pathlib import Path
 
 import torch
 
 from vlc.data.classification import ClassificationDataModule, Samples
-from vlc.data.image_io import folder_images, list_images
+from vlc.data.folder import folder_images
+from vlc.data.image_io import list_images
+from vlc.data.text import read_text
 from vlc.errors import UserError
 
 
 def read_class_file(path: Path) -> list[str]:
-    """Class names from ``class.txt`` (lines ``idx<TAB>name``), in index order."""
+    """Class names from ``class.txt`` (lines ``idx<TAB>name``), in index order.
+
+    A BOM and CRLF line endings are accepted; a duplicate name or index, a gap in the indices or a line that is
+    not ``idx<TAB>name`` is an error naming the file and the line.
+    """
     if not path.is_file():
         raise UserError(f"{path}: missing; expected a class list with lines 'idx<TAB>name'")
     names: dict[int, str] = {}
-    for lineno, line in enumerate(path.read_text().splitlines(), 1):
+    lines: dict[str, int] = {}  # name -> line
+    index_lines: dict[int, int] = {}  # index -> line
+    for lineno, line in enumerate(read_text(path).splitlines(), 1):
         if not line.strip():
             continue
         fields = line.split("\t") if "\t" in line else line.split()
-        if len(fields) != 2 or not fields[0].strip().isdigit():
+        if len(fields) != 2 or not fields[0].strip().isdigit() or not fields[1].strip():
             raise UserError(f"{path}, line {lineno}: expected 'idx<TAB>name', got {line!r}")
-        names[int(fields[0])] = fields[1].strip()
-    if sorted(names) != list(range(len(names))) or not names:
-        raise UserError(f"{path}: class indices must be 0..N-1 without gaps, got {sorted(names)}")
+        index, name = int(fields[0]), fields[1].strip()
+        if index in names:
+            raise UserError(f"{path}, line {lineno}: index {index} is already used on line {index_lines[index]}")
+        if name in lines:
+            raise UserError(f"{path}, line {lineno}: class name {name!r} is already used on line {lines[name]}")
+        names[index], lines[name], index_lines[index] = name, lineno, lineno
+    if not names:
+        raise UserError(f"{path}: no classes; expected lines 'idx<TAB>name'")
+    missing = sorted(set(range(len(names))) - set(names))
+    if missing:
+        raise UserError(
+            f"{path}: class indices must be 0..{len(names) - 1} without gaps; missing {missing[:5]}, "
+            f"highest {max(names)}"
+        )
     return [names[i] for i in range(len(names))]
 
 
@@ -81,13 +101,12 @@ class TinyImageNet30DataModule(ClassificationDataModule):
         test_dir = _nested(self.root / "test_set")
         lookup = {name: i for i, name in enumerate(self._class_names)}
         paths, labels = [], []
-        with path.open(newline="") as f:
-            reader = csv.DictReader(f)
-            if not {"Id", "Category"} <= set(reader.fieldnames or []):
-                raise UserError(f"{path}: expected the header 'Id,Category', got {reader.fieldnames}")
-            for lineno, row in enumerate(reader, 2):
-                paths.append(self._test_file(test_dir, row["Id"], path, lineno))
-                labels.append(self._label(row["Category"], lookup, path, lineno))
+        reader = csv.DictReader(io.StringIO(read_text(path), newline=""))
+        if not {"Id", "Category"} <= set(reader.fieldnames or []):
+            raise UserError(f"{path}: expected the header 'Id,Category', got {reader.fieldnames}")
+        for lineno, row in enumerate(reader, 2):
+            paths.append(self._test_file(test_dir, row["Id"], path, lineno))
+            labels.append(self._label(row["Category"], lookup, path, lineno))
         return paths, torch.tensor(labels)
 
     @staticmethod
@@ -108,4 +127,4 @@ class TinyImageNet30DataModule(ClassificationDataModule):
     def predict_files(self) -> list[Path]:
         if self.predict_dir is not None:
             return super().predict_files()
-        return folder_images(_nested(self.root / "test_set"))
+        return folder_images(_nested(self.root / "test_set"), self.reader, self.bad_images)

@@ -1,0 +1,131 @@
+"""Images a run cannot read, found at once rather than one per re-run, and what the run then does.
+
+They are found in three places: a header check of every file before training (:func:`check_files`), the image
+cache build (:mod:`vlc.data.image_cache`) and, without a cache, the first pass over the files: a dataset returns
+an :class:`Unreadable` in place of the sample, the loader's collate function leaves it out of the batch and
+passes it beside the batch (:class:`SkipUnreadable`), and the data module records it (:meth:`BadImages.take`).
+
+``data.bad_images`` decides: ``stop`` (the default) names every bad file, one warning line each, and stops with
+a count; ``skip`` leaves them out with the same warnings and a count, but still stops when more than
+``data.max_bad_fraction`` of the images are bad. Prediction always skips, and lists the files beside its output.
+"""
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from torch.utils.data import default_collate
+
+from vlc.data.image_io import ImageReader
+from vlc.errors import UserError, warn
+
+Policy = Literal["stop", "skip"]
+
+
+@dataclass
+class Unreadable:
+    """A file that could not be read, and why."""
+
+    path: str
+    reason: str
+
+
+@dataclass
+class WithUnreadable:
+    """A batch (None when no item of it could be read) and the items left out of it."""
+
+    batch: Any
+    unreadable: list[Unreadable]
+
+
+class SkipUnreadable:
+    """A collate function that leaves :class:`Unreadable` items out of the batch and passes them beside it."""
+
+    def __init__(self, collate: Callable | None = None) -> None:
+        self.collate = collate or default_collate
+
+    def __call__(self, items: list) -> Any:
+        unreadable = [item for item in items if isinstance(item, Unreadable)]
+        if not unreadable:
+            return self.collate(items)
+        good = [item for item in items if not isinstance(item, Unreadable)]
+        return WithUnreadable(self.collate(good) if good else None, unreadable)
+
+
+class BadImages:
+    """The record of a run's unreadable images and its policy for them.
+
+    Args:
+        policy: ``stop`` or ``skip`` (see the module docstring).
+        max_fraction: with ``skip``, the largest share of bad images a run accepts.
+    """
+
+    def __init__(self, policy: Policy = "stop", max_fraction: float = 1.0) -> None:
+        self.policy, self.max_fraction = policy, max_fraction
+        self.found: list[Unreadable] = []
+        self._new: list[Unreadable] = []
+
+    def add(self, path: str | Path, reason: str) -> None:
+        self.found.append(Unreadable(str(path), reason))
+        self._new.append(self.found[-1])
+        warn(f"{'skipping' if self.policy == 'skip' else 'cannot read'} {path}: {reason}")
+
+    def take(self, batch: Any) -> Any:
+        """The batch without its unreadable items, which are recorded (called on every batch a loader gives)."""
+        if not isinstance(batch, WithUnreadable):
+            return batch
+        for item in batch.unreadable:
+            self.add(item.path, item.reason)
+        if batch.batch is None:
+            raise UserError(f"no image of a batch of {len(batch.unreadable)} could be read (listed above)")
+        return batch.batch
+
+    def verdict(self, what: str, total: int) -> str | None:
+        """The error that stops the run for the bad images found since the last verdict, or None to go on.
+
+        Args:
+            what: what was read, for the message (``training images``).
+            total: how many were read, for the share.
+        """
+        new, self._new = self._new, []
+        if not new:
+            return None
+        share = len(new) / max(total, 1)
+        first = f"{new[0].path}: {new[0].reason}"
+        listed = first if len(new) == 1 else f"each named above, the first {first}"
+        if self.policy == "stop":
+            return (
+                f"{len(new)} of {total} {what} cannot be read ({listed}); fix or remove them, or set "
+                "data.bad_images: skip to leave them out"
+            )
+        if share > self.max_fraction:
+            return (
+                f"{len(new)} of {total} {what} cannot be read ({share:.1%}; {listed}), more than "
+                f"data.max_bad_fraction {self.max_fraction:g}; fix or remove them"
+            )
+        warn(f"left out {len(new)} of {total} {what} that cannot be read (data.bad_images: skip)")
+        return None
+
+    def settle(self, what: str, total: int) -> None:
+        """:meth:`verdict`, raised as a ``UserError`` when the run must stop."""
+        error = self.verdict(what, total)
+        if error is not None:
+            raise UserError(error)
+
+
+def check_files(paths: Sequence[Path], reader: ImageReader, bad: BadImages, what: str) -> list[int]:
+    """Positions of the files that pass a header check (no pixel is decoded); the others go to ``bad``.
+
+    Raises:
+        UserError: the policy stops the run (every bad file is named first).
+    """
+    kept = []
+    for i, path in enumerate(paths):
+        reason = reader.check(path)
+        if reason is None:
+            kept.append(i)
+        else:
+            bad.add(path, reason)
+    bad.settle(what, len(paths))
+    return kept

@@ -1,0 +1,85 @@
+"""The in-memory image cache: every image of a split decoded once into one preallocated uint8 tensor.
+
+Its size is estimated first (from the target size, or the first image's header), and a cache that would take
+more than half of the available memory is not built: the data module then decodes the files every epoch.
+The tensor is allocated once at its final size and filled in place, so the peak is the cache itself.
+"""
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+from PIL import Image
+
+from vlc.data.bad_images import BadImages
+from vlc.data.image_io import BadImage, ImageReader
+from vlc.errors import UserError, warn
+
+
+def available_memory() -> int | None:
+    """Bytes of memory available to new allocations (Linux ``MemAvailable``), or None where unknown."""
+    try:
+        with open("/proc/meminfo") as f:
+            fields = dict(line.split(":", 1) for line in f)
+        return int(fields["MemAvailable"].split()[0]) * 1024
+    except (OSError, KeyError, ValueError):
+        return None
+
+
+def cache_fits(paths: Sequence[Path], reader: ImageReader, what: str) -> bool:
+    """Whether decoding ``paths`` fits in half the available memory; warn (and say what happens) if not."""
+    if not paths:
+        return True
+    if reader.size is not None:
+        height = width = reader.size
+    else:
+        try:
+            with Image.open(paths[0]) as image:
+                width, height = image.size
+        except Exception:  # the header check has passed it; a failure here only costs the estimate
+            return True
+    need, available = len(paths) * 3 * height * width, available_memory()
+    if available is None or need <= available // 2:
+        return True
+    warn(
+        f"data.cache: the {len(paths)} {what} at {width}x{height} need {need / 2**30:.1f} GiB, more than half of "
+        f"the {available / 2**30:.1f} GiB available; decoding the files every epoch instead (set a smaller "
+        "data.image_size, use fewer images, or set data.cache: false to silence this)"
+    )
+    return False
+
+
+def read_images(
+    paths: Sequence[Path], reader: ImageReader, bad: BadImages, what: str
+) -> tuple[torch.Tensor, list[int]]:
+    """Decode ``paths`` into one ``(N, 3, H, W)`` uint8 tensor; files that fail go to ``bad``.
+
+    Returns:
+        The images that could be read, and their positions in ``paths``.
+
+    Raises:
+        UserError: an image's size differs from the first one's (without ``reader.size``), or ``bad``'s policy
+            stops the run (after every file has been tried, so that all bad ones are named at once).
+    """
+    images: torch.Tensor | None = None
+    kept: list[int] = []
+    for i, path in enumerate(paths):
+        try:
+            image = reader(path)
+        except BadImage as err:
+            bad.add(path, err.reason)
+            continue
+        if images is None:
+            images = torch.empty((len(paths), *image.shape), dtype=torch.uint8)  # the final size, allocated once
+        elif image.shape != images.shape[1:]:
+            raise UserError(
+                f"{path}: image is {tuple(image.shape[1:])} but {paths[kept[0]]} is {tuple(images.shape[2:])}; "
+                "set data.image_size to resize every image to one size"
+            )
+        images[len(kept)] = image
+        kept.append(i)
+    bad.settle(what, len(paths))
+    if images is None:
+        size = reader.size or 0
+        return torch.empty(0, 3, size, size, dtype=torch.uint8), kept
+    return images[: len(kept)], kept
