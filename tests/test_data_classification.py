@@ -10,8 +10,8 @@ from PIL import Image
 
 from vlc.data import ShapesDataModule, TinyImageNet30DataModule
 from vlc.data.augment import augment, random_crop
-from vlc.data.classification import stratified_split
 from vlc.data.bad_images import BadImages
+from vlc.data.classification import stratified_split
 from vlc.data.folder import folder_images
 from vlc.data.image_io import ImageReader, read_image
 from vlc.errors import UserError

@@ -65,8 +65,13 @@ class BadImages:
         self.policy, self.max_fraction = policy, max_fraction
         self.found: list[Unreadable] = []
         self._new: list[Unreadable] = []
+        self._seen: set[str] = set()
 
     def add(self, path: str | Path, reason: str) -> None:
+        """Record (and name, once) a file that cannot be read; a file met again in a later epoch is not counted."""
+        if str(path) in self._seen:
+            return
+        self._seen.add(str(path))
         self.found.append(Unreadable(str(path), reason))
         self._new.append(self.found[-1])
         warn(f"{'skipping' if self.policy == 'skip' else 'cannot read'} {path}: {reason}")
@@ -114,11 +119,10 @@ class BadImages:
             raise UserError(error)
 
 
-def check_files(paths: Sequence[Path], reader: ImageReader, bad: BadImages, what: str) -> list[int]:
+def check_files(paths: Sequence[Path], reader: ImageReader, bad: BadImages) -> list[int]:
     """Positions of the files that pass a header check (no pixel is decoded); the others go to ``bad``.
 
-    Raises:
-        UserError: the policy stops the run (every bad file is named first).
+    The caller settles ``bad`` once the files' first pass (the cache build) has found the rest.
     """
     kept = []
     for i, path in enumerate(paths):
@@ -127,5 +131,4 @@ def check_files(paths: Sequence[Path], reader: ImageReader, bad: BadImages, what
             kept.append(i)
         else:
             bad.add(path, reason)
-    bad.settle(what, len(paths))
     return kept

@@ -34,6 +34,7 @@ from vlc.data.vocab import Vocabulary
 from vlc.errors import UserError
 
 SPLITS = ("train", "val", "test")
+SPLIT_NAMES = {"train": "training", "val": "validation", "test": "test"}
 
 
 def split_by_image(n: int, fractions: Sequence[float], seed: int) -> dict[str, list[int]]:
@@ -199,10 +200,6 @@ class CaptionDataModule(L.LightningDataModule):
         """The pixels of the images at ``positions`` of :meth:`list_images`: a uint8 tensor or file paths."""
         raise NotImplementedError
 
-    def readable(self, paths: list[Path]) -> list[int]:
-        """Positions of the files that pass a header check; the others go to ``bad_images`` (for subclasses)."""
-        return check_files(paths, self.reader, self.bad_images, "images")
-
     # -- index, split and vocabulary (no pixels) -----------------------------------------------------------
     @property
     def index(self) -> tuple[list[int], list[list[str]]]:
@@ -261,10 +258,14 @@ class CaptionDataModule(L.LightningDataModule):
         positions = self.splits[split]
         if not positions:
             raise UserError(f"data.split {list(self.split)} leaves no {split} image of {len(self.index[0])}")
-        images = self.load_images(positions)
-        if self.cache and not isinstance(images, torch.Tensor) and cache_fits(images, self.reader, f"{split} images"):
-            images, kept = read_images(images, self.reader, self.bad_images, f"{split} images")
-            positions = [positions[i] for i in kept]
+        images, what = self.load_images(positions), f"{SPLIT_NAMES[split]} images"
+        if not isinstance(images, torch.Tensor):  # files: a header check, then the cache build finds the bad ones
+            kept = check_files(images, self.reader, self.bad_images)
+            total, images, positions = len(images), [images[i] for i in kept], [positions[i] for i in kept]
+            if self.cache and cache_fits(images, self.reader, what):
+                images, kept = read_images(images, self.reader, self.bad_images)
+                positions = [positions[i] for i in kept]
+            self.bad_images.settle(what, total)
         keys, references = self.index
         refs = [references[i] for i in positions]
         max_len = self.max_caption_length + 2  # <start> and <end>

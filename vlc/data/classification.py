@@ -133,11 +133,12 @@ class ClassificationDataModule(L.LightningDataModule):
         """
         if isinstance(samples, torch.Tensor):
             return samples, labels
-        kept = check_files(samples, self.reader, self.bad_images, what)
+        kept = check_files(samples, self.reader, self.bad_images)
         paths, labels = [samples[i] for i in kept], labels[kept]
         if self.cache and cache_fits(paths, self.reader, what):
-            images, kept = read_images(paths, self.reader, self.bad_images, what)
-            return images, labels[kept]
+            images, kept = read_images(paths, self.reader, self.bad_images)
+            paths, labels = images, labels[kept]
+        self.bad_images.settle(what, len(samples))
         return paths, labels
 
     def _dataset(self, images: list[Path] | torch.Tensor, labels: torch.Tensor, idx: torch.Tensor) -> Dataset:

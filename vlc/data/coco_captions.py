@@ -172,7 +172,6 @@ class CocoCaptionsDataModule(CaptionDataModule):
         if self.max_images is not None and self.max_images < len(kept):
             pick = torch.randperm(len(kept), generator=torch.Generator().manual_seed(self.seed))[: self.max_images]
             kept = sorted(kept[i] for i in pick.tolist())
-        kept = [kept[i] for i in self.readable([self.images_dir / files[i] for i in kept])]
         self._files = [self.images_dir / files[i] for i in kept]
         return kept, [references[i] for i in kept]
 

@@ -23,7 +23,8 @@ def folder_images(folder: str | Path, reader: ImageReader, bad: BadImages) -> li
         raise UserError(f"{folder}: not a folder (data.predict_dir must be a folder of images)")
     entries = scan_folder(folder)
     candidates = [path for path, reason in entries if reason is None]
-    files = [candidates[i] for i in check_files(candidates, reader, bad, "image files")]
+    files = [candidates[i] for i in check_files(candidates, reader, bad)]
+    bad.settle("image files", len(candidates))
     for path, reason in entries:
         if reason is not None:
             bad.add(path, reason)

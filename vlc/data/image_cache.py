@@ -49,17 +49,16 @@ def cache_fits(paths: Sequence[Path], reader: ImageReader, what: str) -> bool:
     return False
 
 
-def read_images(
-    paths: Sequence[Path], reader: ImageReader, bad: BadImages, what: str
-) -> tuple[torch.Tensor, list[int]]:
+def read_images(paths: Sequence[Path], reader: ImageReader, bad: BadImages) -> tuple[torch.Tensor, list[int]]:
     """Decode ``paths`` into one ``(N, 3, H, W)`` uint8 tensor; files that fail go to ``bad``.
+
+    The caller settles ``bad`` once every file has been tried, so that all bad ones are named at once.
 
     Returns:
         The images that could be read, and their positions in ``paths``.
 
     Raises:
-        UserError: an image's size differs from the first one's (without ``reader.size``), or ``bad``'s policy
-            stops the run (after every file has been tried, so that all bad ones are named at once).
+        UserError: an image's size differs from the first one's (without ``reader.size``).
     """
     images: torch.Tensor | None = None
     kept: list[int] = []
@@ -78,7 +77,6 @@ def read_images(
             )
         images[len(kept)] = image
         kept.append(i)
-    bad.settle(what, len(paths))
     if images is None:
         size = reader.size or 0
         return torch.empty(0, 3, size, size, dtype=torch.uint8), kept

@@ -89,6 +89,8 @@ class ImageReader:
             if path.stat().st_size == 0:
                 raise BadImage(path, "empty file (0 bytes)")
             image = Image.open(path)
+        except BadImage:
+            raise
         except UnidentifiedImageError:
             format_name = UNSUPPORTED.get(path.suffix.lower())
             if format_name:
