@@ -113,3 +113,17 @@ def test_corrupt_training_image_is_named(tmp_path):
     dm = TinyImageNet30DataModule(root=str(tmp_path / "d"))
     with pytest.raises(UserError, match=r"1 of 9 training images cannot be read \(.*bee_1.JPEG: not an image file"):
         dm.setup("fit")
+
+
+def test_image_cache_is_shared_by_train_and_val_and_falls_back_to_files_when_too_large(tmp_path, monkeypatch, capsys):
+    write_tinyimagenet30(tmp_path / "d", per_class=10)
+    dm = TinyImageNet30DataModule(root=str(tmp_path / "d"), image_size=16)
+    dm.setup("fit")
+    train, val = dm.datasets["train"], dm.datasets["val"]
+    assert train.images.data_ptr() == val.images.data_ptr() and len(train.images) == 30  # one cache, no copies
+    assert set(train.index).isdisjoint(val.index) and len(train) + len(val) == 30
+    monkeypatch.setattr("vlc.data.image_cache.available_memory", lambda: 2 * 30 * 3 * 16 * 16 - 1)
+    dm = TinyImageNet30DataModule(root=str(tmp_path / "d"), image_size=16)
+    dm.setup("fit")
+    assert "data.cache: the 30 training images at 16x16 need 0.0 GiB" in capsys.readouterr().err
+    assert isinstance(dm.datasets["train"].paths, list) and dm.datasets["train"][0][0].shape == (3, 16, 16)

@@ -8,6 +8,7 @@ import torch
 from PIL import Image
 
 from vlc.data.classification import ClassificationDataModule, Samples
+from vlc.data.image_cache import over_memory
 from vlc.data.image_io import list_images
 from vlc.errors import UserError, warn
 
@@ -190,7 +191,11 @@ class Cifar10DataModule(ClassificationDataModule):
         batches = [read_batch(self.batches_dir / name, len(self._class_names)) for name in files]
         images = torch.cat([b[0] for b in batches])
         if self.image_size is not None:
-            images = resize_images(images, self.image_size)
+            size, what = self.image_size, f"CIFAR-10 {'training' if split == 'train' else 'test'} images"
+            problem = over_memory(len(images), size, size, what)
+            if problem is not None:
+                raise UserError(f"data.image_size: {problem}; choose a smaller data.image_size")
+            images = resize_images(images, size)
         return images, torch.cat([b[1] for b in batches])
 
     def _folder_samples(self, split: str) -> Samples | None:

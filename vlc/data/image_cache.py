@@ -26,6 +26,17 @@ def available_memory() -> int | None:
         return None
 
 
+def over_memory(n: int, height: int, width: int, what: str) -> str | None:
+    """Why ``n`` uint8 RGB images of ``height x width`` do not fit in half the available memory, or None."""
+    need, available = n * 3 * height * width, available_memory()
+    if available is None or need <= available // 2:
+        return None
+    return (
+        f"the {n} {what} at {width}x{height} need {need / 2**30:.1f} GiB, more than half of the "
+        f"{available / 2**30:.1f} GiB available"
+    )
+
+
 def cache_fits(paths: Sequence[Path], reader: ImageReader, what: str) -> bool:
     """Whether decoding ``paths`` fits in half the available memory; warn (and say what happens) if not."""
     if not paths:
@@ -38,13 +49,12 @@ def cache_fits(paths: Sequence[Path], reader: ImageReader, what: str) -> bool:
                 width, height = image.size
         except Exception:  # the header check has passed it; a failure here only costs the estimate
             return True
-    need, available = len(paths) * 3 * height * width, available_memory()
-    if available is None or need <= available // 2:
+    problem = over_memory(len(paths), height, width, what)
+    if problem is None:
         return True
     warn(
-        f"data.cache: the {len(paths)} {what} at {width}x{height} need {need / 2**30:.1f} GiB, more than half of "
-        f"the {available / 2**30:.1f} GiB available; decoding the files every epoch instead (set a smaller "
-        "data.image_size, use fewer images, or set data.cache: false to silence this)"
+        f"data.cache: {problem}; decoding the files every epoch instead (set a smaller data.image_size, use fewer "
+        "images, or set data.cache: false to silence this)"
     )
     return False
 
