@@ -208,7 +208,7 @@ def test_unreadable_image_stops_or_is_skipped(tmp_path):
     images_dir, captions_file = write_coco(tmp_path, n=5)
     (images_dir / "000000001000.jpg").write_bytes(b"not an image")
     dm = coco(images_dir, captions_file, split=(1.0, 0.0, 0.0))
-    with pytest.raises(UserError, match=r"1 of 5 images cannot be read \(.*000000001000.jpg: not an image file"):
+    with pytest.raises(UserError, match=r"1 of 5 training images cannot be read \(.*000000001000.jpg: not an image"):
         dm.setup("fit")
     dm = coco(images_dir, captions_file, split=(1.0, 0.0, 0.0), bad_images="skip", max_bad_fraction=0.5)
     dm.setup("fit")
@@ -221,12 +221,12 @@ def test_truncated_image_without_cache_is_left_out_of_its_batch(tmp_path):
     (images_dir / "000000001002.jpg").write_bytes(data[:-200])  # the header passes, the pixels do not
     dm = coco(images_dir, captions_file, split=(1.0, 0.0, 0.0), cache=False, batch_size=5)
     dm.setup("fit")
-    batch = dm.bad_images.take(next(iter(dm.train_dataloader())))
+    batch = dm.bad_images.take(next(iter(dm.train_dataloader())), None)
     assert len(batch["keys"]) == 4 and 1002 not in batch["keys"].tolist()
     assert [u.path.endswith("000000001002.jpg") for u in dm.bad_images.found] == [True]
     assert "cannot decode the pixel data" in dm.bad_images.found[0].reason
     with pytest.raises(UserError, match="1 of 5 training images cannot be read"):
-        dm.bad_images.settle("training images", 5)
+        dm.bad_images.settle("training images", 5)  # without a trainer, a pass before training
     with pytest.raises(UserError, match="data.image_size: COCO images differ in size"):
         coco(images_dir, captions_file, image_size=None)
 
@@ -235,7 +235,7 @@ def test_image_cache_larger_than_memory_falls_back_to_files(tmp_path, monkeypatc
     monkeypatch.setattr("vlc.data.image_cache.available_memory", lambda: 1000)
     dm = coco(*write_coco(tmp_path, n=5), split=(1.0, 0.0, 0.0))
     dm.setup("fit")
-    assert "data.cache: the 5 train images at 16x16 need" in capsys.readouterr().err
+    assert "data.cache: the 5 training images at 16x16 need" in capsys.readouterr().err
     assert isinstance(dm.datasets["train"].images, list)
     assert dm.datasets["train"][0][0].shape == (3, 16, 16)
 

@@ -13,7 +13,7 @@ from vlc.data.augment import augment, random_crop
 from vlc.data.bad_images import BadImages
 from vlc.data.classification import stratified_split
 from vlc.data.folder import folder_images
-from vlc.data.image_io import ImageReader, read_image
+from vlc.data.image_io import ImageReader
 from vlc.errors import UserError
 
 
@@ -31,9 +31,9 @@ def test_read_image_converts_every_mode_to_rgb(tmp_path):
     Image.new("RGBA", (5, 4), (10, 20, 30, 0)).save(tmp_path / "alpha.png")
     Image.new("P", (5, 4)).save(tmp_path / "palette.bmp")
     for name in ("grey.jpg", "alpha.png", "palette.bmp"):
-        image = read_image(tmp_path / name)
+        image = ImageReader()(tmp_path / name)
         assert image.shape == (3, 4, 5) and image.dtype == torch.uint8
-    assert read_image(tmp_path / "grey.jpg", size=8).shape == (3, 8, 8)
+    assert ImageReader(size=8)(tmp_path / "grey.jpg").shape == (3, 8, 8)
 
 
 def test_folder_images_recursive_any_case_and_skips_broken(tmp_path, capsys):

@@ -3,6 +3,7 @@
 import csv
 import io
 import os
+import re
 from pathlib import Path
 
 import numpy as np
@@ -218,10 +219,12 @@ def test_fit_skips_bad_images_when_asked_up_to_a_ceiling(damaged, tmp_path, caps
 def test_without_cache_damaged_pixels_are_found_in_the_first_epoch(damaged, tmp_path, capsys):
     (damaged / "train_set" / "baboon" / "baboon_3.JPEG").unlink()
     (damaged / "train_set" / "bee" / "bee_5.JPEG").unlink()
-    args = fit(damaged, "--data.cache=false", "--data.val_fraction=0.1", "--data.batch_size=4")
+    args = fit(
+        damaged, "--data.cache=false", "--data.val_fraction=0.1", "--data.batch_size=9"
+    )  # 27 + 3: no batch dropped
     code, err = run(capsys, args)
     assert code == 2
     assert f"cannot read {damaged / 'train_set' / 'banana' / 'banana_1.JPEG'}: cannot decode the pixel data" in err
-    assert "1 of 28 training images cannot be read" in err or "1 of 3 validation images cannot be read" in err
+    assert re.search(r"vlc: error: 1 of (25 training|3 validation) images cannot be read", err)
     code, err = run(capsys, [*args, "--data.bad_images=skip", "--data.max_bad_fraction=0.5"])
     assert code == 0 and "left out 1 of" in err

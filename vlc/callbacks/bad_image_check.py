@@ -32,6 +32,6 @@ class BadImageCheck(L.Callback):
         if bad is None:
             return
         dataset = getattr(datamodule, "datasets", {}).get(split)
-        error = bad.verdict(what, len(dataset) if dataset is not None else 0)
+        error = bad.verdict(what, len(dataset) if dataset is not None else 0, split)
         if trainer.strategy.reduce_boolean_decision(error is not None, all=False):
             raise UserError(error or f"another process met {what} that cannot be read (named in its output)")

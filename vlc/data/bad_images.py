@@ -10,11 +10,13 @@ a count; ``skip`` leaves them out with the same warnings and a count, but still 
 ``data.max_bad_fraction`` of the images are bad. Prediction always skips, and lists the files beside its output.
 """
 
+from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+import lightning as L
 from torch.utils.data import default_collate
 
 from vlc.data.image_io import ImageReader
@@ -64,36 +66,44 @@ class BadImages:
     def __init__(self, policy: Policy = "stop", max_fraction: float = 1.0) -> None:
         self.policy, self.max_fraction = policy, max_fraction
         self.found: list[Unreadable] = []
-        self._new: list[Unreadable] = []
+        self._new: dict[str, list[Unreadable]] = defaultdict(list)  # by pass: "files" (setup), "train", "val", ...
         self._seen: set[str] = set()
 
-    def add(self, path: str | Path, reason: str) -> None:
-        """Record (and name, once) a file that cannot be read; a file met again in a later epoch is not counted."""
+    def add(self, path: str | Path, reason: str, during: str = "files") -> None:
+        """Record (and name, once) a file that cannot be read; a file met again in a later epoch is not counted.
+
+        Args:
+            path: the file.
+            reason: why it cannot be read.
+            during: the pass that met it: ``files`` (checks before training), or a loader's split (``train``, ...).
+        """
         if str(path) in self._seen:
             return
         self._seen.add(str(path))
         self.found.append(Unreadable(str(path), reason))
-        self._new.append(self.found[-1])
+        self._new[during].append(self.found[-1])
         warn(f"{'skipping' if self.policy == 'skip' else 'cannot read'} {path}: {reason}")
 
-    def take(self, batch: Any) -> Any:
+    def take(self, batch: Any, trainer: "L.Trainer | None") -> Any:
         """The batch without its unreadable items, which are recorded (called on every batch a loader gives)."""
         if not isinstance(batch, WithUnreadable):
             return batch
+        during = running_split(trainer)
         for item in batch.unreadable:
-            self.add(item.path, item.reason)
+            self.add(item.path, item.reason, during)
         if batch.batch is None:
             raise UserError(f"no image of a batch of {len(batch.unreadable)} could be read (listed above)")
         return batch.batch
 
-    def verdict(self, what: str, total: int) -> str | None:
-        """The error that stops the run for the bad images found since the last verdict, or None to go on.
+    def verdict(self, what: str, total: int, during: str = "files") -> str | None:
+        """The error that stops the run for the bad images a pass found since its last verdict, or None to go on.
 
         Args:
             what: what was read, for the message (``training images``).
             total: how many were read, for the share.
+            during: the pass (see :meth:`add`).
         """
-        new, self._new = self._new, []
+        new = self._new.pop(during, [])
         if not new:
             return None
         share = len(new) / max(total, 1)
@@ -113,10 +123,21 @@ class BadImages:
         return None
 
     def settle(self, what: str, total: int) -> None:
-        """:meth:`verdict`, raised as a ``UserError`` when the run must stop."""
+        """:meth:`verdict` of the checks made before training, raised as a ``UserError`` when the run must stop."""
         error = self.verdict(what, total)
         if error is not None:
             raise UserError(error)
+
+
+def running_split(trainer: "L.Trainer | None") -> str:
+    """The split whose loader ``trainer`` is running: ``train``, ``val``, ``test`` or ``predict``."""
+    if trainer is None:
+        return "files"
+    if trainer.training:
+        return "train"
+    if trainer.validating or trainer.sanity_checking:
+        return "val"
+    return "test" if trainer.testing else "predict"
 
 
 def check_files(paths: Sequence[Path], reader: ImageReader, bad: BadImages) -> list[int]:

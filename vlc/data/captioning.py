@@ -279,7 +279,7 @@ class CaptionDataModule(L.LightningDataModule):
         return make_loader(dataset, self.batch_size, self.num_workers, shuffle, self.trainer, collate, drop_last)
 
     def on_after_batch_transfer(self, batch, dataloader_idx: int):
-        batch = self.bad_images.take(batch)
+        batch = self.bad_images.take(batch, self.trainer)
         if isinstance(batch, dict) and "options" in batch and self.trainer is not None and self.trainer.training:
             return draw_captions(batch, batch_generator(self.trainer, batch["options"].device))
         return batch

@@ -75,7 +75,7 @@ def read_batch(path: Path, num_classes: int) -> tuple[torch.Tensor, torch.Tensor
 
 
 def resize_images(images: torch.Tensor, size: int) -> torch.Tensor:
-    """Resize ``(N, 3, H, W)`` uint8 images with PIL's bilinear filter, as ``read_image`` resizes files."""
+    """Resize ``(N, 3, H, W)`` uint8 images with PIL's bilinear filter, as ``ImageReader`` resizes files."""
     if images.shape[-2:] == (size, size):
         return images
     out = torch.empty(len(images), 3, size, size, dtype=torch.uint8)

@@ -69,4 +69,4 @@ class ImageFolderDataModule(L.LightningDataModule):
         return make_loader(self.dataset, self.batch_size, self.num_workers)
 
     def on_after_batch_transfer(self, batch, dataloader_idx: int):
-        return self.bad_images.take(batch)
+        return self.bad_images.take(batch, self.trainer)

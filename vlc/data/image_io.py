@@ -21,8 +21,6 @@ import torch
 import torch.nn.functional as F
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from vlc.errors import UserError
-
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".gif", ".tif", ".tiff"}
 UNSUPPORTED = {".heic": "HEIC", ".heif": "HEIF", ".avif": "AVIF", ".svg": "SVG", ".raw": "RAW", ".dng": "DNG"}
 """Image formats that Pillow cannot decode here, by suffix: named in the skip reason."""
@@ -137,14 +135,6 @@ def to_rgb(image: Image.Image) -> Image.Image:
 def _describe(err: Exception) -> str:
     text = str(err).strip()
     return text if text else type(err).__name__
-
-
-def read_image(path: str | Path, size: int | None = None) -> torch.Tensor:
-    """Decode one file with the default :class:`ImageReader`; a failure is a ``UserError`` naming the file."""
-    try:
-        return ImageReader(size)(path)
-    except BadImage as bad:
-        raise UserError(str(bad)) from None
 
 
 def list_images(folder: str | Path) -> list[Path]:
