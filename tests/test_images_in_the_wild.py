@@ -228,3 +228,20 @@ def test_without_cache_damaged_pixels_are_found_in_the_first_epoch(damaged, tmp_
     assert re.search(r"vlc: error: 1 of (25 training|3 validation) images cannot be read", err)
     code, err = run(capsys, [*args, "--data.bad_images=skip", "--data.max_bad_fraction=0.5"])
     assert code == 0 and "left out 1 of" in err
+
+
+def test_a_batch_with_no_readable_image_is_skipped_in_prediction(checkpoint, tmp_path):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for name in ("a.jpg", "b.jpg"):  # the first batch of two: neither decodes
+        (folder / name).write_bytes(jpeg_bytes()[:-200])
+    Image.new("RGB", (4, 4), (5, 5, 5)).save(folder / "c.png")
+    out = tmp_path / "preds.csv"
+    main(
+        ["predict", "--config", str(CONFIGS / "predict" / "classify.yaml"), f"--ckpt_path={checkpoint}"]
+        + [f"--data.predict_dir={folder}", "--data.image_size=16", "--data.batch_size=2", f"--writer.output={out}"]
+    )
+    with out.open() as f:
+        assert [Path(row["file"]).name for row in csv.DictReader(f)] == ["c.png"]
+    with (tmp_path / "preds.skipped.csv").open() as f:
+        assert [Path(row["file"]).name for row in csv.DictReader(f)] == ["a.jpg", "b.jpg"]

@@ -85,14 +85,15 @@ class BadImages:
         warn(f"{'skipping' if self.policy == 'skip' else 'cannot read'} {path}: {reason}")
 
     def take(self, batch: Any, trainer: "L.Trainer | None") -> Any:
-        """The batch without its unreadable items, which are recorded (called on every batch a loader gives)."""
+        """The batch without its unreadable items, which are recorded (called on every batch a loader gives).
+
+        None when no item of the batch could be read: the tasks' steps skip it.
+        """
         if not isinstance(batch, WithUnreadable):
             return batch
         during = running_split(trainer)
         for item in batch.unreadable:
             self.add(item.path, item.reason, during)
-        if batch.batch is None:
-            raise UserError(f"no image of a batch of {len(batch.unreadable)} could be read (listed above)")
         return batch.batch
 
     def verdict(self, what: str, total: int, during: str = "files") -> str | None:

@@ -166,7 +166,7 @@ class ClassificationDataModule(L.LightningDataModule):
 
     def on_after_batch_transfer(self, batch, dataloader_idx: int):
         batch = self.bad_images.take(batch, self.trainer)
-        if self.trainer is not None and self.trainer.training:
+        if batch is not None and self.trainer is not None and self.trainer.training:
             images, labels = batch
             return augment(images, self.augment, batch_generator(self.trainer, images.device)), labels
         return batch

@@ -229,7 +229,9 @@ class ImageCaptioner(L.LightningModule):
     def on_train_epoch_start(self) -> None:
         self.train_loss.reset(), self.train_penalty.reset()  # not called when a run resumes in mid-epoch
 
-    def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+    def training_step(self, batch: dict | None, batch_idx: int) -> torch.Tensor | None:
+        if batch is None:  # no image of the batch could be read (vlc.data.bad_images): skip the step
+            return None
         features = self.features(batch["images"], batch["keys"])
         ce, penalty, _ = self._loss(features, batch["captions"])
         loss = ce + self.hparams.attention_penalty * penalty
@@ -242,7 +244,9 @@ class ImageCaptioner(L.LightningModule):
             self.log("train/attention_penalty", self.train_penalty, on_step=True, on_epoch=True, batch_size=B)
         return loss
 
-    def _evaluate(self, batch: dict, batch_idx: int, stage: str) -> None:
+    def _evaluate(self, batch: dict | None, batch_idx: int, stage: str) -> None:
+        if batch is None:  # no image of the batch could be read
+            return
         features = self.features(batch["images"], batch["keys"])
         ce, _, logits = self._loss(features, batch["captions"])
         B = len(batch["captions"])
@@ -300,6 +304,8 @@ class ImageCaptioner(L.LightningModule):
     # -- prediction ----------------------------------------------------------------------------------------
     def predict_step(self, batch, batch_idx: int) -> list[dict]:
         """One row per image: file, caption and score (the length-normalised log-probability of the caption)."""
+        if batch is None:  # no image of the batch could be read: they are listed beside the predictions
+            return []
         if isinstance(batch, dict):  # a captioning data module's batch: no files, use the keys
             images, files = batch["images"], [str(k) for k in batch["keys"].tolist()]
         else:

@@ -154,7 +154,9 @@ class ImageClassifier(L.LightningModule):
     def on_train_epoch_start(self) -> None:
         self.train_loss.reset(), self.train_acc.reset()  # not called when a run resumes in mid-epoch
 
-    def training_step(self, batch, batch_idx: int) -> torch.Tensor:
+    def training_step(self, batch, batch_idx: int) -> torch.Tensor | None:
+        if batch is None:  # no image of the batch could be read (vlc.data.bad_images): skip the step
+            return None
         images, labels = batch
         logits = self(images)
         loss = F.cross_entropy(logits, labels, label_smoothing=self.hparams.label_smoothing)
@@ -165,6 +167,8 @@ class ImageClassifier(L.LightningModule):
         return loss
 
     def _evaluate(self, batch, metrics: MetricCollection, stage: str) -> None:
+        if batch is None:  # no image of the batch could be read
+            return
         images, labels = batch
         logits = self(images).float()
         self.log(f"{stage}/loss", F.cross_entropy(logits, labels), on_epoch=True, prog_bar=True)
@@ -207,6 +211,8 @@ class ImageClassifier(L.LightningModule):
     # -- prediction ----------------------------------------------------------------------------------------
     def predict_step(self, batch, batch_idx: int) -> list[dict]:
         """One row per image: file, top-1 label and probability, and the top-k labels with probabilities."""
+        if batch is None:  # no image of the batch could be read: they are listed beside the predictions
+            return []
         images, files = batch
         probs = self(images).float().softmax(dim=-1)
         top_p, top_i = probs.topk(min(self.hparams.top_k, probs.shape[-1]), dim=-1)
