@@ -1,0 +1,49 @@
+"""Benchmark the classification image cache: the header check's cost, the cache build's time and its memory peak.
+
+Sets up a TinyImageNet30-layout folder for ``fit`` (header check of every file, then the cache build at
+``--image-size``) and reports the seconds of each and how far the process's peak resident memory rose above
+the final size of the cache (the cache is allocated once at its final size, so the peak should stay close to it).
+
+    python benchmarks/image_cache.py /tmp/vlc-data/tinyimagenet30                   # 64x64, as trained
+    python benchmarks/image_cache.py /tmp/vlc-data/tinyimagenet30 --image-size 224  # 2 GB of cache
+"""
+
+import argparse
+import resource
+import time
+
+from vlc.data import TinyImageNet30DataModule
+from vlc.data.bad_images import check_files
+
+
+def peak_rss() -> int:
+    """The process's peak resident memory so far, in bytes (Linux reports KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("root", help="a TinyImageNet30 folder (class.txt, train_set/)")
+    parser.add_argument("--image-size", type=int, default=64)
+    args = parser.parse_args()
+
+    dm = TinyImageNet30DataModule(root=args.root, image_size=args.image_size)
+    paths, _ = dm.labelled("train")
+    start = time.perf_counter()
+    check_files(paths, dm.reader, dm.bad_images)
+    header_s = time.perf_counter() - start
+
+    before = peak_rss()
+    start = time.perf_counter()
+    dm.setup("fit")  # the header check again, then the cache build
+    setup_s = time.perf_counter() - start
+    cache = dm.datasets["train"].images
+    size = cache.numel() * cache.element_size()
+    rise = peak_rss() - before
+    print(f"{len(paths)} files: header check {header_s:.2f} s; setup (check + cache build) {setup_s:.1f} s")
+    print(f"cache {size / 2**20:.0f} MiB at {args.image_size}x{args.image_size}; peak memory rose {rise / 2**20:.0f} MiB")
+    print(f"peak rise / cache size = {rise / size:.2f}")
+
+
+if __name__ == "__main__":
+    main()
