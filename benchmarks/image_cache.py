@@ -37,11 +37,14 @@ def main() -> None:
     start = time.perf_counter()
     dm.setup("fit")  # the header check again, then the cache build
     setup_s = time.perf_counter() - start
-    cache = dm.datasets["train"].images
-    size = cache.numel() * cache.element_size()
     rise = peak_rss() - before
     print(f"{len(paths)} files: header check {header_s:.2f} s; setup (check + cache build) {setup_s:.1f} s")
-    print(f"cache {size / 2**20:.0f} MiB at {args.image_size}x{args.image_size}; peak memory rose {rise / 2**20:.0f} MiB")
+    cache = getattr(dm.datasets["train"], "images", None)
+    if cache is None:
+        print(f"no cache: it would not fit in memory (peak memory rose {rise / 2**20:.0f} MiB)")
+        return
+    size, side = cache.numel() * cache.element_size(), args.image_size
+    print(f"cache {size / 2**20:.0f} MiB at {side}x{side}; peak memory rose {rise / 2**20:.0f} MiB")
     print(f"peak rise / cache size = {rise / size:.2f}")
 
 

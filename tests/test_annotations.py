@@ -127,3 +127,14 @@ def test_config_mistakes_name_the_file_and_line(tmp_path, capsys):
     assert fails(capsys, ["fit", "--config", str(tmp_path / "missing.yaml")]) == (
         f"--config {tmp_path / 'missing.yaml'}: no such file"
     )
+
+
+def test_short_config_flag_is_checked_and_inline_yaml_is_left_to_the_parser(tmp_path, capsys):
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("trainer: [\n")
+    assert fails(capsys, ["fit", "-c", str(broken)]).startswith(f"{broken}, line 2, column 1: not valid YAML")
+    good = str(CONFIGS / "demo" / "classify.yaml")
+    inline = "{trainer: {max_epochs: -5}}"  # jsonargparse reads a --config value that is no file as YAML
+    assert fails(capsys, ["fit", "--config", good, "--config", inline]) == (
+        "trainer.max_epochs: expected -1 (no limit) or more, got -5"
+    )

@@ -82,7 +82,7 @@ def test_vocabulary_comes_from_the_training_split_only(tmp_path):
 
 def test_training_draws_every_reference_and_evaluation_the_first(tmp_path):
     paths = write_coco(tmp_path, n=5)
-    train = coco(*paths, split=(1.0, 0.0, 0.0))._dataset("train")
+    train, _ = coco(*paths, split=(1.0, 0.0, 0.0))._dataset("train")
     i = train.keys.index(1001)  # three captions
     batch = collate_captions([train[i], train[0]])
     assert batch["options"].shape[:2] == (2, 3) and batch["num_options"][0] == 3
@@ -92,7 +92,7 @@ def test_training_draws_every_reference_and_evaluation_the_first(tmp_path):
 
     assert len({draw(seed) for seed in range(60)}) == 3  # every reference is drawn
     assert draw(7) == draw(7)  # by the generator alone: a resumed run draws the same
-    val = coco(*paths, split=(0.2, 0.8, 0.0))._dataset("val")
+    val, _ = coco(*paths, split=(0.2, 0.8, 0.0))._dataset("val")
     assert len(val[0][1]) == 1 and "options" not in collate_captions([val[0]])  # always the first reference
 
 

@@ -144,5 +144,6 @@ def test_wrong_structure_and_code_in_pickles_are_refused(tmp_path):
 def test_resizing_more_than_memory_holds_is_refused_before_it_starts(tmp_path, monkeypatch):
     write_cifar_pickles(tmp_path)
     monkeypatch.setattr("vlc.data.image_cache.available_memory", lambda: 2 * 40 * 3 * 64 * 64 - 1)
-    with pytest.raises(UserError, match=r"data.image_size: the 40 CIFAR-10 training images at 64x64 need 0.0 GiB"):
+    message = r"data.image_size: the 40 CIFAR-10 training images at 64x64 need 480.0 KiB, more than half of"
+    with pytest.raises(UserError, match=message):
         Cifar10DataModule(root=str(tmp_path), image_size=64).setup("fit")

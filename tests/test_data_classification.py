@@ -43,13 +43,14 @@ def test_folder_images_recursive_any_case_and_skips_broken(tmp_path, capsys):
     Image.new("RGB", (4, 4)).save(tmp_path / "a" / "z.webp")
     (tmp_path / "a" / "broken.jpg").write_bytes(b"\xff\xd8 truncated")
     (tmp_path / "notes.txt").write_text("text")
-    bad = BadImages("skip")
+    bad = BadImages("predict")
     files = folder_images(tmp_path, ImageReader(), bad)
     assert sorted(f.name for f in files) == ["x.PNG", "y.JpEg", "z.webp"]
     reasons = [(Path(u.path).name, u.reason.split(" (")[0]) for u in bad.found]
-    assert reasons == [("broken.jpg", "not an image file"), ("notes.txt", "not an image file name")]
+    assert reasons == [("notes.txt", "not an image file name"), ("broken.jpg", "not an image file")]
     err = capsys.readouterr().err
-    assert f"skipping {tmp_path / 'notes.txt'}: not an image file name" in err and "left out 1 of 4" in err
+    assert f"skipping {tmp_path / 'notes.txt'}: not an image file name" in err
+    assert f"skipped 2 of 5 files under {tmp_path} that cannot be read (listed beside the predictions)" in err
     with pytest.raises(UserError, match="not a folder"):
         folder_images(tmp_path / "missing", ImageReader(), bad)
 
@@ -111,7 +112,7 @@ def test_corrupt_training_image_is_named(tmp_path):
     bad = tmp_path / "d" / "train_set" / "bee" / "bee_1.JPEG"
     bad.write_bytes(np.zeros(10, dtype=np.uint8).tobytes())
     dm = TinyImageNet30DataModule(root=str(tmp_path / "d"))
-    with pytest.raises(UserError, match=r"1 of 9 training images cannot be read \(.*bee_1.JPEG: not an image file"):
+    with pytest.raises(UserError, match=r"1 of 9 training and validation images cannot be read \(.*bee_1.JPEG: not"):
         dm.setup("fit")
 
 
@@ -125,5 +126,5 @@ def test_image_cache_is_shared_by_train_and_val_and_falls_back_to_files_when_too
     monkeypatch.setattr("vlc.data.image_cache.available_memory", lambda: 2 * 30 * 3 * 16 * 16 - 1)
     dm = TinyImageNet30DataModule(root=str(tmp_path / "d"), image_size=16)
     dm.setup("fit")
-    assert "data.cache: the 30 training images at 16x16 need 0.0 GiB" in capsys.readouterr().err
+    assert "data.cache: the 30 training and validation images at 16x16 need 22.5 KiB" in capsys.readouterr().err
     assert isinstance(dm.datasets["train"].paths, list) and dm.datasets["train"][0][0].shape == (3, 16, 16)

@@ -3,7 +3,6 @@
 import csv
 import io
 import os
-import re
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +12,7 @@ from helpers import CONFIGS, TINY_NET, write_tinyimagenet30
 from PIL import Image
 
 from vlc.cli import main
-from vlc.data import ImageFolderDataModule
+from vlc.data import ImageFolderDataModule, TinyImageNet30DataModule
 from vlc.data.image_io import BadImage, ImageReader
 
 
@@ -26,6 +25,12 @@ def jpeg_bytes(size=(24, 24)) -> bytes:
     buffer = io.BytesIO()
     pixels = np.random.default_rng(0).integers(0, 255, (*size, 3), dtype=np.uint8)
     Image.fromarray(pixels).save(buffer, "JPEG")
+    return buffer.getvalue()
+
+
+def _png_bytes() -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(np.random.default_rng(1).integers(0, 255, (32, 32, 3), dtype=np.uint8)).save(buffer, "PNG")
     return buffer.getvalue()
 
 
@@ -59,6 +64,10 @@ def write_wild_folder(folder: Path) -> dict[str, str]:
     Image.new("RGB", (4, 4), (2, 2, 2)).save(folder / "b" / "same.png")
     # what is skipped, and why
     (folder / "truncated.jpg").write_bytes(jpeg_bytes()[:-200])  # its header is fine: found while decoding
+    png = bytearray(_png_bytes())
+    start = png.index(b"IDAT") + 40
+    png[start : start + 60] = bytes(60)  # damaged pixel data behind a whole header
+    (folder / "corrupt.png").write_bytes(bytes(png))
     (folder / "zero.jpg").write_bytes(b"")
     (folder / "text.jpg").write_text("this is not a picture")
     Image.new("1", (9500, 9500)).save(folder / "bomb.png")  # 90 million pixels in a few KB
@@ -67,6 +76,7 @@ def write_wild_folder(folder: Path) -> dict[str, str]:
     (folder / "photo.heic").write_bytes(b"\x00\x00\x00\x18ftypheic")
     return {
         "truncated.jpg": "cannot decode the pixel data (image file is truncated",
+        "corrupt.png": "cannot decode the pixel data (broken data stream",
         "zero.jpg": "empty file (0 bytes)",
         "text.jpg": "not an image file (Pillow cannot identify its format)",
         "bomb.png": "too large: 9500x9500 = 90,250,000 pixels, over the limit of 89,478,485",
@@ -158,7 +168,7 @@ def test_predict_gives_every_readable_image_a_row_and_lists_every_skip(checkpoin
     with (tmp_path / "out" / "submission.csv").open(encoding="utf-8") as f:
         ids = [row["Id"] for row in csv.DictReader(f)]
     assert len(ids) == 13 and {"a/same.png", "b/same.png", "portrait.jpg"} <= set(ids)
-    assert f"skipped 7 files that could not be read, listed in {tmp_path / 'out' / 'preds.skipped.csv'}" in (
+    assert f"skipped 8 files that could not be read, listed in {tmp_path / 'out' / 'preds.skipped.csv'}" in (
         capsys.readouterr().out
     )
 
@@ -200,18 +210,18 @@ def test_fit_names_every_bad_training_image_at_once_and_stops(damaged, tmp_path,
         ("banana_1.JPEG", "cannot decode the pixel data"),
     ]:
         assert f"cannot read {damaged / 'train_set' / name.split('_')[0] / name}: {reason}" in err
-    assert "vlc: error: 3 of 30 training images cannot be read" in err  # the header check and the cache build
+    assert "vlc: error: 3 of 30 training and validation images cannot be read" in err  # header check + cache build
     assert "set data.bad_images: skip" in err
     assert not (tmp_path / "checkpoints").exists()
 
 
 def test_fit_skips_bad_images_when_asked_up_to_a_ceiling(damaged, tmp_path, capsys):
     code, err = run(capsys, fit(damaged, "--data.bad_images=skip", "--data.max_bad_fraction=0.05"))
-    assert code == 2 and "3 of 30 training images cannot be read (10.0%" in err
-    assert "more than data.max_bad_fraction 0.05" in err
+    assert code == 2 and "3 of 30 training and validation images cannot be read" in err
+    assert "10.0% of the images are bad, more than data.max_bad_fraction 0.05" in err
     code, err = run(capsys, fit(damaged, "--data.bad_images=skip", "--data.max_bad_fraction=0.1"))
     assert code == 0
-    assert "left out 3 of 30 training images that cannot be read" in err
+    assert "left out 3 of 30 training and validation images that cannot be read" in err
     (last,) = (tmp_path / "checkpoints" / "tinyimagenet30-cnn").glob("version_*/last.ckpt")
     assert torch.load(last, weights_only=False)["global_step"] > 0
 
@@ -219,15 +229,20 @@ def test_fit_skips_bad_images_when_asked_up_to_a_ceiling(damaged, tmp_path, caps
 def test_without_cache_damaged_pixels_are_found_in_the_first_epoch(damaged, tmp_path, capsys):
     (damaged / "train_set" / "baboon" / "baboon_3.JPEG").unlink()
     (damaged / "train_set" / "bee" / "bee_5.JPEG").unlink()
-    args = fit(
-        damaged, "--data.cache=false", "--data.val_fraction=0.1", "--data.batch_size=9"
-    )  # 27 + 3: no batch dropped
+    truncated = damaged / "train_set" / "banana" / "banana_1.JPEG"
+    dm = TinyImageNet30DataModule(root=str(damaged), cache=False)
+    dm.setup("fit")
+    split, total = ("training", 25) if truncated in dm.datasets["train"].paths else ("validation", 3)
+    args = fit(damaged, "--data.cache=false", "--data.batch_size=5")  # 25 + 3 images: no training batch dropped
     code, err = run(capsys, args)
     assert code == 2
-    assert f"cannot read {damaged / 'train_set' / 'banana' / 'banana_1.JPEG'}: cannot decode the pixel data" in err
-    assert re.search(r"vlc: error: 1 of (25 training|3 validation) images cannot be read", err)
-    code, err = run(capsys, [*args, "--data.bad_images=skip", "--data.max_bad_fraction=0.5"])
-    assert code == 0 and "left out 1 of" in err
+    assert f"cannot read {truncated}: cannot decode the pixel data" in err
+    assert f"vlc: error: 1 of {total} {split} images cannot be read ({truncated}: cannot decode" in err
+    assert not list(tmp_path.glob("checkpoints/*/*/last.ckpt"))  # stopped before the epoch's checkpoint
+    # batches of one image: the truncated one leaves an empty batch, a step with a zero loss
+    code, err = run(capsys, [*args, "--data.batch_size=1", "--data.bad_images=skip", "--data.max_bad_fraction=0.5"])
+    assert code == 0 and f"left out 1 of {total} {split} images that cannot be read" in err
+    assert list(tmp_path.glob("checkpoints/*/*/last.ckpt"))
 
 
 def test_a_batch_with_no_readable_image_is_skipped_in_prediction(checkpoint, tmp_path):

@@ -54,7 +54,7 @@ def check_writable(folder: str | Path, key: str) -> None:
 
 
 def check_config_files(argv: list[str]) -> None:
-    """Check every ``--config FILE`` of a command line (jsonargparse's errors name neither file nor line).
+    """Check every config file of a command line (jsonargparse's errors name neither file nor line).
 
     Raises:
         UserError: a file is missing, not UTF-8, not valid YAML (naming the line and column), empty, or not a
@@ -79,11 +79,15 @@ def check_config_files(argv: list[str]) -> None:
 
 
 def config_files(argv: list[str]) -> list[Path]:
-    """The files given as ``--config FILE`` or ``--config=FILE``."""
-    files = []
+    """The files given as ``--config FILE``, ``--config=FILE`` or ``-c FILE``.
+
+    A value that is no file but reads as YAML itself (``--config '{trainer: {max_epochs: 2}}'``) is left to
+    jsonargparse, which accepts it.
+    """
+    values = []
     for i, arg in enumerate(argv):
-        if arg == "--config" and i + 1 < len(argv):
-            files.append(Path(argv[i + 1]))
+        if arg in ("--config", "-c") and i + 1 < len(argv):
+            values.append(argv[i + 1])
         elif arg.startswith("--config="):
-            files.append(Path(arg.split("=", 1)[1]))
-    return files
+            values.append(arg.split("=", 1)[1])
+    return [Path(v) for v in values if Path(v).is_file() or not (":" in v or v.lstrip().startswith("{"))]

@@ -7,7 +7,8 @@ passes it beside the batch (:class:`SkipUnreadable`), and the data module record
 
 ``data.bad_images`` decides: ``stop`` (the default) names every bad file, one warning line each, and stops with
 a count; ``skip`` leaves them out with the same warnings and a count, but still stops when more than
-``data.max_bad_fraction`` of the images are bad. Prediction always skips, and lists the files beside its output.
+``data.max_bad_fraction`` of the images (over every pass) are bad, or when none can be read. Prediction always
+skips, and lists the files beside its output.
 """
 
 from collections import defaultdict
@@ -59,15 +60,22 @@ class BadImages:
     """The record of a run's unreadable images and its policy for them.
 
     Args:
-        policy: ``stop`` or ``skip`` (see the module docstring).
-        max_fraction: with ``skip``, the largest share of bad images a run accepts.
+        policy: ``stop`` or ``skip`` (see the module docstring); ``predict`` skips and lists the files beside the
+            predictions.
+        max_fraction: with ``skip``, the largest share of bad images a run accepts, counted over every pass.
+
+    Raises:
+        UserError: ``max_fraction`` is not between 0 and 1.
     """
 
-    def __init__(self, policy: Policy = "stop", max_fraction: float = 1.0) -> None:
+    def __init__(self, policy: Policy | Literal["predict"] = "stop", max_fraction: float = 1.0) -> None:
+        if not 0.0 <= max_fraction <= 1.0:
+            raise UserError(f"data.max_bad_fraction must be between 0 and 1, got {max_fraction}")
         self.policy, self.max_fraction = policy, max_fraction
         self.found: list[Unreadable] = []
         self._new: dict[str, list[Unreadable]] = defaultdict(list)  # by pass: "files" (setup), "train", "val", ...
         self._seen: set[str] = set()
+        self._bad, self._files = 0, 0  # over every verdict so far, for the ceiling
 
     def add(self, path: str | Path, reason: str, during: str = "files") -> None:
         """Record (and name, once) a file that cannot be read; a file met again in a later epoch is not counted.
@@ -82,12 +90,13 @@ class BadImages:
         self._seen.add(str(path))
         self.found.append(Unreadable(str(path), reason))
         self._new[during].append(self.found[-1])
-        warn(f"{'skipping' if self.policy == 'skip' else 'cannot read'} {path}: {reason}")
+        warn(f"{'cannot read' if self.policy == 'stop' else 'skipping'} {path}: {reason}")
 
     def take(self, batch: Any, trainer: "L.Trainer | None") -> Any:
         """The batch without its unreadable items, which are recorded (called on every batch a loader gives).
 
-        None when no item of the batch could be read: the tasks' steps skip it.
+        None when no item of the batch could be read: the tasks' steps then do nothing (training takes a zero
+        loss, so that every DDP process still takes part in the step).
         """
         if not isinstance(batch, WithUnreadable):
             return batch
@@ -96,31 +105,44 @@ class BadImages:
             self.add(item.path, item.reason, during)
         return batch.batch
 
-    def verdict(self, what: str, total: int, during: str = "files") -> str | None:
+    def pending(self, during: str) -> int:
+        """How many bad images the pass ``during`` found since its last verdict (this process)."""
+        return len(self._new.get(during, []))
+
+    def verdict(self, what: str, total: int, during: str = "files", count: int | None = None) -> str | None:
         """The error that stops the run for the bad images a pass found since its last verdict, or None to go on.
 
         Args:
             what: what was read, for the message (``training images``).
-            total: how many were read, for the share.
+            total: how many were read.
             during: the pass (see :meth:`add`).
+            count: how many bad images the pass found in all processes (under DDP); this process's by default.
         """
         new = self._new.pop(during, [])
-        if not new:
+        count = len(new) if count is None else count
+        if not count:
             return None
-        share = len(new) / max(total, 1)
-        first = f"{new[0].path}: {new[0].reason}"
-        listed = first if len(new) == 1 else f"each named above, the first {first}"
+        self._bad, self._files = self._bad + count, max(self._files, total)
+        listed = "each named above" + (f", the first {new[0].path}: {new[0].reason}" if new else "")
+        if count == 1 and new:
+            listed = f"{new[0].path}: {new[0].reason}"
+        if self.policy == "predict":
+            warn(f"skipped {count} of {total} {what} that cannot be read (listed beside the predictions)")
+            return None
+        if count >= total:
+            return f"none of the {total} {what} can be read ({listed})"
         if self.policy == "stop":
             return (
-                f"{len(new)} of {total} {what} cannot be read ({listed}); fix or remove them, or set "
+                f"{count} of {total} {what} cannot be read ({listed}); fix or remove them, or set "
                 "data.bad_images: skip to leave them out"
             )
+        share = self._bad / max(self._files, 1)
         if share > self.max_fraction:
             return (
-                f"{len(new)} of {total} {what} cannot be read ({share:.1%}; {listed}), more than "
-                f"data.max_bad_fraction {self.max_fraction:g}; fix or remove them"
+                f"{count} of {total} {what} cannot be read ({listed}); with those found before, {share:.1%} of the "
+                f"images are bad, more than data.max_bad_fraction {self.max_fraction:g}; fix or remove them"
             )
-        warn(f"left out {len(new)} of {total} {what} that cannot be read (data.bad_images: skip)")
+        warn(f"left out {count} of {total} {what} that cannot be read (data.bad_images: skip)")
         return None
 
     def settle(self, what: str, total: int) -> None:

@@ -16,6 +16,7 @@ Prediction batches are ``(images, file paths)``.
 """
 
 from collections.abc import Sequence
+from functools import partial
 from pathlib import Path
 
 import lightning as L
@@ -24,12 +25,12 @@ from jsonargparse.typing import NonNegativeInt, PositiveInt
 from torch.nn.utils.rnn import pad_sequence
 from torch.utils.data import DataLoader, Dataset
 
-from vlc.data.bad_images import BadImages, Policy, Unreadable, check_files
+from vlc.data.bad_images import BadImages, Policy, Unreadable
 from vlc.data.datasets import FileImages
 from vlc.data.folder import folder_images
-from vlc.data.image_cache import cache_fits, read_images
+from vlc.data.image_cache import load_readable
 from vlc.data.image_io import MAX_PIXELS, BadImage, ImageReader
-from vlc.data.loading import batch_generator, make_loader
+from vlc.data.loading import agreed, batch_generator, make_loader
 from vlc.data.vocab import Vocabulary
 from vlc.errors import UserError
 
@@ -175,8 +176,6 @@ class CaptionDataModule(L.LightningDataModule):
         max_image_pixels: PositiveInt = MAX_PIXELS,
     ) -> None:
         super().__init__()
-        if not 0.0 <= max_bad_fraction <= 1.0:
-            raise UserError(f"data.max_bad_fraction must be between 0 and 1, got {max_bad_fraction}")
         if len(split) != 3 or min(split) < 0 or split[0] <= 0 or abs(sum(split) - 1) > 1e-6:
             raise UserError(f"data.split must be three shares (train, val, test) that add up to 1, got {list(split)}")
         if min_word_count < 1 or max_caption_length < 1:
@@ -242,35 +241,37 @@ class CaptionDataModule(L.LightningDataModule):
     # -- datasets and loaders ------------------------------------------------------------------------------
     def setup(self, stage: str) -> None:
         wanted = {"fit": ("train", "val"), "validate": ("val",), "test": ("test",)}.get(stage, ())
+        # a validation share of 0 when fitting: training without validation
+        wanted = [s for s in wanted if s not in self.datasets and (s != "val" or stage != "fit" or self.splits[s])]
+        files = 0
         for split in wanted:
-            if stage == "fit" and split == "val" and not self.splits["val"]:
-                continue  # a validation share of 0: training without validation
-            if split not in self.datasets:
-                self.datasets[split] = self._dataset(split)
+            self.datasets[split], n = self._dataset(split)
+            files += n
+        if files:  # every bad file of the stage's splits is named before the run stops
+            self.bad_images.settle(" and ".join(f"{SPLIT_NAMES[s]}" for s in wanted) + " images", files)
         if stage == "predict":
             if self.predict_dir is None:
                 raise UserError("vlc predict needs a folder of images: set data.predict_dir")
-            self.bad_images = BadImages("skip")  # prediction lists what it skips beside its output
+            self.bad_images = BadImages("predict")  # prediction lists what it skips beside its output
             files = folder_images(self.predict_dir, self.reader, self.bad_images)
             self.datasets["predict"] = FileImages(files, [str(f) for f in files], self.reader)
 
-    def _dataset(self, split: str) -> CaptionDataset:
+    def _dataset(self, split: str) -> tuple[CaptionDataset, int]:
+        """The split's dataset without the images that cannot be read, and how many files were checked."""
         positions = self.splits[split]
         if not positions:
             raise UserError(f"data.split {list(self.split)} leaves no {split} image of {len(self.index[0])}")
-        images, what = self.load_images(positions), f"{SPLIT_NAMES[split]} images"
+        images, files = self.load_images(positions), 0
         if not isinstance(images, torch.Tensor):  # files: a header check, then the cache build finds the bad ones
-            kept = check_files(images, self.reader, self.bad_images)
-            total, images, positions = len(images), [images[i] for i in kept], [positions[i] for i in kept]
-            if self.cache and cache_fits(images, self.reader, what):
-                images, kept = read_images(images, self.reader, self.bad_images)
-                positions = [positions[i] for i in kept]
-            self.bad_images.settle(what, total)
+            files, what, agree = len(images), f"{SPLIT_NAMES[split]} images", partial(agreed, self.trainer)
+            images, kept = load_readable(images, self.reader, self.bad_images, self.cache, what, agree)
+            positions = [positions[i] for i in kept]
         keys, references = self.index
         refs = [references[i] for i in positions]
         max_len = self.max_caption_length + 2  # <start> and <end>
         encoded = [[self.vocabulary.encode(ref, max_len) for ref in image_refs] for image_refs in refs]
-        return CaptionDataset(images, [keys[i] for i in positions], refs, encoded, split == "train", self.reader)
+        dataset = CaptionDataset(images, [keys[i] for i in positions], refs, encoded, split == "train", self.reader)
+        return dataset, files
 
     def _loader(self, split: str, shuffle: bool = False) -> DataLoader:
         dataset = self.datasets[split]

@@ -5,6 +5,7 @@ float and normalises them, so that a checkpoint carries its own preprocessing. P
 image with its file path instead of a label.
 """
 
+from functools import partial
 from pathlib import Path
 from typing import Literal
 
@@ -14,12 +15,12 @@ from jsonargparse.typing import NonNegativeInt, PositiveInt
 from torch.utils.data import DataLoader, Dataset
 
 from vlc.data.augment import augment
-from vlc.data.bad_images import BadImages, Policy, check_files
+from vlc.data.bad_images import BadImages, Policy
 from vlc.data.datasets import FileImages, TensorImages
 from vlc.data.folder import folder_images
-from vlc.data.image_cache import cache_fits, read_images
+from vlc.data.image_cache import load_readable
 from vlc.data.image_io import MAX_PIXELS, ImageReader
-from vlc.data.loading import batch_generator, make_loader
+from vlc.data.loading import agreed, batch_generator, make_loader
 from vlc.errors import UserError
 
 Samples = tuple[list[Path] | torch.Tensor, torch.Tensor]
@@ -77,8 +78,6 @@ class ClassificationDataModule(L.LightningDataModule):
         super().__init__()
         if not 0.0 < val_fraction < 1.0:
             raise UserError(f"data.val_fraction must be between 0 and 1, got {val_fraction}")
-        if not 0.0 <= max_bad_fraction <= 1.0:
-            raise UserError(f"data.max_bad_fraction must be between 0 and 1, got {max_bad_fraction}")
         self.batch_size, self.num_workers, self.val_fraction = batch_size, num_workers, val_fraction
         self.augment, self.image_size, self.cache, self.seed = augment, image_size, cache, seed
         self.predict_dir = predict_dir
@@ -110,42 +109,41 @@ class ClassificationDataModule(L.LightningDataModule):
 
     def setup(self, stage: str) -> None:
         if stage in ("fit", "validate") and "val" not in self.datasets:
-            images, labels = self._readable(*self.labelled("train"), "training images")
-            train_idx, val_idx = stratified_split(labels, self.val_fraction, self.seed)
-            self.datasets["train"] = self._dataset(images, labels, train_idx)
-            self.datasets["val"] = self._dataset(images, labels, val_idx)
+            samples, labels = self.labelled("train")
+            train_idx, val_idx = stratified_split(labels, self.val_fraction, self.seed)  # of every file, bad or not
+            images, rows = self._readable(samples, "training and validation images")
+            self.datasets["train"] = self._dataset(images, rows, labels, train_idx)
+            self.datasets["val"] = self._dataset(images, rows, labels, val_idx)
         if stage == "test" and "test" not in self.datasets:
             samples = self.labelled("test")
             if samples is None:
                 raise UserError(f"{type(self).__name__} has no labelled test set; see its data.* options")
-            images, labels = self._readable(*samples, "test images")
-            self.datasets["test"] = self._dataset(images, labels, torch.arange(len(labels)))
+            images, rows = self._readable(samples[0], "test images")
+            self.datasets["test"] = self._dataset(images, rows, samples[1], torch.arange(len(samples[1])))
         if stage == "predict":
-            self.bad_images = BadImages("skip")  # prediction lists what it skips beside its output
+            self.bad_images = BadImages("predict")  # prediction lists what it skips beside its output
             files = self.predict_files()
             self.datasets["predict"] = FileImages(files, [str(f) for f in files], self.reader)
 
-    def _readable(self, samples: list[Path] | torch.Tensor, labels: torch.Tensor, what: str) -> Samples:
-        """The samples without the files that cannot be read: the files, or the cache, with their labels.
+    def _readable(self, samples: list[Path] | torch.Tensor, what: str) -> tuple[list[Path] | torch.Tensor, dict]:
+        """The readable samples (the files, or the cache) and ``{position in samples: row in them}``.
 
         Files get a header check, then, with ``cache``, are decoded into the cache; every failure goes to
         ``bad_images``, whose policy stops the run or leaves them out.
         """
         if isinstance(samples, torch.Tensor):
-            return samples, labels
-        kept = check_files(samples, self.reader, self.bad_images)
-        paths, labels = [samples[i] for i in kept], labels[kept]
-        if self.cache and cache_fits(paths, self.reader, what):
-            images, kept = read_images(paths, self.reader, self.bad_images)
-            paths, labels = images, labels[kept]
+            return samples, {i: i for i in range(len(samples))}
+        agree = partial(agreed, self.trainer)
+        images, kept = load_readable(samples, self.reader, self.bad_images, self.cache, what, agree)
         self.bad_images.settle(what, len(samples))
-        return paths, labels
+        return images, {position: row for row, position in enumerate(kept)}
 
-    def _dataset(self, images: list[Path] | torch.Tensor, labels: torch.Tensor, idx: torch.Tensor) -> Dataset:
-        """The samples at ``idx``: rows of the cache (shared, not copied), or files decoded on access."""
+    def _dataset(self, images: list[Path] | torch.Tensor, rows: dict, labels: torch.Tensor, idx: torch.Tensor):
+        """The samples at positions ``idx`` that could be read: rows of the cache (shared, not copied) or files."""
+        keep = [i for i in idx.tolist() if i in rows]
         if isinstance(images, torch.Tensor):
-            return TensorImages(images, labels[idx], idx.tolist())
-        return FileImages([images[i] for i in idx.tolist()], labels[idx], self.reader)
+            return TensorImages(images, labels[keep], [rows[i] for i in keep])
+        return FileImages([images[rows[i]] for i in keep], labels[keep], self.reader)
 
     def _loader(self, split: str, shuffle: bool = False) -> DataLoader:
         dataset = self.datasets[split]

@@ -22,12 +22,12 @@ def folder_images(folder: str | Path, reader: ImageReader, bad: BadImages) -> li
     if not Path(folder).is_dir():
         raise UserError(f"{folder}: not a folder (data.predict_dir must be a folder of images)")
     entries = scan_folder(folder)
-    candidates = [path for path, reason in entries if reason is None]
-    files = [candidates[i] for i in check_files(candidates, reader, bad)]
-    bad.settle("image files", len(candidates))
     for path, reason in entries:
         if reason is not None:
             bad.add(path, reason)
+    candidates = [path for path, reason in entries if reason is None]
+    files = [candidates[i] for i in check_files(candidates, reader, bad)]
+    bad.settle(f"files under {folder}", len(entries))
     if not files:
         suffixes = ", ".join(sorted(IMAGE_SUFFIXES))
         raise UserError(f"{folder}: no readable images (expected {suffixes} files; see the warnings above)")
@@ -59,9 +59,10 @@ class ImageFolderDataModule(L.LightningDataModule):
         super().__init__()
         self.predict_dir, self.batch_size, self.num_workers = predict_dir, batch_size, num_workers
         self.reader = ImageReader(image_size, max_image_pixels)
-        self.bad_images = BadImages("skip")
+        self.bad_images = BadImages("predict")
 
     def setup(self, stage: str) -> None:
+        self.bad_images = BadImages("predict")
         files = folder_images(self.predict_dir, self.reader, self.bad_images)
         self.dataset = FileImages(files, [str(f) for f in files], self.reader)
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import torch
 from PIL import Image
 
-from vlc.data.bad_images import BadImages
+from vlc.data.bad_images import BadImages, check_files
 from vlc.data.image_io import BadImage, ImageReader
 from vlc.errors import UserError, warn
 
@@ -26,15 +26,46 @@ def available_memory() -> int | None:
         return None
 
 
+def load_readable(
+    paths: Sequence[Path], reader: ImageReader, bad: BadImages, cache: bool, what: str, agree=lambda fits: fits
+) -> tuple[torch.Tensor | list[Path], list[int]]:
+    """The files of ``paths`` that can be read, decoded into the cache or as files; the others go to ``bad``.
+
+    A header check of every file, then, with ``cache`` (and when it fits in memory), the cache build, which
+    finds the files whose pixel data is damaged. ``bad`` is left for the caller to settle.
+
+    Args:
+        paths: the image files.
+        reader: decodes them.
+        bad: receives the files that cannot be read.
+        cache: build the in-memory cache.
+        what: what the files are, for messages (``training images``).
+        agree: turns this process's answer to "does the cache fit?" into the one all processes use (DDP).
+
+    Returns:
+        The cache ``(N, 3, H, W)`` or the readable files, and their ``N`` positions in ``paths``.
+    """
+    kept = check_files(paths, reader, bad)
+    files = [paths[i] for i in kept]
+    if cache and agree(cache_fits(files, reader, what)):
+        images, rows = read_images(files, reader, bad)
+        return images, [kept[r] for r in rows]
+    return files, kept
+
+
 def over_memory(n: int, height: int, width: int, what: str) -> str | None:
     """Why ``n`` uint8 RGB images of ``height x width`` do not fit in half the available memory, or None."""
     need, available = n * 3 * height * width, available_memory()
     if available is None or need <= available // 2:
         return None
-    return (
-        f"the {n} {what} at {width}x{height} need {need / 2**30:.1f} GiB, more than half of the "
-        f"{available / 2**30:.1f} GiB available"
-    )
+    return f"the {n} {what} at {width}x{height} need {_size(need)}, more than half of the {_size(available)} available"
+
+
+def _size(n_bytes: int) -> str:
+    for unit, scale in (("GiB", 2**30), ("MiB", 2**20)):
+        if n_bytes >= scale:
+            return f"{n_bytes / scale:.1f} {unit}"
+    return f"{n_bytes / 2**10:.1f} KiB"
 
 
 def cache_fits(paths: Sequence[Path], reader: ImageReader, what: str) -> bool:

@@ -31,7 +31,9 @@ MAX_PIXELS = 89_478_485
 BACKGROUND = (255, 255, 255)
 """The colour transparent pixels are composited on (white)."""
 
-Image.MAX_IMAGE_PIXELS = None  # ImageReader applies its own, configurable limit and turns it into a skip reason
+# PIL's own guard raises DecompressionBombError above twice its limit, whatever data.max_image_pixels says; vlc
+# reads every image through ImageReader, which applies the configurable limit itself and makes it a skip reason.
+Image.MAX_IMAGE_PIXELS = None
 
 
 class BadImage(Exception):
@@ -116,7 +118,12 @@ class ImageReader:
 
 
 def to_rgb(image: Image.Image) -> Image.Image:
-    """An opened image as upright 8-bit RGB: EXIF orientation, 16-bit scaling, transparency on white."""
+    """An opened image as upright 8-bit RGB: EXIF orientation, 16-bit scaling, transparency on white.
+
+    Raises:
+        OSError, ...: the pixel data cannot be decoded (the first ``load()`` says so; a second would not).
+    """
+    image.load()
     with contextlib.suppress(Exception):  # a damaged EXIF block leaves the image as stored
         image = ImageOps.exif_transpose(image)
     if image.mode in ("I", "I;16", "I;16B", "I;16L", "I;16N", "F"):
@@ -147,13 +154,12 @@ def scan_folder(folder: str | Path) -> list[tuple[Path, str | None]]:
 
     The reason is None for a file named like an image: the reader then reads it, or says why not.
     """
-    names = sorted(IMAGE_SUFFIXES | set(UNSUPPORTED))
+    names, expected = IMAGE_SUFFIXES | set(UNSUPPORTED), ", ".join(sorted(IMAGE_SUFFIXES))
     entries = []
     for path in sorted(Path(folder).rglob("*")):
         if path.is_dir():
             continue
         named_like_image = path.suffix.lower() in names
-        expected = ", ".join(sorted(IMAGE_SUFFIXES))
         entries.append((path, None if named_like_image else f"not an image file name (expected {expected})"))
     return entries
 

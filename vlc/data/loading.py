@@ -134,6 +134,16 @@ def make_loader(
     )
 
 
+def agreed(trainer: L.Trainer | None, value):
+    """``value`` as process 0 has it, on every process (under DDP; itself otherwise).
+
+    For decisions each process makes from its own view of the machine (free memory), which must be the same.
+    """
+    if trainer is None or trainer.world_size == 1:
+        return value
+    return trainer.strategy.broadcast(value, src=0)
+
+
 def batch_generator(trainer: L.Trainer, device: torch.device) -> torch.Generator:
     """A generator for the random choices made on the training batch being transferred to ``device``.
 

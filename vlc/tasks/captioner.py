@@ -34,7 +34,7 @@ from vlc.models.feature_cache import FeatureCache
 from vlc.models.glove import load_glove
 from vlc.models.lstm_decoder import LSTMDecoder, shift_captions
 from vlc.tasks.hparams import log_final_hparams, log_parameter_counts, plain
-from vlc.tasks.optim import configure
+from vlc.tasks.optim import configure, zero_loss
 
 
 def adam(params: Any) -> torch.optim.Optimizer:
@@ -229,9 +229,9 @@ class ImageCaptioner(L.LightningModule):
     def on_train_epoch_start(self) -> None:
         self.train_loss.reset(), self.train_penalty.reset()  # not called when a run resumes in mid-epoch
 
-    def training_step(self, batch: dict | None, batch_idx: int) -> torch.Tensor | None:
-        if batch is None:  # no image of the batch could be read (vlc.data.bad_images): skip the step
-            return None
+    def training_step(self, batch: dict | None, batch_idx: int) -> torch.Tensor:
+        if batch is None:  # no image of the batch could be read: a zero loss keeps every DDP process in step
+            return zero_loss(self)
         features = self.features(batch["images"], batch["keys"])
         ce, penalty, _ = self._loss(features, batch["captions"])
         loss = ce + self.hparams.attention_penalty * penalty

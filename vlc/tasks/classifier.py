@@ -24,7 +24,7 @@ from vlc.errors import UserError
 from vlc.metrics.figures import confusion_matrix_figure, log_figure, roc_figure
 from vlc.models.cnn import ResidualCNN
 from vlc.tasks.hparams import log_final_hparams, log_parameter_counts, plain
-from vlc.tasks.optim import configure, default_optimizer
+from vlc.tasks.optim import configure, default_optimizer, zero_loss
 from vlc.tasks.transfer import batch_norms, freeze_layers, load_features, param_groups
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -154,9 +154,9 @@ class ImageClassifier(L.LightningModule):
     def on_train_epoch_start(self) -> None:
         self.train_loss.reset(), self.train_acc.reset()  # not called when a run resumes in mid-epoch
 
-    def training_step(self, batch, batch_idx: int) -> torch.Tensor | None:
-        if batch is None:  # no image of the batch could be read (vlc.data.bad_images): skip the step
-            return None
+    def training_step(self, batch, batch_idx: int) -> torch.Tensor:
+        if batch is None:  # no image of the batch could be read: a zero loss keeps every DDP process in step
+            return zero_loss(self)
         images, labels = batch
         logits = self(images)
         loss = F.cross_entropy(logits, labels, label_smoothing=self.hparams.label_smoothing)

@@ -60,3 +60,12 @@ def run_length(trainer: L.Trainer, interval: str) -> int:
 def default_optimizer(params: Any) -> torch.optim.Optimizer:
     """AdamW at 1e-3: the optimizer used when a config names none."""
     return torch.optim.AdamW(params, lr=1e-3, weight_decay=0.05)
+
+
+def zero_loss(module: L.LightningModule) -> torch.Tensor:
+    """A loss of 0 that reaches every trainable parameter, for a step with nothing to learn from.
+
+    A batch of which no image could be read still takes part in DDP's gradient synchronisation, with zero
+    gradients (returning None would leave the other processes waiting).
+    """
+    return sum(p.sum() for p in module.parameters() if p.requires_grad) * 0.0
