@@ -148,7 +148,7 @@ def checkpoint(tmp_path_factory) -> Path:
     return work / "checkpoints" / "tinyimagenet30-cnn" / "version_0" / "last.ckpt"
 
 
-def test_predict_gives_every_readable_image_a_row_and_lists_every_skip(checkpoint, tmp_path, capsys):
+def test_predict_gives_every_readable_image_a_row_and_lists_every_skip(checkpoint, tmp_path, capsys, recwarn):
     expected = write_wild_folder(tmp_path / "in")
     out = tmp_path / "out" / "preds.csv"
     main(
@@ -168,6 +168,8 @@ def test_predict_gives_every_readable_image_a_row_and_lists_every_skip(checkpoin
     with (tmp_path / "out" / "submission.csv").open(encoding="utf-8") as f:
         ids = [row["Id"] for row in csv.DictReader(f)]
     assert len(ids) == 13 and {"a/same.png", "b/same.png", "portrait.jpg"} <= set(ids)
+    # no advice to add the training callbacks, which prediction does not need
+    assert not [w for w in recwarn if "callbacks used to create the checkpoint" in str(w.message)]
     assert f"skipped 8 files that could not be read, listed in {tmp_path / 'out' / 'preds.skipped.csv'}" in (
         capsys.readouterr().out
     )

@@ -219,6 +219,8 @@ class VlcCLI(LightningCLI):
     # -- running: signals and exit codes --------------------------------------------------------------------
     def _run_subcommand(self, subcommand: str) -> None:
         warnings.filterwarnings("ignore", r"Checkpoint directory .* exists and is not empty")
+        if subcommand != "fit":  # evaluating or predicting needs none of the callbacks that trained the model
+            warnings.filterwarnings("ignore", r"Be aware that when using `ckpt_path`, callbacks used to create")
         with self.interruption as stop:
             try:
                 super()._run_subcommand(subcommand)
