@@ -191,6 +191,25 @@ def test_a_prediction_file_that_cannot_be_written_is_one_line(data, tmp_path):
     assert not out.exists() and not list(tmp_path.glob("preds*"))  # no partial file
 
 
+def test_a_run_folder_that_cannot_be_written_stops_before_training_in_one_line(data, tmp_path):
+    def no_room() -> None:  # like a full disk: files may not grow beyond 1,000 bytes (config.yaml needs more)
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (1000, 1000))
+
+    result = subprocess.run(
+        [sys.executable, "-m", "vlc", *fit_args(data)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        preexec_fn=no_room,
+        cwd=tmp_path,
+    )
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    folder = os.path.join("logs", "tinyimagenet30-cnn", "version_0")
+    assert f"vlc: error: cannot write the run's config.yaml into {folder}/ (File too large)" in result.stderr
+    assert not (tmp_path / "checkpoints").exists()
+
+
 def test_version_and_help_list_every_command(capsys):
     main(["--version"])
     assert capsys.readouterr().out.startswith("vlc 0.1.0 (torch ")

@@ -15,7 +15,7 @@ import yaml
 from lightning.pytorch.cli import SaveConfigCallback
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
-from vlc.errors import Diverged, warn
+from vlc.errors import Diverged, UserError, warn
 
 RUN_FILE = "run.yaml"
 PACKAGES = ("vlc", "torch", "torchvision", "lightning", "torchmetrics", "numpy", "pillow")
@@ -103,7 +103,10 @@ class RunRecord(SaveConfigCallback):
         if trainer.logger is None:  # prediction: no run folder, nothing to record
             return
         self.folder = Path(trainer.log_dir)  # every rank: trainer.log_dir is a collective call under DDP
-        super().setup(trainer, pl_module, stage)
+        try:
+            super().setup(trainer, pl_module, stage)
+        except OSError as err:  # a full disk or a file-size limit: stop before any work, in one line
+            raise UserError(f"cannot write the run's config.yaml into {self.folder}/ ({err.strerror or err})") from None
 
     def save_config(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         hparams = pl_module.hparams
