@@ -26,8 +26,7 @@ from torch.nn.utils.rnn import pad_sequence
 from torch.utils.data import DataLoader, Dataset
 
 from vlc.data.bad_images import BadImages, Policy, Unreadable
-from vlc.data.datasets import FileImages
-from vlc.data.folder import folder_images
+from vlc.data.folder import folder_dataset
 from vlc.data.image_cache import load_readable
 from vlc.data.image_io import MAX_PIXELS, BadImage, ImageReader
 from vlc.data.loading import agreed, batch_generator, make_loader
@@ -250,11 +249,7 @@ class CaptionDataModule(L.LightningDataModule):
         if files:  # every bad file of the stage's splits is named before the run stops
             self.bad_images.settle(" and ".join(f"{SPLIT_NAMES[s]}" for s in wanted) + " images", files)
         if stage == "predict":
-            if self.predict_dir is None:
-                raise UserError("vlc predict needs a folder of images: set data.predict_dir")
-            self.bad_images = BadImages("predict")  # prediction lists what it skips beside its output
-            files = folder_images(self.predict_dir, self.reader, self.bad_images)
-            self.datasets["predict"] = FileImages(files, [str(f) for f in files], self.reader)
+            self.datasets["predict"], self.bad_images = folder_dataset(self.predict_dir, self.reader)
 
     def _dataset(self, split: str) -> tuple[CaptionDataset, int]:
         """The split's dataset without the images that cannot be read, and how many files were checked."""

@@ -17,7 +17,7 @@ from torch.utils.data import DataLoader, Dataset
 from vlc.data.augment import augment
 from vlc.data.bad_images import BadImages, Policy
 from vlc.data.datasets import FileImages, TensorImages
-from vlc.data.folder import folder_images
+from vlc.data.folder import folder_dataset
 from vlc.data.image_cache import load_readable
 from vlc.data.image_io import MAX_PIXELS, ImageReader
 from vlc.data.loading import agreed, batch_generator, make_loader
@@ -95,11 +95,9 @@ class ClassificationDataModule(L.LightningDataModule):
         """The labelled samples of ``train`` (split further into train/val) or ``test`` (None when absent)."""
         raise NotImplementedError
 
-    def predict_files(self) -> list[Path]:
-        """Files to predict: every image under ``predict_dir``."""
-        if self.predict_dir is None:
-            raise UserError("vlc predict needs a folder of images: set data.predict_dir")
-        return folder_images(self.predict_dir, self.reader, self.bad_images)
+    def predict_folder(self) -> str | Path | None:
+        """The folder ``vlc predict`` reads (every image under it): ``predict_dir``."""
+        return self.predict_dir
 
     # -- shared machinery ----------------------------------------------------------------------------------
     @property
@@ -121,9 +119,7 @@ class ClassificationDataModule(L.LightningDataModule):
             images, rows = self._readable(samples[0], "test images")
             self.datasets["test"] = self._dataset(images, rows, samples[1], torch.arange(len(samples[1])))
         if stage == "predict":
-            self.bad_images = BadImages("predict")  # prediction lists what it skips beside its output
-            files = self.predict_files()
-            self.datasets["predict"] = FileImages(files, [str(f) for f in files], self.reader)
+            self.datasets["predict"], self.bad_images = folder_dataset(self.predict_folder(), self.reader)
 
     def _readable(self, samples: list[Path] | torch.Tensor, what: str) -> tuple[list[Path] | torch.Tensor, dict]:
         """The readable samples (the files, or the cache) and ``{position in samples: row in them}``.

@@ -34,6 +34,21 @@ def folder_images(folder: str | Path, reader: ImageReader, bad: BadImages) -> li
     return files
 
 
+def folder_dataset(folder: str | Path | None, reader: ImageReader) -> tuple[FileImages, BadImages]:
+    """Every readable image under ``folder`` as a dataset of ``(image, path)``, and the record of the skipped files.
+
+    The one way every data module predicts a folder; the prediction writer lists the record beside its output.
+
+    Raises:
+        UserError: no folder was given, ``folder`` is not a folder, or it holds no readable image.
+    """
+    if folder is None:
+        raise UserError("vlc predict needs a folder of images: set data.predict_dir")
+    bad = BadImages("predict")
+    files = folder_images(folder, reader, bad)
+    return FileImages(files, [str(f) for f in files], reader), bad
+
+
 class ImageFolderDataModule(L.LightningDataModule):
     """Images under ``predict_dir``, resized to ``image_size``, for ``vlc predict``.
 
@@ -62,9 +77,7 @@ class ImageFolderDataModule(L.LightningDataModule):
         self.bad_images = BadImages("predict")
 
     def setup(self, stage: str) -> None:
-        self.bad_images = BadImages("predict")
-        files = folder_images(self.predict_dir, self.reader, self.bad_images)
-        self.dataset = FileImages(files, [str(f) for f in files], self.reader)
+        self.dataset, self.bad_images = folder_dataset(self.predict_dir, self.reader)
 
     def predict_dataloader(self) -> DataLoader:
         return make_loader(self.dataset, self.batch_size, self.num_workers)

@@ -7,7 +7,6 @@ from pathlib import Path
 import torch
 
 from vlc.data.classification import ClassificationDataModule, Samples
-from vlc.data.folder import folder_images
 from vlc.data.image_io import list_images
 from vlc.data.text import read_text
 from vlc.errors import UserError
@@ -124,7 +123,6 @@ class TinyImageNet30DataModule(ClassificationDataModule):
             return lookup[category]
         raise UserError(f"{csv_path}, line {lineno}: unknown Category {category!r}; expected 0-29 or a class name")
 
-    def predict_files(self) -> list[Path]:
-        if self.predict_dir is not None:
-            return super().predict_files()
-        return folder_images(_nested(self.root / "test_set"), self.reader, self.bad_images)
+    def predict_folder(self) -> str | Path:
+        """``predict_dir`` when given, else ``test_set/``."""
+        return self.predict_dir if self.predict_dir is not None else _nested(self.root / "test_set")
