@@ -7,6 +7,8 @@ import numpy as np
 from PIL import Image
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
+from vlc.cli import main
+
 REPO = Path(__file__).resolve().parents[1]
 CONFIGS = REPO / "configs"
 TINY_NET = [
@@ -52,6 +54,25 @@ def write_tinyimagenet30(
     with labels.open("w", newline="") as f:
         csv.writer(f).writerows([("Id", "Category"), *rows])
     return labels
+
+
+def run_cli(capsys, args: list[str]) -> tuple[int, str]:
+    """Run ``vlc ARGS`` in this process: its exit code and its stderr, which never holds a traceback."""
+    try:
+        main(args)
+        code = 0
+    except SystemExit as exit_info:
+        code = exit_info.code
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    return code, err
+
+
+def run_fails(capsys, args: list[str], code: int = 2) -> str:
+    """The stderr of ``vlc ARGS``, which must stop with exit code ``code`` and no traceback."""
+    actual, err = run_cli(capsys, args)
+    assert actual == code
+    return err
 
 
 def events(logdir: Path) -> EventAccumulator:

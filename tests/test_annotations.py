@@ -3,20 +3,15 @@
 import json
 
 import pytest
-from helpers import CONFIGS, TINY_NET, write_tinyimagenet30
+from helpers import CONFIGS, TINY_NET, run_fails, write_tinyimagenet30
 from test_caption_data import write_coco
 
-from vlc.cli import main
 from vlc.data import CocoCaptionsDataModule, TinyImageNet30DataModule
 
 
 def fails(capsys, args: list[str]) -> str:
     """The one error line of a run that must stop before training."""
-    with pytest.raises(SystemExit) as exit_info:
-        main(args)
-    assert exit_info.value.code == 2
-    err = capsys.readouterr().err
-    assert "Traceback" not in err
+    err = run_fails(capsys, args)
     (line,) = [line for line in err.splitlines() if line.startswith("vlc: error:")]
     return line.removeprefix("vlc: error: ")
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from helpers import CONFIGS, TINY_NET, write_tinyimagenet30
+from helpers import CONFIGS, TINY_NET, run_fails, write_tinyimagenet30
 
 from vlc.cli import main
 
@@ -30,15 +30,6 @@ def fit_args(root, *extra: str) -> list[str]:
         *TINY_NET,
         *extra,
     ]
-
-
-def run_fails(capsys, args: list[str], code: int = 2) -> str:
-    with pytest.raises(SystemExit) as exit_info:
-        main(args)
-    assert exit_info.value.code == code
-    err = capsys.readouterr().err
-    assert "Traceback" not in err
-    return err
 
 
 @pytest.fixture

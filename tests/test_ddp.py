@@ -3,7 +3,7 @@
 import csv
 
 import pytest
-from helpers import CONFIGS, TINY_NET, write_tinyimagenet30
+from helpers import CONFIGS, TINY_NET, run_fails, write_tinyimagenet30
 
 from vlc.cli import main
 
@@ -36,3 +36,14 @@ def test_ddp_fit_and_predict(tmp_path, monkeypatch):
         files = [row["file"] for row in csv.DictReader(f)]
     assert sorted(files) == sorted(str(p) for p in folder.glob("*.JPEG"))  # complete, no duplicate
     assert sorted(p.name for p in tmp_path.glob("out*.csv")) == ["out.csv", "out.skipped.csv"]  # not one per rank
+
+
+def test_ddp_divergence_stops_every_process_in_one_line(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    write_tinyimagenet30(tmp_path / "data", per_class=8)
+    ddp = ["--trainer.accelerator=cpu", "--trainer.devices=2", "--trainer.strategy=ddp_spawn"]
+    nan = ["--trainer.callbacks+=faults.Fault", "--trainer.callbacks.step=3", "--trainer.callbacks.fault=nan"]
+    config = str(CONFIGS / "tinyimagenet30" / "cnn.yaml")
+    args = ["fit", "--config", config, f"--data.root={tmp_path / 'data'}", "--data.batch_size=4", *TINY_NET]
+    err = run_fails(capsys, [*args, "--trainer.max_epochs=2", *ddp, *nan], code=3)
+    assert "vlc: error: training diverged at epoch 1, step 4: the loss is nan" in err

@@ -8,18 +8,9 @@ import subprocess
 import sys
 
 import pytest
-from helpers import CONFIGS, TINY_NET, write_tinyimagenet30
+from helpers import CONFIGS, TINY_NET, run_fails, write_tinyimagenet30
 
 from vlc.cli import main
-
-
-def run_fails(capsys, args: list[str]) -> str:
-    with pytest.raises(SystemExit) as exit_info:
-        main(args)
-    assert exit_info.value.code != 0
-    err = capsys.readouterr().err
-    assert "Traceback" not in err
-    return err
 
 
 def fit_args(root) -> list[str]:

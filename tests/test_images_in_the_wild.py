@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from helpers import CONFIGS, TINY_NET, write_tinyimagenet30
+from helpers import CONFIGS, TINY_NET, run_cli, write_tinyimagenet30
 from PIL import Image
 
 from vlc.cli import main
@@ -180,17 +180,6 @@ def fit(root: Path, *extra: str) -> list[str]:
     return ["fit", "--config", config, f"--data.root={root}", "--trainer.max_epochs=1", *TINY_NET, *extra]
 
 
-def run(capsys, args: list[str]) -> tuple[int, str]:
-    try:
-        main(args)
-        code = 0
-    except SystemExit as exit_info:
-        code = exit_info.code
-    err = capsys.readouterr().err
-    assert "Traceback" not in err
-    return code, err
-
-
 @pytest.fixture
 def damaged(tmp_path, monkeypatch) -> Path:
     """A TinyImageNet30 folder of 3 x 10 images, two of which cannot be read at all and one is truncated."""
@@ -204,7 +193,7 @@ def damaged(tmp_path, monkeypatch) -> Path:
 
 
 def test_fit_names_every_bad_training_image_at_once_and_stops(damaged, tmp_path, capsys):
-    code, err = run(capsys, fit(damaged))
+    code, err = run_cli(capsys, fit(damaged))
     assert code == 2
     for name, reason in [
         ("baboon_3.JPEG", "empty file (0 bytes)"),
@@ -218,10 +207,10 @@ def test_fit_names_every_bad_training_image_at_once_and_stops(damaged, tmp_path,
 
 
 def test_fit_skips_bad_images_when_asked_up_to_a_ceiling(damaged, tmp_path, capsys):
-    code, err = run(capsys, fit(damaged, "--data.bad_images=skip", "--data.max_bad_fraction=0.05"))
+    code, err = run_cli(capsys, fit(damaged, "--data.bad_images=skip", "--data.max_bad_fraction=0.05"))
     assert code == 2 and "3 of 30 training and validation images cannot be read" in err
     assert "10.0% of the images are bad, more than data.max_bad_fraction 0.05" in err
-    code, err = run(capsys, fit(damaged, "--data.bad_images=skip", "--data.max_bad_fraction=0.1"))
+    code, err = run_cli(capsys, fit(damaged, "--data.bad_images=skip", "--data.max_bad_fraction=0.1"))
     assert code == 0
     assert "left out 3 of 30 training and validation images that cannot be read" in err
     (last,) = (tmp_path / "checkpoints" / "tinyimagenet30-cnn").glob("version_*/last.ckpt")
@@ -236,13 +225,13 @@ def test_without_cache_damaged_pixels_are_found_in_the_first_epoch(damaged, tmp_
     dm.setup("fit")
     split, total = ("training", 25) if truncated in dm.datasets["train"].paths else ("validation", 3)
     args = fit(damaged, "--data.cache=false", "--data.batch_size=5")  # 25 + 3 images: no training batch dropped
-    code, err = run(capsys, args)
+    code, err = run_cli(capsys, args)
     assert code == 2
     assert f"cannot read {truncated}: cannot decode the pixel data" in err
     assert f"vlc: error: 1 of {total} {split} images cannot be read ({truncated}: cannot decode" in err
     assert not list(tmp_path.glob("checkpoints/*/*/last.ckpt"))  # stopped before the epoch's checkpoint
     # batches of one image: the truncated one leaves an empty batch, a step with a zero loss
-    code, err = run(capsys, [*args, "--data.batch_size=1", "--data.bad_images=skip", "--data.max_bad_fraction=0.5"])
+    code, err = run_cli(capsys, [*args, "--data.batch_size=1", "--data.bad_images=skip", "--data.max_bad_fraction=0.5"])
     assert code == 0 and f"left out 1 of {total} {split} images that cannot be read" in err
     assert list(tmp_path.glob("checkpoints/*/*/last.ckpt"))
 

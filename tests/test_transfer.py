@@ -7,7 +7,7 @@ from types import SimpleNamespace
 import pytest
 import torch
 from cifar_helpers import write_cifar_pickles
-from helpers import CONFIGS, TINY_NET, events, write_tinyimagenet30
+from helpers import CONFIGS, TINY_NET, events, run_fails, write_tinyimagenet30
 
 from vlc.cli import main
 from vlc.models import ResidualCNN
@@ -99,15 +99,6 @@ def test_partial_freeze_with_scaled_lr(work, capsys):
     main([*args, "--model.init_args.scheduler=null", *resume])
     latest = max(last.parent.glob("last*.ckpt"), key=lambda p: p.stat().st_mtime)
     assert torch.load(latest, weights_only=True)["global_step"] == 2 * steps
-
-
-def run_fails(capsys, args: list[str]) -> str:
-    with pytest.raises(SystemExit) as exit_info:
-        main(args)
-    assert exit_info.value.code == 2
-    err = capsys.readouterr().err
-    assert "Traceback" not in err
-    return err
 
 
 def test_bad_init_from_and_freeze(work, capsys):

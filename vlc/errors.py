@@ -1,5 +1,6 @@
 """User mistakes and warnings: the CLI prints their message, never a traceback."""
 
+import re
 import sys
 
 
@@ -24,6 +25,10 @@ class Diverged(UserError):
     exit_code = 3
 
 
+SPAWNED = re.compile(r"^vlc\.errors\.(UserError|Diverged): (.+)$", re.MULTILINE)
+"""The last line of a child process's traceback that torch's ``ProcessRaisedException`` carries."""
+
+
 def find_user_error(err: BaseException) -> UserError | None:
     """The ``UserError`` behind ``err``: itself, one in its cause chain, or one whose message it embeds."""
     seen = err
@@ -32,7 +37,13 @@ def find_user_error(err: BaseException) -> UserError | None:
             return seen
         seen = seen.__cause__ or seen.__context__
     last = UserError.last
-    return last if last is not None and str(last) in str(err) else None
+    if last is not None and str(last) in str(err):
+        return last
+    spawned = SPAWNED.findall(str(err))  # raised in a DDP process that torch spawned: its traceback as text
+    if spawned:
+        name, message = spawned[-1]
+        return Diverged(message) if name == "Diverged" else UserError(message)
+    return None
 
 
 def warn(message: str) -> None:

@@ -2,7 +2,6 @@
 
 import lightning as L
 import torch
-import torch.distributed as dist
 
 from vlc.errors import Diverged
 
@@ -17,15 +16,12 @@ class StopOnDivergence(L.Callback):
 
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs, batch, batch_idx) -> None:
         loss = outputs.get("loss") if isinstance(outputs, dict) else outputs
-        if not isinstance(loss, torch.Tensor):
-            return
-        broken = (~torch.isfinite(loss.detach())).any().reshape(1).int()
-        if trainer.world_size > 1 and dist.is_available() and dist.is_initialized():
-            dist.all_reduce(broken, op=dist.ReduceOp.MAX)  # every process stops at the same step
-        if broken.item():
+        broken = isinstance(loss, torch.Tensor) and not bool(torch.isfinite(loss.detach()).all())
+        if trainer.strategy.reduce_boolean_decision(broken, all=False):  # every process stops at the same step
+            value = loss.float().item() if broken else "not finite in another process"
             raise Diverged(
                 f"training diverged at epoch {trainer.current_epoch}, step {trainer.global_step}: the loss is "
-                f"{loss.float().item()}; the checkpoints written so far are kept. Try a lower learning rate "
+                f"{value}; the checkpoints written so far are kept. Try a lower learning rate "
                 "(model.init_args.optimizer.init_args.lr, or the scheduler's max_lr) or gradient clipping "
                 "(trainer.gradient_clip_val)"
             )

@@ -4,8 +4,6 @@ import signal
 import threading
 
 import lightning as L
-import torch
-import torch.distributed as dist
 
 from vlc.errors import warn
 
@@ -76,10 +74,5 @@ class Interruption(L.Callback):
         """Set Lightning's stop flag (it stops after this batch) when this or, under DDP, any process was signalled."""
         if not self.in_loop or trainer.fit_loop._should_accumulate():  # never between accumulated batches
             return
-        stop = self.pending
-        if trainer.world_size > 1 and dist.is_available() and dist.is_initialized():
-            flag = torch.tensor([int(stop)], device=trainer.strategy.root_device)
-            dist.all_reduce(flag, op=dist.ReduceOp.MAX)
-            stop = bool(flag.item())
-        if stop:
+        if trainer.strategy.reduce_boolean_decision(self.pending, all=False):
             trainer._signal_connector.received_sigterm = True

@@ -125,7 +125,7 @@ def to_rgb(image: Image.Image) -> Image.Image:
     """
     image.load()
     with contextlib.suppress(Exception):  # a damaged EXIF block leaves the image as stored
-        image = ImageOps.exif_transpose(image)
+        ImageOps.exif_transpose(image, in_place=True)  # in place: no copy of an image already upright
     if image.mode in ("I", "I;16", "I;16B", "I;16L", "I;16N", "F"):
         values = np.asarray(image).astype(np.float32)
         if image.mode != "F":
