@@ -1,0 +1,56 @@
+"""Checkpoints written by earlier vlc versions still load, predict exactly as they did, and resume training.
+
+``tests/legacy/<commit>/`` holds checkpoints made by ``tests/legacy/make_checkpoints.py`` at that commit (1769cae:
+before resumable runs; b42ee2e: after resumable runs and images in the wild, before the one-backbone redesign),
+with the predictions that version made for ``tests/legacy/images``.
+"""
+
+import csv
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+from helpers import CONFIGS, run_cli
+
+LEGACY = Path(__file__).resolve().parent / "legacy"
+CHECKPOINTS = sorted(LEGACY.glob("*/*.ckpt"))
+
+
+def rows(path: Path) -> dict[str, dict]:
+    with path.open(newline="") as f:
+        return {Path(row["file"]).name: row for row in csv.DictReader(f)}
+
+
+@pytest.mark.parametrize("ckpt", CHECKPOINTS, ids=lambda p: f"{p.parent.name}-{p.stem}")
+def test_an_old_checkpoint_predicts_what_it_predicted(ckpt, tmp_path, capsys):
+    task = "classify" if ckpt.stem == "classifier" else "caption"
+    out = tmp_path / "predictions.csv"
+    args = ["predict", "--config", str(CONFIGS / "predict" / f"{task}.yaml"), f"--ckpt_path={ckpt}"]
+    args += [f"--data.predict_dir={LEGACY / 'images'}", "--data.image_size=64", f"--writer.output={out}"]
+    code, err = run_cli(capsys, args)
+    assert code == 0, err
+    expected, got = rows(ckpt.with_suffix(".csv")), rows(out)
+    assert got.keys() == expected.keys() and len(got) == 4
+    for name, row in expected.items():
+        if task == "classify":
+            assert got[name]["label"] == row["label"]
+            assert float(got[name]["probability"]) == pytest.approx(float(row["probability"]), abs=2e-6)
+        else:
+            assert got[name]["caption"] == row["caption"]
+            assert float(got[name]["score"]) == pytest.approx(float(row["score"]), abs=2e-5)
+
+
+@pytest.mark.parametrize("name", ["classifier", "captioner-attention"])
+def test_an_old_checkpoint_resumes_training(name, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    ckpt = tmp_path / "old.ckpt"
+    shutil.copy(LEGACY / "b42ee2e" / f"{name}.ckpt", ckpt)
+    task = "classify" if name == "classifier" else "caption"
+    args = ["fit", "--config", str(CONFIGS / "demo" / f"{task}.yaml"), f"--ckpt_path={ckpt}"]
+    args += ["--data.num_images=256", "--data.batch_size=32", "--trainer.max_epochs=2"]
+    args += ["--trainer.enable_progress_bar=false"] + (["--data.num_test=64"] if task == "classify" else [])
+    code, err = run_cli(capsys, args)
+    assert code == 0, err
+    resumed = next(Path("checkpoints").rglob("last.ckpt"))
+    assert torch.load(resumed, map_location="cpu", weights_only=True)["epoch"] == 1
