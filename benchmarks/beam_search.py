@@ -18,6 +18,7 @@ import time
 
 import torch
 
+from vlc.data.vocab import Vocabulary
 from vlc.models.attention_decoder import AttentionLSTMDecoder
 from vlc.models.decoding import beam_search, beam_search_one_by_one, greedy_decode
 from vlc.models.lstm_decoder import LSTMDecoder
@@ -65,16 +66,19 @@ def main() -> None:
     device = torch.device(args.device)
     B, K = args.batch_size, args.beam_width
     if args.decoder == "lstm":
-        decoder = LSTMDecoder(args.vocab_size, args.feature_dim, args.embed_dim, args.hidden_dim)
+        decoder = LSTMDecoder(args.vocab_size, args.feature_dim, Vocabulary.PAD, args.embed_dim, args.hidden_dim)
         features = torch.randn(B, args.feature_dim)
     else:
-        decoder = AttentionLSTMDecoder(args.vocab_size, args.feature_dim, args.embed_dim, args.hidden_dim)
+        decoder = AttentionLSTMDecoder(
+            args.vocab_size, args.feature_dim, Vocabulary.PAD, args.embed_dim, args.hidden_dim
+        )
         features = torch.randn(B, args.grid, args.feature_dim)
     decoder, features = decoder.to(device).eval(), features.to(device)
-    kwargs = {"beam_width": K, "max_len": args.max_len}
+    ids = {"start_idx": Vocabulary.START, "end_idx": Vocabulary.END, "pad_idx": Vocabulary.PAD}
+    kwargs = {"beam_width": K, "max_len": args.max_len, **ids}
 
     runs = {
-        "greedy (batched)": lambda: (greedy_decode(decoder, features, args.max_len), None),
+        "greedy (batched)": lambda: (greedy_decode(decoder, features, args.max_len, **ids), None),
         f"beam K={K} batched": lambda: beam_search(decoder, features, **kwargs),
         f"beam K={K} one-by-one": lambda: beam_search_one_by_one(decoder, features, **kwargs),
     }

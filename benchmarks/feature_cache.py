@@ -16,7 +16,7 @@ import lightning as L
 import torch
 
 from vlc.data.shapes_captions import ShapesCaptionsDataModule
-from vlc.models.encoders import ImageEncoder
+from vlc.models import ImageBackbone
 from vlc.tasks.captioner import ImageCaptioner
 
 
@@ -49,7 +49,7 @@ def run(args: argparse.Namespace, cache: str) -> list[float]:
     data = ShapesCaptionsDataModule(num_images=args.images, split=(1.0, 0.0, 0.0), image_size=224)
     data.batch_size = args.batch_size
     model = ImageCaptioner(
-        encoder=lambda: ImageEncoder(backbone=args.backbone, image_size=224),
+        encoder=lambda: ImageBackbone(name=args.backbone, image_size=224),
         freeze_encoder=True,
         feature_cache=cache,
         vocab=data.vocab,

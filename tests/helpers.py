@@ -12,8 +12,8 @@ from vlc.cli import main
 REPO = Path(__file__).resolve().parents[1]
 CONFIGS = REPO / "configs"
 TINY_NET = [
-    "--model.init_args.net.init_args.widths=[8, 16]",
-    "--model.init_args.net.init_args.stem_width=8",
+    "--model.init_args.backbone.init_args.widths=[8, 16]",
+    "--model.init_args.backbone.init_args.stem_width=8",
 ]
 
 

@@ -1,28 +1,31 @@
 """ImageCaptioner and its parts: encoders, feature cache, GloVe embeddings, checkpoints and vocabulary checks."""
 
 import functools
-import urllib.error
 
 import lightning as L
 import pytest
 import torch
-import torchvision
 
 from vlc.checkpoints import check_fits
 from vlc.data.shapes_captions import ShapesCaptionsDataModule
 from vlc.data.vocab import Vocabulary
 from vlc.errors import UserError
-from vlc.models.cnn import ResidualCNN
-from vlc.models.encoders import ImageEncoder
+from vlc.models import AttentionLSTMDecoder, ImageBackbone, LSTMDecoder
+from vlc.models.caption_alignment import caption_loss
 from vlc.models.feature_cache import FeatureCache
 from vlc.tasks.captioner import ImageCaptioner
 
 VOCAB = Vocabulary(["a", "red", "blue", "circle", "square", "above", "below"])
-TINY_ENCODER = functools.partial(ImageEncoder, widths=[8, 16], stem_width=8, image_size=32)
+TINY_ENCODER = functools.partial(ImageBackbone, widths=[8, 16], stem_width=8, image_size=32)
+DECODERS = {
+    "lstm": functools.partial(LSTMDecoder, embed_dim=8, hidden_dim=16),
+    "attention": functools.partial(AttentionLSTMDecoder, embed_dim=8, hidden_dim=16, attention_dim=8),
+}
 
 
-def captioner(**kwargs) -> ImageCaptioner:
-    kwargs = {"encoder": TINY_ENCODER, "embed_dim": 8, "hidden_dim": 16, "attention_dim": 8, **kwargs}
+def captioner(decoder="lstm", **kwargs) -> ImageCaptioner:
+    """A tiny captioner; ``decoder`` is a name of ``DECODERS`` or a decoder class with its arguments."""
+    kwargs = {"encoder": TINY_ENCODER, "decoder": DECODERS.get(decoder, decoder), **kwargs}
     return ImageCaptioner(vocab=VOCAB.to_dict(), **kwargs)
 
 
@@ -37,68 +40,9 @@ def count_calls(module: torch.nn.Module) -> list[int]:
     return seen
 
 
-# -- encoders ----------------------------------------------------------------------------------------------
-def test_cnn_encoder_grid_resizes_and_normalises():
-    encoder = TINY_ENCODER()
-    grid = encoder(images(2, size=48))  # resized to 32 first
-    assert grid.shape == (2, 16, 8, 8) and encoder.num_features == 16
-    assert set(encoder.state_dict()) >= {"mean", "std"}  # the preprocessing travels in the checkpoint
-
-
-@pytest.mark.parametrize(
-    ("name", "size", "channels", "side"), [("resnet18", 64, 512, 2), ("inception_v3", 75, 2048, 1)]
-)
-def test_torchvision_encoder_cuts_before_pooling(name, size, channels, side):
-    encoder = ImageEncoder(backbone=name, image_size=size)
-    assert encoder.num_features == channels
-    assert encoder.eval()(images(1, size)).shape == (1, channels, side, side)
-    if name == "inception_v3":
-        assert torch.allclose(encoder.mean, torch.full_like(encoder.mean, 127.5))  # its weights expect [-1, 1]
-
-
-def test_offline_weights_fail_fast_with_a_clear_message(monkeypatch):
-    def offline(*args, **kwargs):
-        raise urllib.error.URLError("no network")
-
-    monkeypatch.setattr(torchvision.models.WeightsEnum, "get_state_dict", offline)
-    with pytest.raises(UserError, match="looks offline.*pass the file as weights"):
-        ImageEncoder(backbone="resnet18", weights="DEFAULT")
-    with pytest.raises(UserError, match="for cnn use encoder.init_from"):
-        ImageEncoder(backbone="cnn", weights="DEFAULT")
-
-
-def test_torchvision_weights_by_name_and_file(monkeypatch, tmp_path):
-    """torchvision's InceptionV3 weights carry the auxiliary classifier that vlc builds without."""
-    reference = torchvision.models.inception_v3(weights=None, aux_logits=True, init_weights=False)
-    monkeypatch.setattr(torchvision.models.WeightsEnum, "get_state_dict", lambda *a, **k: reference.state_dict())
-    encoder = ImageEncoder(backbone="inception_v3", weights="DEFAULT")
-    torch.testing.assert_close(encoder.body.Conv2d_1a_3x3.conv.weight, reference.Conv2d_1a_3x3.conv.weight)
-    wrong = tmp_path / "resnet18.pth"
-    torch.save(torchvision.models.resnet18().state_dict(), wrong)
-    with pytest.raises(UserError, match="resnet18.pth is not a torchvision resnet50 state dict"):
-        ImageEncoder(backbone="resnet50", weights=str(wrong))
-    assert ImageEncoder(backbone="cnn", weights="None").backbone == "cnn"  # a command line's null
-
-
-def test_init_from_a_classification_checkpoint(tmp_path):
-    net = ResidualCNN(5, widths=[8, 16], stem_width=8)
-    state = {f"net.{k}": v for k, v in net.state_dict().items()}
-    hparams = {
-        "num_classes": 5,
-        "net": {"class_path": "vlc.models.ResidualCNN"},
-        "mean": (0.5, 0.5, 0.5),
-        "std": (0.25, 0.25, 0.25),
-    }
-    path = tmp_path / "classifier.ckpt"
-    torch.save({"state_dict": state, "hyper_parameters": hparams}, path)
-    encoder = TINY_ENCODER(init_from=str(path))
-    for key, value in encoder.body.state_dict().items():
-        torch.testing.assert_close(value, net.features.state_dict()[key])
-    assert torch.allclose(encoder.std, torch.full_like(encoder.std, 0.25 * 255))
-    with pytest.raises(UserError, match="does not match this encoder"):
-        ImageEncoder(widths=[8, 32], stem_width=8, init_from=str(path))
-    with pytest.raises(UserError, match="does not exist"):
-        TINY_ENCODER(init_from=str(tmp_path / "nope.ckpt"))
+def test_the_decoder_gets_pooled_features_or_annotation_vectors():
+    for decoder, shape in (("lstm", (2, 16)), ("attention", (2, 64, 16))):
+        assert captioner(decoder).encode(images(2)).shape == shape  # the 8x8 grid of 16 channels
 
 
 # -- feature cache -----------------------------------------------------------------------------------------
@@ -133,9 +77,7 @@ def test_disk_cache_grows_past_its_first_capacity(tmp_path):
 @pytest.mark.parametrize("decoder", ["lstm", "attention"])
 def test_frozen_encoder_runs_once_per_image_during_training(tmp_path, decoder):
     data = ShapesCaptionsDataModule(num_images=24, batch_size=6, split=(0.5, 0.25, 0.25), image_size=32)
-    model = ImageCaptioner(
-        encoder=TINY_ENCODER, freeze_encoder=True, decoder=decoder, vocab=data.vocab, embed_dim=8, hidden_dim=16
-    )
+    model = ImageCaptioner(encoder=TINY_ENCODER, freeze_encoder=True, decoder=DECODERS[decoder], vocab=data.vocab)
     before = {k: v.clone() for k, v in model.encoder.state_dict().items()}
     seen = count_calls(model.encoder)
     trainer = L.Trainer(
@@ -154,25 +96,27 @@ def test_frozen_encoder_runs_once_per_image_during_training(tmp_path, decoder):
 
 
 # -- GloVe, decoding, prediction ---------------------------------------------------------------------------
-def test_glove_sets_the_embedding_size_and_vectors(tmp_path, capsys):
+def test_glove_vectors_are_read_when_fitting_starts_and_kept_in_the_checkpoint(tmp_path, capsys):
     path = tmp_path / "glove.txt"
     path.write_text("red 1 2 3 4 5\nblue 5 4 3 2 1\nzebra 0 0 0 0 1\n")
-    model = captioner(glove_path=str(path), train_embeddings=False)
+    glove_decoder = functools.partial(LSTMDecoder, embed_dim=5, hidden_dim=16)
+    model = captioner(decoder=glove_decoder, glove_path=str(path), train_embeddings=False)
     weight = model.decoder.embedding.weight
-    assert weight.shape == (len(VOCAB), 5) and model.hparams.embed_dim == 5
+    assert not model.glove.any() and weight[VOCAB.index("red")].tolist() != [1, 2, 3, 4, 5]  # nothing read yet
+    model.load_pretrained()
     assert weight[VOCAB.index("red")].tolist() == [1, 2, 3, 4, 5] and not weight.requires_grad
-    assert "2 of 7 vocabulary words found, 5 missing" in model.glove_report
+    assert "2 of 7 vocabulary words found, 5 missing" in capsys.readouterr().out
     assert model.val_metrics["caption_cosine"].embedding is model.glove
-    checkpoint = {"hyper_parameters": {}}
-    model.on_save_checkpoint(checkpoint)
-    reloaded = captioner(embed_dim=5)  # as from the checkpoint: glove_path null
-    reloaded.on_load_checkpoint(checkpoint)
+    reloaded = captioner(decoder=glove_decoder, glove_path=str(tmp_path / "gone.txt"))  # as from a checkpoint
+    reloaded.load_state_dict(model.state_dict())
     assert torch.equal(reloaded.test_metrics["caption_cosine"].embedding, model.glove)
+    with pytest.raises(UserError, match="holds 5-d vectors but the decoder's embed_dim is 8.*embed_dim: 5"):
+        captioner(glove_path=str(path)).load_pretrained()
     path.write_text("red 1 2 3\nblue 1 2\n")
     with pytest.raises(UserError, match="line 2: expected 3 values"):
-        captioner(glove_path=str(path))
+        captioner(glove_path=str(path)).load_pretrained()
     with pytest.raises(UserError, match="GloVe file not found"):
-        captioner(glove_path=str(tmp_path / "missing.txt"))
+        captioner(glove_path=str(tmp_path / "missing.txt")).load_pretrained()
     capsys.readouterr()
     captioner(train_embeddings=False)
     assert "keeps random word embeddings fixed" in capsys.readouterr().err
@@ -182,13 +126,13 @@ def test_glove_sets_the_embedding_size_and_vectors(tmp_path, capsys):
 @pytest.mark.parametrize("decoding", ["greedy", "beam"])
 def test_predict_rows_and_loss(decoder, decoding):
     torch.manual_seed(0)
-    model = captioner(decoder=decoder, decoding=decoding, beam_width=3, max_len=6).eval()
+    model = captioner(decoder, decoding=decoding, beam_width=3, max_len=6).eval()
     rows = model.predict_step((images(3), ["a.png", "b.png", "c.png"]), 0)
     assert [row["file"] for row in rows] == ["a.png", "b.png", "c.png"]
     for row in rows:
         assert isinstance(row["caption"], str) and len(row["caption"].split()) <= 6 and row["score"] <= 0
     captions = torch.tensor([[1, 4, 5, 7, 2, 0], [1, 4, 6, 8, 9, 2]])
-    ce, penalty, logits = model._loss(model.encode(images(2)), captions)
+    ce, penalty, logits = caption_loss(model.decoder, model.encode(images(2)), captions)
     assert logits.shape == (2, 5, len(VOCAB)) and ce.item() > 0 and (penalty.item() > 0) == (decoder == "attention")
 
 
@@ -202,19 +146,10 @@ def test_greedy_is_beam_width_one():
 
 
 # -- checkpoints and vocabularies ----------------------------------------------------------------------------
-def test_checkpoint_hparams_need_no_files():
-    model = captioner()
-    checkpoint = {
-        "hyper_parameters": {
-            "glove_path": "glove.txt",
-            "embed_dim": 256,
-            "encoder": {"class_path": "vlc.models.ImageEncoder", "init_args": {"weights": "DEFAULT", "init_from": "c"}},
-        }
-    }
-    model.on_save_checkpoint(checkpoint)
-    hp = checkpoint["hyper_parameters"]
-    assert hp["glove_path"] is None and hp["embed_dim"] == 8
-    assert hp["encoder"]["init_args"] == {"weights": None, "init_from": None}
+def test_hyper_parameters_are_saved_as_given_and_no_file_is_read_to_build_the_model(tmp_path):
+    encoder = functools.partial(TINY_ENCODER, name="resnet18", weights=str(tmp_path / "gone.pth"))
+    model = captioner(encoder=encoder, glove_path="gone.txt", init_from="gone.ckpt")  # read only when fitting
+    assert (model.hparams.glove_path, model.hparams.init_from) == ("gone.txt", "gone.ckpt")
 
 
 def test_vocabulary_mismatch_is_a_user_error():

@@ -127,7 +127,7 @@ def limited(size: int):
 
 
 def test_a_checkpoint_that_cannot_be_written_is_one_line_and_the_previous_one_stays(data, tmp_path):
-    wider = "--model.init_args.net.init_args.widths=[32, 64]"  # checkpoints much larger than the event files
+    wider = "--model.init_args.backbone.init_args.widths=[32, 64]"  # checkpoints much larger than the event files
     main(fit_args(data, wider))
     before = LAST.read_bytes()
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).parent)}

@@ -3,17 +3,20 @@ import torch
 import torch.nn.functional as F
 
 from vlc.models.attention_decoder import AttentionLSTMDecoder
+from vlc.models.caption_alignment import caption_loss, shift_captions
 from vlc.models.decoding import beam_search, greedy_decode
-from vlc.models.lstm_decoder import LSTMDecoder, shift_captions
+from vlc.models.lstm_decoder import LSTMDecoder
 
 V, FEAT, N = 20, 16, 6
 PAD, START, END = 0, 1, 2
+IDS = {"start_idx": START, "end_idx": END, "pad_idx": PAD}
 
 
 def make_decoder(kind: str, **kwargs):
+    kwargs = {"embed_dim": 16, "hidden_dim": 32, **kwargs}
     if kind == "lstm":
-        return LSTMDecoder(V, FEAT, embed_dim=16, hidden_dim=32, **kwargs)
-    return AttentionLSTMDecoder(V, FEAT, embed_dim=16, hidden_dim=32, attention_dim=16, **kwargs)
+        return LSTMDecoder(V, FEAT, PAD, **kwargs)
+    return AttentionLSTMDecoder(V, FEAT, PAD, attention_dim=16, **kwargs)
 
 
 def make_features(kind: str, batch: int) -> torch.Tensor:
@@ -41,12 +44,15 @@ def test_forward_shape(kind):
     assert logits.shape == (4, 7, V)
 
 
-def test_spatial_flags_and_embedding():
-    assert LSTMDecoder.expects_spatial is False
-    assert AttentionLSTMDecoder.expects_spatial is True
-    for decoder in (LSTMDecoder(V, FEAT, embed_dim=300), AttentionLSTMDecoder(V, FEAT, embed_dim=300)):
-        assert isinstance(decoder.embedding, torch.nn.Embedding)
-        assert decoder.embedding.weight.shape == (V, 300)
+def test_one_interface_spatial_flags_penalties_and_embedding():
+    captions = make_captions()
+    for kind, spatial in (("lstm", False), ("attention", True)):
+        decoder = make_decoder(kind, embed_dim=300)
+        assert decoder.spatial is spatial and decoder.pad_idx == PAD
+        assert decoder.embedding.weight.shape == (V, 300) and not decoder.embedding.weight[PAD].any()
+        ce, penalty, logits = caption_loss(decoder, make_features(kind, 4), captions)
+        assert logits.shape == (4, 7, V) and ce.item() > 0
+        assert (penalty.item() > 0) == spatial and decoder.penalty_weight == (1.0 if spatial else 0.0)
 
 
 @pytest.mark.parametrize(("kind", "kwargs"), [("lstm", {}), ("lstm", {"num_layers": 2}), ("attention", {})])
@@ -137,13 +143,13 @@ def test_overfit_reaches_near_zero_loss(overfit):
 
 def test_greedy_reproduces_training_captions(overfit):
     decoder, features, targets, _ = overfit
-    tokens = greedy_decode(decoder, features, max_len=12)
+    tokens = greedy_decode(decoder, features, max_len=12, **IDS)
     torch.testing.assert_close(tokens, targets, rtol=0, atol=0)
 
 
 @pytest.mark.parametrize("beam_width", [1, 3])
 def test_beam_reproduces_training_captions(overfit, beam_width):
     decoder, features, targets, _ = overfit
-    tokens, scores = beam_search(decoder, features, beam_width=beam_width, max_len=12)
+    tokens, scores = beam_search(decoder, features, beam_width=beam_width, max_len=12, **IDS)
     torch.testing.assert_close(tokens, targets, rtol=0, atol=0)
     assert (scores > -0.05).all()

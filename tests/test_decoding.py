@@ -8,6 +8,7 @@ from vlc.models.lstm_decoder import LSTMDecoder
 
 V, FEAT, N = 12, 16, 5
 PAD, START, END = 0, 1, 2
+IDS = {"start_idx": START, "end_idx": END, "pad_idx": PAD}
 KINDS = ["lstm", "attention"]
 
 
@@ -15,10 +16,10 @@ def random_decoder(kind: str, seed: int, end_bias: float = 1.0):
     """An untrained decoder with spread-out weights, so captions differ per image and end at various steps."""
     torch.manual_seed(seed)
     if kind == "lstm":
-        decoder = LSTMDecoder(V, FEAT, embed_dim=8, hidden_dim=16)
+        decoder = LSTMDecoder(V, FEAT, PAD, embed_dim=8, hidden_dim=16)
         out = decoder.fc
     else:
-        decoder = AttentionLSTMDecoder(V, FEAT, embed_dim=8, hidden_dim=16, attention_dim=8)
+        decoder = AttentionLSTMDecoder(V, FEAT, PAD, embed_dim=8, hidden_dim=16, attention_dim=8)
         out = decoder.L_o
     with torch.no_grad():
         for p in decoder.parameters():
@@ -77,8 +78,8 @@ def reference_beam_search(decoder, feature, beam_width, max_len, length_penalty)
 def test_greedy_equals_beam_width_one(kind, seed):
     decoder = random_decoder(kind, seed)
     features = random_features(kind, 8, seed)
-    greedy = greedy_decode(decoder, features, max_len=10)
-    beam, _ = beam_search(decoder, features, beam_width=1, max_len=10)
+    greedy = greedy_decode(decoder, features, max_len=10, **IDS)
+    beam, _ = beam_search(decoder, features, beam_width=1, max_len=10, **IDS)
     assert torch.equal(greedy, beam)
 
 
@@ -88,7 +89,7 @@ def test_greedy_equals_beam_width_one(kind, seed):
 def test_batched_equals_one_by_one(kind, beam_width, length_penalty):
     decoder = random_decoder(kind, seed=4, end_bias=0.0)  # chosen so that captions end at varied steps
     features = random_features(kind, 6)
-    kwargs = {"beam_width": beam_width, "max_len": 10, "length_penalty": length_penalty}
+    kwargs = {"beam_width": beam_width, "max_len": 10, "length_penalty": length_penalty, **IDS}
     tokens, scores = beam_search(decoder, features, **kwargs)
     ref_tokens, ref_scores = beam_search_one_by_one(decoder, features, **kwargs)
     assert torch.equal(tokens, ref_tokens)
@@ -102,7 +103,7 @@ def test_batched_equals_one_by_one(kind, beam_width, length_penalty):
 def test_beam_search_matches_reference(kind, length_penalty):
     decoder = random_decoder(kind, seed=4)
     features = random_features(kind, 4, seed=4)
-    tokens, scores = beam_search(decoder, features, beam_width=3, max_len=8, length_penalty=length_penalty)
+    tokens, scores = beam_search(decoder, features, beam_width=3, max_len=8, length_penalty=length_penalty, **IDS)
     for i in range(features.size(0)):
         ref_score, ref_tokens = reference_beam_search(decoder, features[i : i + 1], 3, 8, length_penalty)
         assert tokens[i, : len(ref_tokens)].tolist() == ref_tokens
@@ -114,7 +115,7 @@ def test_beam_search_matches_reference(kind, length_penalty):
 def test_scores_are_normalised_log_probs(kind):
     decoder = random_decoder(kind, seed=5)
     features = random_features(kind, 6, seed=5)
-    tokens, scores = beam_search(decoder, features, beam_width=4, max_len=10, length_penalty=1.0)
+    tokens, scores = beam_search(decoder, features, beam_width=4, max_len=10, length_penalty=1.0, **IDS)
     lengths = (tokens != PAD).sum(dim=1)
     torch.testing.assert_close(scores, sequence_log_prob(decoder, features, tokens) / lengths)
 
@@ -124,7 +125,7 @@ def test_scores_are_normalised_log_probs(kind):
 def test_max_len_and_padding(kind, max_len):
     decoder = random_decoder(kind, seed=6, end_bias=0.5)
     features = random_features(kind, 6, seed=6)
-    outputs = [greedy_decode(decoder, features, max_len), beam_search(decoder, features, 3, max_len)[0]]
+    outputs = [greedy_decode(decoder, features, max_len, **IDS), beam_search(decoder, features, 3, max_len, **IDS)[0]]
     for tokens in outputs:
         assert tokens.dtype == torch.long
         assert tokens.size(0) == 6 and 1 <= tokens.size(1) <= max_len
@@ -139,7 +140,7 @@ def test_max_len_and_padding(kind, max_len):
 def test_never_ending_decoder_stops_at_max_len():
     decoder = random_decoder("lstm", seed=7, end_bias=-100.0)
     features = random_features("lstm", 3)
-    tokens, scores = beam_search(decoder, features, beam_width=3, max_len=6)
+    tokens, scores = beam_search(decoder, features, beam_width=3, max_len=6, **IDS)
     assert tokens.shape == (3, 6) and not (tokens == END).any()
     assert torch.isfinite(scores).all()
-    assert greedy_decode(decoder, features, max_len=6).shape == (3, 6)
+    assert greedy_decode(decoder, features, max_len=6, **IDS).shape == (3, 6)

@@ -92,7 +92,8 @@ def test_missing_checkpoint_file(data, capsys):
 def test_offline_torchvision_weights(data, capsys):
     config = str(CONFIGS / "tinyimagenet30" / "resnet18.yaml")
     err = run_fails(
-        capsys, ["fit", "--config", config, f"--data.root={data}", "--model.init_args.net.init_args.weights=DEFAULT"]
+        capsys,
+        ["fit", "--config", config, f"--data.root={data}", "--model.init_args.backbone.init_args.weights=DEFAULT"],
     )
     assert "weights" in err and ("offline" in err or "download" in err)
 

@@ -10,9 +10,9 @@ from cifar_helpers import write_cifar_pickles
 from helpers import CONFIGS, TINY_NET, events, run_fails, write_tinyimagenet30
 
 from vlc.cli import main
-from vlc.models import ResidualCNN
-from vlc.tasks.optim import configure
-from vlc.tasks.transfer import freeze_layers, load_features, param_groups
+from vlc.models import ImageBackbone
+from vlc.tasks.classifier import ImageClassifier
+from vlc.tasks.optim import configure, param_groups
 
 TIN_CKPT = "checkpoints/tinyimagenet30-cnn/version_0/last.ckpt"
 
@@ -56,27 +56,27 @@ def state(path) -> dict[str, torch.Tensor]:
 
 def test_frozen_features_stay_bit_identical(work, capsys):
     os.chdir(work)
-    main(cifar_args("transfer_frozen", work / "cifar", "--model.init_args.freeze=features"))
+    main(cifar_args("transfer_frozen", work / "cifar", "--model.init_args.freeze=all"))
     out = capsys.readouterr().out
-    assert "loaded: " in out and "new (random init): 2 - net.head.1.weight, net.head.1.bias" in out
+    assert "loaded: " in out and "new (random init): 0" in out  # the head is not part of the backbone
     assert "shape mismatch (random init): 0" in out
-    assert "trainable" in out and "frozen (freeze: features)" in out
+    assert "trainable" in out and "frozen (freeze: all)" in out
     before, after = (
         state(TIN_CKPT),
         state(work / "checkpoints" / "cifar10" / "transfer_frozen" / "version_0" / "last.ckpt"),
     )
-    features = [k for k in before if k.startswith("net.features.")]
+    features = [k for k in before if k.startswith("backbone.")]
     assert any("running_mean" in k for k in features)
     for key in features:  # weights and batch-norm statistics alike
         assert torch.equal(before[key], after[key]), key
-    assert after["net.head.1.weight"].shape == (10, 16)
+    assert after["head.weight"].shape == (10, 16)
     run = events(work / "logs" / "cifar10" / "transfer_frozen")
     assert run.Scalars("params/trainable")[-1].value == 16 * 10 + 10  # the head alone
 
 
 def test_partial_freeze_with_scaled_lr(work, capsys):
     os.chdir(work)
-    frozen = "--model.init_args.freeze=[net.features.0, net.features.1]"
+    frozen = "--model.init_args.freeze=[0, 1]"
     args = cifar_args("transfer_full", work / "cifar", frozen, "--model.init_args.pretrained_lr_scale=0.5")
     main([*args, "--model.init_args.scheduler=null"])  # OneCycleLR cannot resume with more epochs
     before, after = (
@@ -84,10 +84,10 @@ def test_partial_freeze_with_scaled_lr(work, capsys):
         state(work / "checkpoints" / "cifar10" / "transfer_full" / "version_0" / "last.ckpt"),
     )
     for key in before:
-        if key.startswith(("net.features.0.", "net.features.1.")):
+        if key.startswith(("backbone.body.0.", "backbone.body.1.")):
             assert torch.equal(before[key], after[key]), key  # frozen, batch-norm statistics included
-    changed = [k for k in before if k.startswith("net.features.2.") and not torch.equal(before[k], after[k])]
-    assert "net.features.2.conv2.weight" in changed and "net.features.2.bn2.running_mean" in changed
+    changed = [k for k in before if k.startswith("backbone.body.2.") and not torch.equal(before[k], after[k])]
+    assert "backbone.body.2.conv2.weight" in changed and "backbone.body.2.bn2.running_mean" in changed
     run = events(work / "logs" / "cifar10" / "transfer_full")
     assert run.Scalars("lr-SGD/head")[0].value == pytest.approx(0.1)  # the optimizer's lr in transfer_full.yaml
     assert run.Scalars("lr-SGD/pretrained")[0].value == pytest.approx(0.05)
@@ -109,36 +109,26 @@ def test_bad_init_from_and_freeze(work, capsys):
     torch.save({"state_dict": {"weight": torch.zeros(2)}}, work / "other.ckpt")
     err = run_fails(capsys, cifar_args("transfer_full", cifar, f"--model.init_args.init_from={work / 'other.ckpt'}"))
     assert "not a vlc classification checkpoint" in err and "other.ckpt" in err
-    err = run_fails(capsys, cifar_args("transfer_full", cifar, "--model.init_args.freeze=[net.featurez.0]"))
-    assert "'net.featurez.0' matches no parameter" in err and "net.features.0" in err and "net.head" in err
+    err = run_fails(capsys, cifar_args("transfer_full", cifar, "--model.init_args.freeze=[featurez.0]"))
+    assert "'featurez.0' matches no layer of the backbone" in err and "0, 1, 2" in err
     err = run_fails(capsys, cifar_args("transfer_full", cifar, "--model.init_args.freeze=blocks:99"))
-    assert "blocks:N" in err and "0..5" in err
+    assert "blocks:N" in err and "0..3" in err
 
 
-def test_transfer_functions_directly(work, tmp_path):
-    net = ResidualCNN(10, widths=[8, 32], stem_width=8)  # the last stage is wider than in the checkpoint
-    report = load_features(net, work / TIN_CKPT)
-    assert report.mismatched and all(name.startswith("net.features.2.") for name in report.mismatched)
-    assert "net.head.1.weight" in report.new and "net.features.0.0.weight" in report.loaded
-    frozen = freeze_layers(net, "blocks:2")
-    assert {n for n, p in net.named_parameters() if not p.requires_grad} == {
-        n for n, _ in net.named_parameters() if n.startswith(("features.0.", "features.1."))
-    }
-    assert any(isinstance(m, torch.nn.BatchNorm2d) for m in frozen)
-    holder = torch.nn.Module()
-    holder.net = net
-    groups = param_groups(holder, 0.1)
+def test_param_groups_split_the_head_from_the_backbone():
+    model = ImageClassifier(backbone=partial(ImageBackbone, widths=[8, 32], stem_width=8), num_classes=10)
+    model.backbone.freeze("blocks:2")
+    groups = param_groups(model, 0.1)
     assert [g["name"] for g in groups] == ["head", "pretrained"] and groups[1]["lr_scale"] == 0.1
-    assert sum(len(g["params"]) for g in groups) == sum(p.requires_grad for p in net.parameters())
+    assert groups[0]["params"] == [model.head.weight, model.head.bias]
+    assert sum(len(g["params"]) for g in groups) == sum(p.requires_grad for p in model.parameters())
 
 
 def test_one_cycle_max_lr_follows_the_lr_scale():
-    net = ResidualCNN(10, widths=[8, 16], stem_width=8)
-    holder = torch.nn.Module()
-    holder.net = net
+    model = ImageClassifier(backbone=partial(ImageBackbone, widths=[8, 16], stem_width=8), num_classes=10)
     module = SimpleNamespace(trainer=SimpleNamespace(estimated_stepping_batches=10, max_epochs=1))
     scheduler = partial(torch.optim.lr_scheduler.OneCycleLR, max_lr=0.2, total_steps=None)
-    out = configure(module, param_groups(holder, 0.25), partial(torch.optim.SGD, lr=0.1), scheduler)
+    out = configure(module, param_groups(model, 0.25), partial(torch.optim.SGD, lr=0.1), scheduler)
     groups = out["optimizer"].param_groups
     assert [g["max_lr"] for g in groups] == pytest.approx([0.2, 0.05])
     assert groups[1]["lr"] == pytest.approx(groups[0]["lr"] * 0.25)

@@ -11,6 +11,7 @@ from typing import Any
 
 import torch
 
+from vlc.checkpoint_upgrade import upgrade
 from vlc.errors import UserError
 
 CHECKPOINTS = Path("checkpoints")
@@ -122,7 +123,7 @@ def read(path: str | Path, key: str = "--ckpt_path") -> dict[str, Any]:
         ) from None
     if not isinstance(checkpoint, dict) or not isinstance(checkpoint.get("state_dict"), dict):
         raise UserError(f"{key}: {path} is not a checkpoint written by 'vlc fit' (it has no state_dict)")
-    return checkpoint
+    return upgrade(checkpoint)
 
 
 def _first_line(err: BaseException) -> str:
@@ -156,34 +157,35 @@ def run_of(checkpoint: dict) -> dict | None:
     return run if isinstance(run, dict) and {"name", "version"} <= set(run) else None
 
 
-def classifier_features(path: str | Path, key: str, hint: str = "") -> tuple[dict[str, torch.Tensor], dict]:
-    """The ``net.features.*`` tensors (keyed relative to ``net``) and the hyper-parameters of a checkpoint.
+def classifier_backbone(path: str | Path, key: str) -> dict[str, torch.Tensor]:
+    """The backbone tensors of a classification checkpoint, keyed relative to the backbone (``body.*``, ``mean``).
 
     Args:
-        path: a checkpoint written by ``vlc fit`` of an ``ImageClassifier``.
+        path: a checkpoint written by ``vlc fit`` of an ``ImageClassifier`` (any vlc version), or an experiment's
+            checkpoint folder (its newest run's ``last.ckpt``).
         key: the config key that named ``path``, for the messages.
-        hint: appended to the messages that say the file is not such a checkpoint.
 
     Raises:
         UserError: the file does not exist, cannot be read, or is not a vlc classification checkpoint.
     """
     path = Path(path).expanduser()
-    if path.is_dir():  # an experiment's checkpoint folder: its newest run's last.ckpt
+    if path.is_dir():
         run = newest_run(path)
         path = run / LAST if run is not None else path / LAST
+    hint = "torchvision weights (a name or a state-dict file) go to the backbone's weights"
     if not path.is_file():
-        raise UserError(f"{key}: {path} does not exist; expected a vlc classification checkpoint (.ckpt){hint}")
+        raise UserError(f"{key}: {path} does not exist; expected a vlc classification checkpoint (.ckpt); {hint}")
     checkpoint = read(path, key)
-    state, hparams = checkpoint["state_dict"], checkpoint.get("hyper_parameters") or {}
-    features = {}
-    if "num_classes" in hparams:
-        features = {k.removeprefix("net."): v for k, v in state.items() if k.startswith("net.features.")}
-    if not features:
+    tensors = {}
+    if "num_classes" in (checkpoint.get("hyper_parameters") or {}):
+        state = checkpoint["state_dict"]
+        tensors = {k.removeprefix("backbone."): v for k, v in state.items() if k.startswith("backbone.")}
+    if not tensors:
         raise UserError(
-            f"{key}: {path} is not a vlc classification checkpoint (no net.features.* tensors); "
-            f"use a .ckpt written by 'vlc fit' of an image classifier{hint}"
+            f"{key}: {path} is not a vlc classification checkpoint (no backbone tensors); "
+            f"use a .ckpt written by 'vlc fit' of an image classifier; {hint}"
         )
-    return features, hparams
+    return tensors
 
 
 # -- checking --------------------------------------------------------------------------------------------------

@@ -34,6 +34,7 @@ from vlc.callbacks.step_seed import StepSeed
 from vlc.callbacks.time_budget import TimeBudgetCheck
 from vlc.checks import check_config_files, check_trainer_numbers, check_writable
 from vlc.errors import UserError, find_user_error
+from vlc.tasks.base import Task
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 """The example configs of a source checkout (what ``pip install -e .`` installs from)."""
@@ -46,9 +47,14 @@ TRAINER_DEFAULTS = {
         "class_path": "lightning.pytorch.loggers.TensorBoardLogger",
         "init_args": {"save_dir": "logs", "name": "default", "default_hp_metric": False},
     },
+    "accelerator": "auto",
+    "devices": 1,
+    "precision": "bf16-mixed",
     "log_every_n_steps": 10,
 }
-"""Trainer settings a config does not give; the callbacks every run gets are added in ``_cli``."""
+"""Trainer settings a config does not give. An experiment names its run once, ``trainer.logger.init_args.name``
+(its logs and checkpoints folder); the callbacks every run gets are added in ``_cli``, and a fit's ``Checkpoint``
+and ``LearningRateMonitor`` in ``VlcCLI.before_instantiate_classes`` unless the config lists its own."""
 
 COMMANDS = {
     "fit": "train a model (--ckpt_path last|auto|FILE resumes a run)",
@@ -203,6 +209,7 @@ class VlcCLI(LightningCLI):
             check_writable(args.save_dir, "trainer.logger.init_args.save_dir")
         if subcommand == "fit":
             check_writable(self._checkpoint_folder(config), "the checkpoint folder")
+            self._add_default_callbacks(config)
         run = checkpoints.run_of(self.checkpoint) if self.checkpoint else None
         if run is None or args is None:
             return
@@ -212,16 +219,34 @@ class VlcCLI(LightningCLI):
         elif subcommand in ("validate", "test") and "sub_dir" in args:
             args.sub_dir = subcommand
 
+    @staticmethod
+    def _add_default_callbacks(config: Namespace) -> None:
+        """A ``Checkpoint`` ranking by the task's ``MONITOR`` and, with a logger, a ``LearningRateMonitor``."""
+        callbacks = list(config.trainer.get("callbacks") or [])
+        given = {c.class_path.rsplit(".", 1)[-1] for c in callbacks if isinstance(c, Namespace)}
+        task = checkpoints.import_class(config.model.class_path)
+        if not given & {"Checkpoint", "ModelCheckpoint"} and hasattr(task, "MONITOR"):
+            monitor, mode, filename = task.MONITOR
+            args = Namespace(monitor=monitor, mode=mode, filename=filename, save_top_k=1, dirpath=None)
+            callbacks.append(Namespace(class_path="vlc.callbacks.Checkpoint", init_args=args))
+        if "LearningRateMonitor" not in given and config.trainer.get("logger") not in (None, False):
+            args = Namespace(logging_interval="step", log_momentum=False, log_weight_decay=False)
+            callbacks.append(Namespace(class_path="lightning.pytorch.callbacks.LearningRateMonitor", init_args=args))
+        config.trainer.callbacks = callbacks
+
     def after_instantiate_classes(self) -> None:
         if self.checkpoint is not None:
             checkpoints.check_fits(self.model, self.checkpoint, self.config[self.subcommand].ckpt_path)
+        elif self.subcommand == "fit" and isinstance(self.model, Task):
+            self.model.load_pretrained()  # before any data is loaded: a missing file or download stops at once
 
     # -- running: signals and exit codes --------------------------------------------------------------------
     def _run_subcommand(self, subcommand: str) -> None:
-        warnings.filterwarnings("ignore", r"Checkpoint directory .* exists and is not empty")
-        if subcommand != "fit":  # evaluating or predicting needs none of the callbacks that trained the model
-            warnings.filterwarnings("ignore", r"Be aware that when using `ckpt_path`, callbacks used to create")
-        with self.interruption as stop:
+        with warnings.catch_warnings(), self.interruption as stop:
+            warnings.filterwarnings("ignore", r"Checkpoint directory .* exists and is not empty")
+            warnings.filterwarnings("ignore", r"Found \d+ module\(s\) in eval mode")  # frozen batch norms: intended
+            if subcommand != "fit":  # evaluating or predicting needs none of the callbacks that trained the model
+                warnings.filterwarnings("ignore", r"Be aware that when using `ckpt_path`, callbacks used to create")
             try:
                 super()._run_subcommand(subcommand)
             except (SystemExit, KeyboardInterrupt):

@@ -1,5 +1,5 @@
-from vlc.models.cnn import ResidualCNN
-from vlc.models.encoders import ImageEncoder
-from vlc.models.torchvision_net import TorchvisionNet
+from vlc.models.attention_decoder import AttentionLSTMDecoder
+from vlc.models.backbone import ImageBackbone
+from vlc.models.lstm_decoder import LSTMDecoder
 
-__all__ = ["ImageEncoder", "ResidualCNN", "TorchvisionNet"]
+__all__ = ["AttentionLSTMDecoder", "ImageBackbone", "LSTMDecoder"]

@@ -1,11 +1,7 @@
 """Show, Attend and Tell caption decoder with soft attention (Xu et al., 2015).
 
-Uses the same input/target alignment as :class:`vlc.models.lstm_decoder.LSTMDecoder`: feed
-``inputs = captions[:, :-1]`` and train against ``targets = captions[:, 1:]``; ``logits[:, t]`` predicts
-``captions[:, t + 1]``. The training loss may add the doubly stochastic attention penalty::
-
-    logits, alphas = decoder.forward_with_alphas(features, inputs)  # [B, T, V], [B, T, N]
-    loss = ce + lam * decoder.doubly_stochastic_loss(alphas, mask=targets != pad_idx)
+It follows the contract of ``vlc.models.caption_alignment``; its penalty is the doubly stochastic attention
+penalty, weighted by ``penalty`` in the training loss.
 """
 
 import torch
@@ -65,26 +61,29 @@ class AttentionLSTMDecoder(nn.Module):
     Args:
         vocab_size: Number of tokens ``V``.
         feature_dim: Size ``F`` of each annotation vector.
+        pad_idx: Index of ``<pad>`` in the vocabulary; its embedding is zero and receives no gradient.
         embed_dim: Word-embedding size ``E``.
         hidden_dim: LSTM hidden size ``H``.
         attention_dim: Size ``A`` of the attention MLP.
         dropout: Dropout applied before the output layer.
-        pad_idx: Index of ``<pad>``; its embedding is zero and receives no gradient.
+        penalty: Weight of the doubly stochastic attention penalty in the training loss.
     """
 
-    expects_spatial = True
+    spatial = True
 
     def __init__(
         self,
         vocab_size: int,
         feature_dim: int,
+        pad_idx: int,
         embed_dim: int = 256,
         hidden_dim: int = 512,
         attention_dim: int = 256,
         dropout: float = 0.0,
-        pad_idx: int = 0,
+        penalty: float = 1.0,
     ) -> None:
         super().__init__()
+        self.penalty_weight = penalty
         self.vocab_size = vocab_size
         self.pad_idx = pad_idx
         self.embedding = nn.Embedding(vocab_size, embed_dim, padding_idx=pad_idx)
@@ -127,6 +126,11 @@ class AttentionLSTMDecoder(nn.Module):
             logits.append(logit)
             alphas.append(alpha)
         return torch.stack(logits, dim=1), torch.stack(alphas, dim=1)  # [B, T, V], [B, T, N]
+
+    def teacher_forced(self, features: Tensor, inputs: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
+        """Logits ``(B, T, V)`` and the doubly stochastic penalty over the real steps ``mask`` ``(B, T)``."""
+        logits, alphas = self.forward_with_alphas(features, inputs)  # (B, T, V), (B, T, N)
+        return logits, self.doubly_stochastic_loss(alphas.float(), mask)
 
     @staticmethod
     def doubly_stochastic_loss(alphas: Tensor, mask: Tensor | None = None) -> Tensor:

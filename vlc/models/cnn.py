@@ -32,44 +32,26 @@ class BasicBlock(nn.Module):
         return torch.relu(self.bn2(self.conv2(self.conv1(x))) + self.shortcut(x))
 
 
-class ResidualCNN(nn.Module):
-    """Stem, then one stage per width (each halves the resolution), global average pooling and a linear head.
+def residual_cnn(
+    widths: list[int], depths: int | list[int] = 1, stem_width: int = 32, batch_norm: bool = True
+) -> nn.Sequential:
+    """A full-resolution stem, then one stage per width, each halving the resolution.
 
-    ``features`` maps images to a ``(B, widths[-1])`` vector and ``head`` maps that to class logits, so that
-    transfer learning can keep the one and rebuild the other.
+    Children are numbered ``0`` (the stem), ``1 ...`` (the blocks); ``(B, 3, H, W) -> (B, widths[-1], H/2^n, W/2^n)``.
 
     Args:
-        num_classes: output classes.
         widths: channels of each stage; stage ``i`` works at ``1 / 2**(i+1)`` of the input resolution.
         depths: residual blocks per stage (one number for all stages, or one per stage).
         stem_width: channels of the full-resolution stem convolution.
         batch_norm: batch normalisation after every convolution.
-        dropout: dropout before the linear head.
     """
-
-    def __init__(
-        self,
-        num_classes: int,
-        widths: list[int] = [64, 128, 256, 512],  # noqa: B006 (jsonargparse needs a visible default)
-        depths: int | list[int] = 1,
-        stem_width: int = 32,
-        batch_norm: bool = True,
-        dropout: float = 0.0,
-    ) -> None:
-        super().__init__()
-        depths = [depths] * len(widths) if isinstance(depths, int) else depths
-        if len(depths) != len(widths):
-            raise ValueError(f"depths {depths} and widths {widths} must have the same length")
-        layers: list[nn.Module] = [conv_bn(3, stem_width, 1, batch_norm)]
-        c_in = stem_width
-        for width, depth in zip(widths, depths):
-            layers.append(BasicBlock(c_in, width, stride=2, batch_norm=batch_norm))
-            layers += [BasicBlock(width, width, batch_norm=batch_norm) for _ in range(depth - 1)]
-            c_in = width
-        layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten()]
-        self.features = nn.Sequential(*layers)
-        self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(c_in, num_classes))
-        self.num_features = c_in
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.features(x))  # (B, 3, H, W) -> (B, num_features) -> (B, num_classes)
+    depths = [depths] * len(widths) if isinstance(depths, int) else depths
+    if len(depths) != len(widths):
+        raise ValueError(f"depths {depths} and widths {widths} must have the same length")
+    layers: list[nn.Module] = [conv_bn(3, stem_width, 1, batch_norm)]
+    c_in = stem_width
+    for width, depth in zip(widths, depths):
+        layers.append(BasicBlock(c_in, width, stride=2, batch_norm=batch_norm))
+        layers += [BasicBlock(width, width, batch_norm=batch_norm) for _ in range(depth - 1)]
+        c_in = width
+    return nn.Sequential(*layers)

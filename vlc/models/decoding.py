@@ -35,9 +35,10 @@ def greedy_decode(
     decoder: StepDecoder,
     features: Tensor,
     max_len: int,
-    start_idx: int = 1,
-    end_idx: int = 2,
-    pad_idx: int = 0,
+    *,
+    start_idx: int,
+    end_idx: int,
+    pad_idx: int,
 ) -> Tensor:
     """Pick the most likely token at every step, for the whole batch at once.
 
@@ -106,9 +107,10 @@ def beam_search(
     beam_width: int = 5,
     max_len: int = 20,
     length_penalty: float = 1.0,
-    start_idx: int = 1,
-    end_idx: int = 2,
-    pad_idx: int = 0,
+    *,
+    start_idx: int,
+    end_idx: int,
+    pad_idx: int,
 ) -> tuple[Tensor, Tensor]:
     """Batched beam search: all ``B`` images advance together as ``B * K`` hypotheses.
 
@@ -196,13 +198,23 @@ def beam_search_one_by_one(
     beam_width: int = 5,
     max_len: int = 20,
     length_penalty: float = 1.0,
-    start_idx: int = 1,
-    end_idx: int = 2,
-    pad_idx: int = 0,
+    *,
+    start_idx: int,
+    end_idx: int,
+    pad_idx: int,
 ) -> tuple[Tensor, Tensor]:
     """Reference: :func:`beam_search` on each image separately (B=1 slices); same arguments and outputs."""
     results = [
-        beam_search(decoder, features[i : i + 1], beam_width, max_len, length_penalty, start_idx, end_idx, pad_idx)
+        beam_search(
+            decoder,
+            features[i : i + 1],
+            beam_width,
+            max_len,
+            length_penalty,
+            start_idx=start_idx,
+            end_idx=end_idx,
+            pad_idx=pad_idx,
+        )
         for i in range(features.size(0))
     ]
     L = max(tokens.size(1) for tokens, _ in results)

@@ -1,37 +1,9 @@
-"""Show and Tell caption decoder (Vinyals et al., 2015).
-
-Alignment convention (shared by every caption decoder in :mod:`vlc.models`):
-
-A caption tensor holds ``<start> w_1 ... w_n <end> <pad> ...``. The decoder is fed the *inputs*
-``captions[:, :-1]`` and is trained to predict the *targets* ``captions[:, 1:]``; ``forward`` returns one
-logit vector per input token, so ``logits[:, t]`` predicts ``targets[:, t] == captions[:, t + 1]``::
-
-    inputs, targets = shift_captions(captions)  # [B, T-1] each
-    logits = decoder(features, inputs)  # [B, T-1, V]
-    loss = F.cross_entropy(logits.reshape(-1, V), targets.reshape(-1), ignore_index=pad_idx)
-
-The same alignment holds for the step API: ``state = init_state(features)`` followed by
-``logits_t, state = step(inputs[:, t], state)`` reproduces ``forward(features, inputs)[:, t]``
-(in eval mode, i.e. without dropout).
-"""
+"""Show and Tell caption decoder (Vinyals et al., 2015); see ``vlc.models.caption_alignment`` for its contract."""
 
 import torch
 from torch import Tensor, nn
 
 LSTMState = tuple[Tensor, Tensor]
-
-
-def shift_captions(captions: Tensor) -> tuple[Tensor, Tensor]:
-    """Split captions into teacher-forcing inputs and next-token targets.
-
-    Args:
-        captions: Token ids ``<start> ... <end> <pad>...`` of shape [B, T].
-
-    Returns:
-        ``(inputs, targets)``, both [B, T-1]: ``inputs = captions[:, :-1]`` and
-        ``targets = captions[:, 1:]``, so that ``decoder(features, inputs)[:, t]`` predicts ``targets[:, t]``.
-    """
-    return captions[:, :-1], captions[:, 1:]
 
 
 class LSTMDecoder(nn.Module):
@@ -44,24 +16,25 @@ class LSTMDecoder(nn.Module):
     Args:
         vocab_size: Number of tokens ``V``.
         feature_dim: Size ``F`` of the pooled image feature.
+        pad_idx: Index of ``<pad>`` in the vocabulary; its embedding is zero and receives no gradient.
         embed_dim: Word-embedding size ``E`` (e.g. 300 to load GloVe into ``self.embedding``).
         hidden_dim: LSTM hidden size ``H``.
         num_layers: Number of stacked LSTM layers.
         dropout: Dropout on the LSTM outputs (and between layers when ``num_layers > 1``).
-        pad_idx: Index of ``<pad>``; its embedding is zero and receives no gradient.
     """
 
-    expects_spatial = False
+    spatial = False
+    penalty_weight = 0.0
 
     def __init__(
         self,
         vocab_size: int,
         feature_dim: int,
+        pad_idx: int,
         embed_dim: int = 256,
         hidden_dim: int = 512,
         num_layers: int = 1,
         dropout: float = 0.0,
-        pad_idx: int = 0,
     ) -> None:
         super().__init__()
         self.vocab_size = vocab_size
@@ -94,6 +67,11 @@ class LSTMDecoder(nn.Module):
         out, _ = self.lstm(x)  # [B, T+1, H]
         out = self.dropout(out[:, 1:])  # drop the image step: [B, T, H]
         return self.fc(out)  # [B, T, V]
+
+    def teacher_forced(self, features: Tensor, inputs: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
+        """Logits ``(B, T, V)`` of :meth:`forward` and no penalty (0)."""
+        logits = self(features, inputs)
+        return logits, logits.new_zeros((), dtype=torch.float32)
 
     def init_state(self, features: Tensor) -> LSTMState:
         """Run the image step and return the LSTM state that precedes the ``<start>`` token.

@@ -1,15 +1,11 @@
 """The LightningModule that trains, evaluates and applies an image captioner: CNN encoder + LSTM decoder."""
 
-import copy
 import math
-import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
-import lightning as L
 import torch
-import torch.nn.functional as F
 from jsonargparse.typing import NonNegativeInt, PositiveInt
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from lightning.pytorch.utilities import rank_zero_info
@@ -17,7 +13,6 @@ from torch import nn
 from torchmetrics import MeanMetric
 from torchmetrics.text import Perplexity
 
-from vlc.checkpoints import fill_metric_states
 from vlc.data.vocab import Vocabulary
 from vlc.errors import UserError, warn
 from vlc.metrics.bleu import CorpusBLEU
@@ -27,13 +22,14 @@ from vlc.metrics.cider import CIDErD
 from vlc.metrics.figures import log_figure
 from vlc.metrics.meteor import Meteor, meteor_available
 from vlc.metrics.rouge import RougeL
-from vlc.models.attention_decoder import AttentionLSTMDecoder
+from vlc.models.backbone import ImageBackbone
+from vlc.models.caption_alignment import caption_loss, shift_captions
 from vlc.models.decoding import beam_search
-from vlc.models.encoders import ImageEncoder
 from vlc.models.feature_cache import FeatureCache
 from vlc.models.glove import load_glove
-from vlc.models.lstm_decoder import LSTMDecoder, shift_captions
-from vlc.tasks.hparams import log_final_hparams, log_parameter_counts, plain
+from vlc.models.lstm_decoder import LSTMDecoder
+from vlc.tasks.base import Task
+from vlc.tasks.hparams import log_final_hparams, plain
 from vlc.tasks.optim import configure, zero_loss
 
 
@@ -42,35 +38,31 @@ def adam(params: Any) -> torch.optim.Optimizer:
     return torch.optim.Adam(params, lr=1e-3)
 
 
-class ImageCaptioner(L.LightningModule):
+class ImageCaptioner(Task):
     """Encoder + decoder trained with teacher forcing; evaluated and applied by free-running decoding.
 
-    The encoder maps uint8 images to a feature grid (it owns its preprocessing). The ``lstm`` decoder (Show and
-    Tell) gets the grid average-pooled into one vector, projected to the embedding size as its first input; the
-    ``attention`` decoder (Show, Attend and Tell) attends over the grid's positions. The loss is the
-    cross-entropy of the next word, ignoring padding (plus the doubly stochastic attention penalty for
-    ``attention``). Validation and test decode captions free-running (greedy or batched beam search, exactly as
-    ``vlc predict``) and log corpus BLEU-1..4, CIDEr-D, ROUGE-L, caption cosine similarity and optionally
-    METEOR; each validation epoch also logs a fixed set of sample images with their generated and reference
-    captions.
+    The encoder (an ``ImageBackbone``, which owns its preprocessing) maps uint8 images to a feature grid; a decoder
+    that is ``spatial`` (Show, Attend and Tell) gets the grid flattened into annotation vectors, the others (Show
+    and Tell) get it average-pooled into one vector. The loss is the cross-entropy of the next word, ignoring
+    padding, plus the decoder's weighted penalty (see ``vlc.models.caption_alignment``). Validation and test decode
+    captions free-running (greedy or batched beam search, exactly as ``vlc predict``) and log corpus BLEU-1..4,
+    CIDEr-D, ROUGE-L, caption cosine similarity and optionally METEOR; each validation epoch also logs a fixed set
+    of sample images with their generated and reference captions.
 
     Args:
-        encoder: the image encoder, called with no argument; in YAML ``class_path: vlc.models.ImageEncoder``
-            with its ``init_args`` (backbone, weights, image_size, init_from).
+        encoder: the image encoder, called with no argument; in YAML ``class_path: vlc.models.ImageBackbone``
+            with its ``init_args`` (name, weights, image_size).
+        decoder: the caption decoder, called as ``decoder(vocab_size, feature_dim, pad_idx)``; in YAML
+            ``class_path: vlc.models.LSTMDecoder`` or ``vlc.models.AttentionLSTMDecoder`` with its ``init_args``.
         freeze_encoder: keep the encoder's weights (and batch-norm statistics) fixed; its features are then
             computed once per image and cached (see ``feature_cache``). Otherwise it is fine-tuned.
         feature_cache: with a frozen encoder: ``memory`` (default), ``disk`` (a float32 file under the run's
             log folder, removed at the end; for data whose features do not fit in memory) or ``off``.
-        decoder: ``lstm`` or ``attention``.
-        embed_dim: word-embedding size (replaced by the GloVe file's dimension when ``glove_path`` is set).
-        hidden_dim: LSTM hidden size.
-        num_layers: stacked LSTM layers (``lstm`` only).
-        attention_dim: size of the attention MLP (``attention`` only).
-        dropout: dropout before the output layer.
-        attention_penalty: weight of the doubly stochastic attention penalty (``attention`` only).
+        init_from: a vlc classification checkpoint whose backbone initialises the encoder when fitting starts from
+            scratch (the same rule as the classifier's ``init_from``).
         glove_path: a GloVe text file (``glove.6B.300d.txt`` format) that initialises the word embeddings of the
-            vocabulary's words; the found/missing counts are printed and logged. Only read when training
-            starts: checkpoints hold the embeddings (and store ``glove_path: null``).
+            vocabulary's words when fitting starts from scratch (the decoder's ``embed_dim`` must be the file's
+            dimension); the found/missing counts are printed and logged. Checkpoints hold the vectors.
         train_embeddings: fine-tune the word embeddings (``false`` keeps GloVe vectors fixed).
         vocab: the vocabulary as a dict; linked from the data module, stored in checkpoints.
         optimizer: the optimizer (default Adam, lr 1e-3).
@@ -84,18 +76,16 @@ class ImageCaptioner(L.LightningModule):
         num_samples: validation images shown with their captions on the dashboard each epoch.
     """
 
+    BACKBONE = "encoder"
+    MONITOR = ("val/bleu_4", "max", "best-epoch{epoch:02d}-bleu4{val/bleu_4:.4f}")
+
     def __init__(
         self,
-        encoder: Callable[[], nn.Module] = ImageEncoder,
+        encoder: Callable[[], ImageBackbone] = ImageBackbone,
+        decoder: Callable[[int, int, int], nn.Module] = LSTMDecoder,
         freeze_encoder: bool = False,
         feature_cache: Literal["memory", "disk", "off"] = "memory",
-        decoder: Literal["lstm", "attention"] = "lstm",
-        embed_dim: PositiveInt = 256,
-        hidden_dim: PositiveInt = 512,
-        num_layers: PositiveInt = 1,
-        attention_dim: PositiveInt = 256,
-        dropout: float = 0.0,
-        attention_penalty: float = 1.0,
+        init_from: str | None = None,
         glove_path: str | None = None,
         train_embeddings: bool = True,
         vocab: dict | None = None,
@@ -118,27 +108,17 @@ class ImageCaptioner(L.LightningModule):
             raise UserError(f"model.vocab: {err}") from None
         if max_len < 1 or beam_width < 1:
             raise UserError("model.max_len and model.beam_width must be at least 1")
-        self.save_hyperparameters()  # through the CLI, encoder/optimizer/scheduler are saved as their config
+        self.save_hyperparameters()  # through the CLI, encoder/decoder/optimizer/scheduler are saved as their config
         self.hparams.update(plain(self.hparams))
         self.optimizer, self.scheduler = optimizer, scheduler
         self.encoder = encoder()
-        glove = self._glove(glove_path) if glove_path else None
-        embed_dim = glove.shape[1] if glove is not None else embed_dim
-        self.hparams.embed_dim = int(embed_dim)
-        V, C = len(self.vocab), self.encoder.num_features
-        if decoder == "lstm":
-            self.decoder = LSTMDecoder(V, C, embed_dim, hidden_dim, num_layers, dropout, pad_idx=Vocabulary.PAD)
-        else:
-            self.decoder = AttentionLSTMDecoder(V, C, embed_dim, hidden_dim, attention_dim, dropout, Vocabulary.PAD)
-        if glove is not None:
-            self.decoder.embedding.weight.data.copy_(glove)
-            self.register_buffer("glove", glove, persistent=False)
+        self.decoder = decoder(len(self.vocab), self.encoder.num_features, Vocabulary.PAD)
+        if glove_path:  # filled when fitting starts; a checkpoint holds the vectors (caption cosine scores with them)
+            self.register_buffer("glove", torch.zeros_like(self.decoder.embedding.weight))
         self.decoder.embedding.weight.requires_grad_(train_embeddings)
-        if not train_embeddings and glove is None:
+        if not train_embeddings and not glove_path:
             warn("model.train_embeddings: false without model.glove_path keeps random word embeddings fixed")
-        if freeze_encoder:
-            self.encoder.requires_grad_(False)
-            self.encoder.eval()
+        self.encoder.freeze("all" if freeze_encoder else "none")
         if meteor and not meteor_available():
             warn("model.meteor: METEOR needs Java on the PATH (not found); it is skipped")
         self.cache: FeatureCache | None = None
@@ -152,18 +132,26 @@ class ImageCaptioner(L.LightningModule):
         self.test_metrics = self._caption_metrics()
         self.samples: dict[str, Any] | None = None
 
-    def _glove(self, path: str) -> torch.Tensor:
+    def _load_glove(self, path: str) -> str:
+        """Fill the word embeddings (and the vectors caption cosine scores with) from a GloVe file; a report."""
         try:
             matrix, found, missing = load_glove(path, self.vocab.words)
         except (OSError, ValueError) as err:
             raise UserError(f"model.glove_path: {err}") from None
+        if matrix.shape[1] != self.glove.shape[1]:
+            raise UserError(
+                f"model.glove_path: {path} holds {matrix.shape[1]}-d vectors but the decoder's embed_dim is "
+                f"{self.glove.shape[1]}; set model.decoder.init_args.embed_dim: {matrix.shape[1]}"
+            )
+        if found == 0:
+            warn(f"{path}: no vocabulary word has a GloVe vector; is it the right file?")
+        with torch.no_grad():
+            self.glove.copy_(matrix)
+            self.decoder.embedding.weight.copy_(matrix)
         words = len(self.vocab) - len(Vocabulary.SPECIALS)
         example = f" (e.g. {', '.join(missing[:5])})" if missing else ""
         self.glove_report = f"GloVe {path}: {found} of {words} vocabulary words found, {len(missing)} missing{example}"
-        rank_zero_info(self.glove_report)
-        if found == 0:
-            warn(f"{path}: no vocabulary word has a GloVe vector; is it the right file?")
-        return matrix
+        return self.glove_report
 
     def _caption_metrics(self) -> nn.ModuleDict:
         embedding = self.glove if hasattr(self, "glove") else self.decoder.embedding.weight
@@ -178,17 +166,11 @@ class ImageCaptioner(L.LightningModule):
         return nn.ModuleDict(metrics)
 
     # -- model -----------------------------------------------------------------------------------------------
-    def train(self, mode: bool = True) -> "ImageCaptioner":
-        super().train(mode)
-        if self.hparams.freeze_encoder:
-            self.encoder.eval()  # fixed batch-norm statistics: the cached features stay valid
-        return self
-
     def encode(self, images: torch.Tensor) -> torch.Tensor:
-        """Decoder input of a uint8 batch: pooled ``(B, C)`` (lstm) or annotation vectors ``(B, h*w, C)``."""
+        """Decoder input of a uint8 batch: annotation vectors ``(B, h*w, C)`` (spatial decoders) or ``(B, C)``."""
         with torch.set_grad_enabled(torch.is_grad_enabled() and not self.hparams.freeze_encoder):
             grid = self.encoder(images).float()  # (B, C, h, w)
-        if self.hparams.decoder == "attention":
+        if self.decoder.spatial:
             return grid.flatten(2).transpose(1, 2).contiguous()  # (B, h*w, C)
         return grid.mean(dim=(2, 3))  # (B, C)
 
@@ -209,21 +191,12 @@ class ImageCaptioner(L.LightningModule):
         width = hp.beam_width if hp.decoding == "beam" else 1
         was_training = self.decoder.training
         self.decoder.eval()
-        tokens, scores = beam_search(self.decoder, features, width, hp.max_len, hp.length_penalty)  # (B, L), (B,)
+        ids = {"start_idx": Vocabulary.START, "end_idx": Vocabulary.END, "pad_idx": Vocabulary.PAD}
+        tokens, scores = beam_search(
+            self.decoder, features, width, hp.max_len, hp.length_penalty, **ids
+        )  # (B, L), (B,)
         self.decoder.train(was_training)
         return [self.vocab.decode(row) for row in tokens.cpu()], scores.float()
-
-    def _loss(self, features: torch.Tensor, captions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Cross-entropy ignoring padding, the attention penalty (0 for lstm), and the logits ``(B, T-1, V)``."""
-        inputs, targets = shift_captions(captions)  # (B, T-1) each
-        if self.hparams.decoder == "attention":
-            logits, alphas = self.decoder.forward_with_alphas(features, inputs)  # (B, T-1, V), (B, T-1, N)
-            penalty = self.decoder.doubly_stochastic_loss(alphas.float(), mask=targets != Vocabulary.PAD)
-        else:
-            logits = self.decoder(features, inputs)  # (B, T-1, V)
-            penalty = logits.new_zeros((), dtype=torch.float32)
-        ce = F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten(), ignore_index=Vocabulary.PAD)
-        return ce, penalty, logits
 
     # -- training and evaluation -----------------------------------------------------------------------------
     def on_train_epoch_start(self) -> None:
@@ -233,22 +206,21 @@ class ImageCaptioner(L.LightningModule):
         if batch is None:  # no image of the batch could be read: a zero loss keeps every DDP process in step
             return zero_loss(self)
         features = self.features(batch["images"], batch["keys"])
-        ce, penalty, _ = self._loss(features, batch["captions"])
-        loss = ce + self.hparams.attention_penalty * penalty
+        ce, penalty, _ = caption_loss(self.decoder, features, batch["captions"])
+        loss = ce + self.decoder.penalty_weight * penalty
         B = len(batch["captions"])
         self.train_loss(loss.detach(), B)
         self.log("train/loss", self.train_loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=B)
         self.log("train/perplexity", ce.detach().exp(), on_step=True, on_epoch=False, batch_size=B)
-        if self.hparams.decoder == "attention":
-            self.train_penalty(penalty.detach(), B)
-            self.log("train/attention_penalty", self.train_penalty, on_step=True, on_epoch=True, batch_size=B)
+        self.train_penalty(penalty.detach(), B)
+        self.log("train/penalty", self.train_penalty, on_step=True, on_epoch=True, batch_size=B)
         return loss
 
     def _evaluate(self, batch: dict | None, batch_idx: int, stage: str) -> None:
         if batch is None:  # no image of the batch could be read
             return
         features = self.features(batch["images"], batch["keys"])
-        ce, _, logits = self._loss(features, batch["captions"])
+        ce, _, logits = caption_loss(self.decoder, features, batch["captions"])
         B = len(batch["captions"])
         perplexity = self.val_perplexity if stage == "val" else self.test_perplexity
         perplexity.update(logits.float(), shift_captions(batch["captions"])[1])
@@ -317,11 +289,23 @@ class ImageCaptioner(L.LightningModule):
         ]
 
     # -- feature cache, vocabulary files, optimisation and checkpoints --------------------------------------
+    def pretrained_reports(self) -> list[str | None]:
+        """The encoder's weights and ``init_from``, then the GloVe vectors (also shown on the dashboard)."""
+        reports = super().pretrained_reports()
+        if self.hparams.glove_path:
+            reports.append(self._load_glove(self.hparams.glove_path))
+        return reports
+
+    def frozen_note(self) -> str:
+        return f"freeze_encoder: {str(self.hparams.freeze_encoder).lower()}"
+
     def on_fit_start(self) -> None:
+        super().on_fit_start()
         hp = self.hparams
-        log_parameter_counts(self, f"freeze_encoder: {str(hp.freeze_encoder).lower()}")
-        if hp.freeze_encoder:
-            warnings.filterwarnings("ignore", r"Found \d+ module\(s\) in eval mode")  # the frozen encoder: intended
+        experiment = getattr(self.logger, "experiment", None)
+        if self.trainer.ckpt_path is None and hp.glove_path and self.trainer.is_global_zero:
+            if hasattr(experiment, "add_text"):
+                experiment.add_text("glove", self.glove_report, 0)
         if hp.freeze_encoder and hp.feature_cache != "off":
             path = None
             if hp.feature_cache == "disk":
@@ -330,9 +314,6 @@ class ImageCaptioner(L.LightningModule):
             self.cache = FeatureCache(path)
         if self.trainer.is_global_zero:
             self._save_vocab()
-            experiment = getattr(self.logger, "experiment", None)
-            if hasattr(self, "glove_report") and hasattr(experiment, "add_text"):
-                experiment.add_text("glove", self.glove_report, 0)
 
     def on_fit_end(self) -> None:
         """Report and drop the feature cache; write the hyper-parameters with the final scores (HPARAMS tab)."""
@@ -354,26 +335,3 @@ class ImageCaptioner(L.LightningModule):
     def configure_optimizers(self):
         params = [p for p in self.parameters() if p.requires_grad]
         return configure(self, params, self.optimizer, self.scheduler, self.hparams.scheduler_interval)
-
-    def on_save_checkpoint(self, checkpoint: dict) -> None:
-        """Make the checkpoint self-contained: no weights, GloVe or classifier file is needed to load it.
-
-        The weights are in the state dict, so the file arguments are stored as ``null`` (and the embedding size
-        as the GloVe file's dimension): loading never reads, or tries to download, any of them again.
-        """
-        hp = copy.deepcopy(dict(checkpoint.get("hyper_parameters", {})))
-        hp["glove_path"], hp["embed_dim"] = None, int(self.decoder.embedding.embedding_dim)
-        init_args = hp.get("encoder", {}).get("init_args") if isinstance(hp.get("encoder"), dict) else None
-        if isinstance(init_args, dict):
-            init_args.update({k: None for k in ("weights", "init_from") if k in init_args})
-        checkpoint["hyper_parameters"] = hp
-        if hasattr(self, "glove"):  # caption cosine similarity keeps scoring with the GloVe vectors
-            checkpoint["glove"] = self.glove.cpu()
-
-    def on_load_checkpoint(self, checkpoint: dict) -> None:
-        """Restore the GloVe vectors that caption cosine similarity scores with (the CLI checks the vocabulary)."""
-        fill_metric_states(self, checkpoint)
-        if "glove" in checkpoint and not hasattr(self, "glove"):
-            self.register_buffer("glove", checkpoint["glove"].to(self.device), persistent=False)
-            for metrics in (self.val_metrics, self.test_metrics):
-                metrics["caption_cosine"].embedding = self.glove

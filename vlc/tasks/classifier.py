@@ -1,10 +1,8 @@
 """The LightningModule that trains, evaluates and applies any image classification network."""
 
-import warnings
 from collections.abc import Callable
 from typing import Literal
 
-import lightning as L
 import torch
 import torch.nn.functional as F
 from jsonargparse.typing import PositiveInt
@@ -19,16 +17,12 @@ from torchmetrics.classification import (
     MulticlassROC,
 )
 
-from vlc.checkpoints import fill_metric_states
 from vlc.errors import UserError
 from vlc.metrics.figures import confusion_matrix_figure, log_figure, roc_figure
-from vlc.models.cnn import ResidualCNN
-from vlc.tasks.hparams import log_final_hparams, log_parameter_counts, plain
-from vlc.tasks.optim import configure, default_optimizer, zero_loss
-from vlc.tasks.transfer import batch_norms, freeze_layers, load_features, param_groups
-
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
+from vlc.models.backbone import ImageBackbone
+from vlc.tasks.base import Task
+from vlc.tasks.hparams import log_final_hparams, plain
+from vlc.tasks.optim import configure, default_optimizer, param_groups, zero_loss
 
 
 def scalar_metrics(num_classes: int, roc_thresholds: int) -> MetricCollection:
@@ -43,51 +37,50 @@ def scalar_metrics(num_classes: int, roc_thresholds: int) -> MetricCollection:
     )
 
 
-class ImageClassifier(L.LightningModule):
-    """Trains ``net`` with cross-entropy; logs curves, metrics, a confusion matrix and ROC curves.
+class ImageClassifier(Task):
+    """Trains backbone -> global average pooling -> dropout -> linear head with cross-entropy.
 
-    Batches hold uint8 images; the model scales and normalises them itself (``mean``/``std``), so a
-    checkpoint carries its preprocessing and prediction cannot apply a different one.
+    Logs curves, metrics, a confusion matrix and ROC curves. Batches hold uint8 images; the backbone resizes and
+    normalises them itself, so a checkpoint carries its preprocessing and prediction cannot apply another one.
 
     Args:
-        net: the network, called as ``net(num_classes)``; in YAML a ``class_path`` such as
-            ``vlc.models.ResidualCNN`` or ``vlc.models.TorchvisionNet`` with its ``init_args``.
+        backbone: the image backbone, called with no argument; in YAML ``class_path: vlc.models.ImageBackbone``
+            with its ``init_args`` (``name: cnn`` and its widths, or a torchvision name with ``weights``).
         num_classes: linked from the data module (or read from the checkpoint when predicting).
         class_names: linked from the data module; used in figures and prediction files.
+        dropout: dropout before the linear head.
         optimizer: the optimizer, e.g. ``torch.optim.SGD`` with its ``init_args``.
         scheduler: an optional learning-rate scheduler; ``OneCycleLR`` gets ``total_steps`` from the trainer.
         scheduler_interval: step the scheduler every ``step`` or every ``epoch``.
         label_smoothing: label smoothing of the cross-entropy.
-        mean: per-channel mean of the normalisation (0-1 scale).
-        std: per-channel standard deviation of the normalisation.
-        channels_last: run convolutions in channels-last memory format (faster on CPUs and tensor cores).
         flip_average: at evaluation and prediction, average the logits of each image and its mirror image.
         top_k: how many labels each prediction row lists.
         roc_thresholds: thresholds of the ROC and AUROC metrics (constant memory).
-        init_from: a vlc classification checkpoint whose feature tensors initialise ``net`` at the start of
-            ``fit`` (those whose shapes fit; the head stays new); a summary lists loaded, new and mismatched ones.
-        freeze: layers kept fixed: ``none``, ``features`` (all but the head), ``blocks:N`` (the first N children
-            of ``net.features``) or a list of names such as ``net.features.0``. Frozen batch norms stay in eval mode.
-        pretrained_lr_scale: learning-rate multiplier for the trainable parameters outside the head.
+        init_from: a vlc classification checkpoint whose backbone initialises this one when fitting starts from
+            scratch (the tensors whose shapes fit; the head stays new); a summary lists loaded, new and
+            mismatched tensors. Never read again: a checkpoint holds the weights.
+        freeze: backbone layers kept fixed: ``none``, ``all``, ``blocks:N`` (its first N layers) or a list of its
+            layer names (see ``ImageBackbone.freeze``). Frozen batch norms stay in eval mode.
+        pretrained_lr_scale: learning-rate multiplier for the trainable parameters of the backbone.
     """
+
+    MONITOR = ("val/acc", "max", "best-epoch{epoch:02d}-acc{val/acc:.4f}")
 
     def __init__(
         self,
-        net: Callable[[int], nn.Module] = ResidualCNN,
+        backbone: Callable[[], ImageBackbone] = ImageBackbone,
         num_classes: int | None = None,
         class_names: list[str] | None = None,
+        dropout: float = 0.0,
         optimizer: OptimizerCallable = default_optimizer,
         scheduler: LRSchedulerCallable | None = None,
         scheduler_interval: Literal["step", "epoch"] = "step",
         label_smoothing: float = 0.0,
-        mean: tuple[float, float, float] = IMAGENET_MEAN,
-        std: tuple[float, float, float] = IMAGENET_STD,
-        channels_last: bool = True,
         flip_average: bool = False,
         top_k: PositiveInt = 5,
         roc_thresholds: PositiveInt = 200,
         init_from: str | None = None,
-        freeze: str | list[str] = "none",
+        freeze: str | list[str | int] = "none",
         pretrained_lr_scale: float = 1.0,
     ) -> None:
         super().__init__()
@@ -96,16 +89,14 @@ class ImageClassifier(L.LightningModule):
         class_names = list(class_names) if class_names else [str(i) for i in range(num_classes)]
         if len(class_names) != num_classes:
             raise UserError(f"model.class_names has {len(class_names)} names for {num_classes} classes")
-        self.save_hyperparameters()  # through the CLI, net/optimizer/scheduler are saved as their config
+        self.save_hyperparameters()  # through the CLI, backbone/optimizer/scheduler are saved as their config
         self.hparams.update(plain(self.hparams))
         self.hparams.class_names = class_names
-        self.net = net(num_classes)
+        self.backbone = backbone()
+        self.dropout = nn.Dropout(dropout)
+        self.head = nn.Linear(self.backbone.num_features, num_classes)
         self.optimizer, self.scheduler = optimizer, scheduler
         self.class_names = class_names
-        self.register_buffer("mean", torch.tensor(mean).view(1, 3, 1, 1) * 255, persistent=False)
-        self.register_buffer("std", torch.tensor(std).view(1, 3, 1, 1) * 255, persistent=False)
-        if channels_last:
-            self.net = self.net.to(memory_format=torch.channels_last)
         # epoch averages of training whose state is saved in checkpoints: a resumed epoch averages all its batches
         self.train_loss, self.train_acc = MeanMetric(), MulticlassAccuracy(num_classes, average="micro")
         for metric in (self.train_loss, self.train_acc):
@@ -114,38 +105,19 @@ class ImageClassifier(L.LightningModule):
         self.test_metrics = scalar_metrics(num_classes, roc_thresholds).clone(prefix="test/")
         self.confusion = MulticlassConfusionMatrix(num_classes)
         self.roc = MulticlassROC(num_classes, thresholds=roc_thresholds)
-        self.frozen_batch_norms = batch_norms(freeze_layers(self.net, freeze))
-        if not any(p.requires_grad for p in self.parameters()):
-            raise UserError(f"model.freeze: {freeze!r} freezes every parameter; nothing would be trained")
-        self.train()  # puts the frozen batch norms in eval mode
+        self.backbone.freeze(freeze)
 
     # -- model -----------------------------------------------------------------------------------------------
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """Class logits ``(B, num_classes)`` for a uint8 (or 0-255 float) batch ``(B, 3, H, W)``."""
-        x = (images.float() - self.mean) / self.std
-        if self.hparams.channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
-        logits = self.net(x)
+        logits = self.head(self.dropout(self.backbone(images).mean(dim=(2, 3))))  # (B, C, h, w) -> (B, C) -> (B, K)
         if self.hparams.flip_average and not self.training:
-            logits = (logits + self.net(x.flip(-1))) / 2
+            logits = (logits + self.head(self.backbone(images.flip(-1)).mean(dim=(2, 3)))) / 2
         return logits
 
-    def train(self, mode: bool = True) -> "ImageClassifier":
-        """Set training mode, except for frozen batch norms: they stay in eval mode (fixed running statistics)."""
-        super().train(mode)
-        for module in getattr(self, "frozen_batch_norms", ()):
-            module.eval()
-        return self
-
     # -- training and evaluation -----------------------------------------------------------------------------
-    def on_fit_start(self) -> None:
-        if self.hparams.init_from and self.trainer.ckpt_path is None:  # a resumed run restores its own weights
-            report = load_features(self.net, self.hparams.init_from)
-            if self.trainer.is_global_zero:
-                print(report.summary())
-        log_parameter_counts(self, f"freeze: {self.hparams.freeze}")
-        if self.frozen_batch_norms:  # Lightning warns about modules in eval mode; here that is intended
-            warnings.filterwarnings("ignore", r"Found \d+ module\(s\) in eval mode")
+    def frozen_note(self) -> str:
+        return f"freeze: {self.hparams.freeze}"
 
     def on_fit_end(self) -> None:
         """Write the hyper-parameters with the final scores to TensorBoard's HPARAMS tab, to compare runs."""
@@ -232,8 +204,8 @@ class ImageClassifier(L.LightningModule):
 
     # -- optimisation and checkpoints ----------------------------------------------------------------------
     def configure_optimizers(self):
-        params = param_groups(self, self.hparams.pretrained_lr_scale)
+        params = param_groups(self, self.hparams.pretrained_lr_scale, head="head")
         return configure(self, params, self.optimizer, self.scheduler, self.hparams.scheduler_interval)
 
-    def on_load_checkpoint(self, checkpoint: dict) -> None:
-        fill_metric_states(self, checkpoint)  # checkpoints of older vlc versions hold no training averages
+
+# checkpoints of older vlc versions hold no training averages

@@ -4,8 +4,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import lightning as L
-
-from vlc.tasks.transfer import parameter_counts
+import torch
 
 
 def log_final_hparams(module: L.LightningModule, hparams: Mapping) -> None:
@@ -18,6 +17,12 @@ def log_final_hparams(module: L.LightningModule, hparams: Mapping) -> None:
         scores[f"hp/best_{checkpoint.monitor.replace('/', '_')}"] = float(checkpoint.best_model_score)
     if scores and module.logger is not None:
         module.logger.log_hyperparams(hparams, scores)
+
+
+def parameter_counts(module: torch.nn.Module) -> tuple[int, int]:
+    """Numbers of trainable and frozen parameters (elements, not tensors)."""
+    trainable = sum(p.numel() for p in module.parameters() if p.requires_grad)
+    return trainable, sum(p.numel() for p in module.parameters()) - trainable
 
 
 def log_parameter_counts(module: L.LightningModule, note: str) -> None:

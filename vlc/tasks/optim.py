@@ -6,6 +6,7 @@ from typing import Any
 import lightning as L
 import torch
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
+from torch import nn
 
 from vlc.errors import UserError
 
@@ -22,7 +23,7 @@ def configure(
     A scheduler left without its length (``OneCycleLR`` with neither ``total_steps`` nor ``epochs``) gets
     the length of the run from the trainer, in steps or epochs following ``interval``, so that YAML never
     hard-codes it (use ``vlc.tasks.OneCycleLR``: torch's fails on very short runs and on resumed runs). A
-    parameter group with an ``lr_scale`` key (see ``vlc.tasks.transfer.param_groups``) gets its learning rate,
+    parameter group with an ``lr_scale`` key (see ``param_groups``) gets its learning rate,
     and its share of a scalar ``max_lr``, multiplied by it.
     """
     opt = optimizer(params)
@@ -69,3 +70,20 @@ def zero_loss(module: L.LightningModule) -> torch.Tensor:
     gradients (returning None would leave the other processes waiting).
     """
     return sum(p.sum() for p in module.parameters() if p.requires_grad) * 0.0
+
+
+def param_groups(module: nn.Module, lr_scale: float = 1.0, head: str = "head") -> list:
+    """The trainable parameters of ``module`` for the optimizer, split in two groups when ``lr_scale != 1``.
+
+    The group ``pretrained`` (every trainable parameter outside ``head``) carries ``lr_scale``, which
+    :func:`configure` applies to its learning rate (and to ``OneCycleLR``'s ``max_lr``).
+    """
+    trainable = [(name, p) for name, p in module.named_parameters() if p.requires_grad]
+    if lr_scale == 1.0:
+        return [p for _, p in trainable]
+    in_head = [name == head or name.startswith(head + ".") for name, _ in trainable]
+    groups = [
+        {"params": [p for (_, p), h in zip(trainable, in_head) if h], "name": "head"},
+        {"params": [p for (_, p), h in zip(trainable, in_head) if not h], "name": "pretrained", "lr_scale": lr_scale},
+    ]
+    return [g for g in groups if g["params"]]

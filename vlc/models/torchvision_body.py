@@ -1,5 +1,6 @@
-"""torchvision classification networks by name, split into ``features`` and a rebuilt ``head``."""
+"""torchvision classification networks by name: their bodies (cut before the pooling) and their weights."""
 
+from collections import OrderedDict
 from pathlib import Path
 
 import torch
@@ -65,46 +66,18 @@ def build_torchvision(name: str, weights: str | None = None) -> nn.Module:
     return model
 
 
-def split_head(model: nn.Module) -> tuple[nn.Module, int]:
-    """Replace the final linear layer of a torchvision model by ``Identity``; return it and its input width."""
-    for attr in ("fc", "classifier", "heads"):
-        head = getattr(model, attr, None)
-        if isinstance(head, nn.Linear):
-            setattr(model, attr, nn.Identity())
-            return model, head.in_features
-        if isinstance(head, nn.Sequential) and isinstance(head[-1], nn.Linear):
-            in_features = head[-1].in_features
-            head[-1] = nn.Identity()
-            return model, in_features
-    raise UserError(f"{type(model).__name__}: cannot find its final linear layer (fc, classifier or heads)")
+def torchvision_body(name: str) -> nn.Sequential:
+    """The layers of a torchvision classifier (random weights) up to, not including, its global average pooling.
 
+    Children keep their torchvision names (``conv1``, ``layer4``, ``Mixed_7c``), so the state dict of the full model
+    loads into the body by name.
 
-class TorchvisionNet(nn.Module):
-    """A torchvision backbone (``resnet18``, ``resnet50``, ``inception_v3``, ...) with a new linear head.
-
-    Args:
-        num_classes: output classes.
-        name: the torchvision model name.
-        weights: a torchvision weights name (``DEFAULT``, ``IMAGENET1K_V1``; downloaded when online) or the
-            path of a local state dict; ``null`` for random initialisation.
-        input_size: images are resized to this side length first (inception_v3 needs at least 75 px).
-        dropout: dropout before the linear head.
+    Raises:
+        UserError: an unknown name, or a model without an ``AdaptiveAvgPool2d`` child to cut at.
     """
-
-    def __init__(
-        self,
-        num_classes: int,
-        name: str = "resnet18",
-        weights: str | None = None,
-        input_size: int | None = None,
-        dropout: float = 0.0,
-    ) -> None:
-        super().__init__()
-        self.features, self.num_features = split_head(build_torchvision(name, weights))
-        self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(self.num_features, num_classes))
-        self.input_size = input_size
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.input_size is not None and x.shape[-1] != self.input_size:
-            x = nn.functional.interpolate(x, size=(self.input_size,) * 2, mode="bilinear", align_corners=False)
-        return self.head(self.features(x))  # (B, 3, H, W) -> (B, num_features) -> (B, num_classes)
+    layers = OrderedDict()
+    for child_name, child in build_torchvision(name).named_children():
+        if isinstance(child, nn.AdaptiveAvgPool2d):
+            return nn.Sequential(layers)
+        layers[child_name] = child
+    raise UserError(f"torchvision {name}: no global average pooling layer to cut at; use e.g. resnet50 or inception_v3")

@@ -1,0 +1,79 @@
+"""Checkpoints of earlier vlc versions, converted on load to the current layout (hyper-parameters and weights).
+
+Before the one-backbone redesign a classifier held ``net`` (``ResidualCNN`` or ``TorchvisionNet``: ``net.features``
+and ``net.head``) and its normalisation as hyper-parameters; a captioner held an ``ImageEncoder`` and a decoder named
+by a string with flat decoder arguments. Every reader of a checkpoint (the CLI, ``init_from``, Lightning's own
+restore through the tasks' ``on_load_checkpoint``) calls :func:`upgrade`, which does nothing to a current one.
+"""
+
+from typing import Any
+
+import torch
+
+BACKBONE = "vlc.models.ImageBackbone"
+
+
+def upgrade(checkpoint: dict[str, Any]) -> dict[str, Any]:
+    """Convert ``checkpoint`` in place to the current layout; return it."""
+    hparams = checkpoint.get("hyper_parameters")
+    if not isinstance(hparams, dict):
+        return checkpoint
+    if isinstance(hparams.get("net"), dict):
+        _upgrade_classifier(hparams, checkpoint["state_dict"])
+    if isinstance(hparams.get("encoder"), dict) and hparams["encoder"].get("class_path") == "vlc.models.ImageEncoder":
+        _upgrade_encoder(hparams)
+    if isinstance(hparams.get("decoder"), str):
+        _upgrade_decoder(hparams, checkpoint)
+    return checkpoint
+
+
+def _upgrade_classifier(hparams: dict, state: dict) -> None:
+    """``net`` (features + head) and ``mean``/``std``/``channels_last`` -> ``backbone`` + ``dropout``; ``head``."""
+    net = hparams.pop("net")
+    args = dict(net.get("init_args") or {})
+    mean, std = hparams.pop("mean", None), hparams.pop("std", None)
+    backbone = {"mean": mean, "std": std, "channels_last": hparams.pop("channels_last", True)}
+    if net.get("class_path", "").endswith("TorchvisionNet"):
+        backbone.update(
+            name=args.get("name", "resnet18"), weights=args.get("weights"), image_size=args.get("input_size")
+        )
+    else:
+        backbone.update({k: args[k] for k in ("widths", "depths", "stem_width", "batch_norm") if k in args}, name="cnn")
+    hparams["backbone"] = {"class_path": BACKBONE, "init_args": backbone}
+    hparams["dropout"] = args.get("dropout", 0.0)
+    freeze = hparams.get("freeze", "none")
+    if freeze == "features":
+        hparams["freeze"] = "all"
+    elif isinstance(freeze, (list, tuple)):
+        hparams["freeze"] = [str(name).removeprefix("net.").removeprefix("features.") for name in freeze]
+    for key in [k for k in state if k.startswith("net.")]:
+        tensor = state.pop(key)
+        if key.startswith("net.features."):
+            state["backbone.body." + key.removeprefix("net.features.")] = tensor
+        else:  # net.head.1.weight: the head's Linear after its Dropout
+            state["head." + key.rsplit(".", 1)[-1]] = tensor
+    for name, values in (("mean", mean), ("std", std)):
+        if values is not None:
+            state[f"backbone.{name}"] = torch.tensor(values, dtype=torch.float32).view(1, 3, 1, 1) * 255
+
+
+def _upgrade_encoder(hparams: dict) -> None:
+    """``ImageEncoder(backbone=..., init_from=...)`` -> ``ImageBackbone(name=...)`` (its tensors keep their names)."""
+    args = dict(hparams["encoder"].get("init_args") or {})
+    args["name"] = args.pop("backbone", "cnn")
+    args.pop("init_from", None)
+    hparams["encoder"] = {"class_path": BACKBONE, "init_args": args}
+
+
+def _upgrade_decoder(hparams: dict, checkpoint: dict) -> None:
+    """``decoder: lstm|attention`` with flat arguments -> ``decoder: {class_path, init_args}``."""
+    kind = hparams.pop("decoder")
+    args = {k: hparams.pop(k) for k in ("embed_dim", "hidden_dim", "dropout") if k in hparams}
+    num_layers, attention_dim = hparams.pop("num_layers", 1), hparams.pop("attention_dim", 256)
+    if kind == "attention":
+        args.update(attention_dim=attention_dim, penalty=hparams.pop("attention_penalty", 1.0))
+        hparams["decoder"] = {"class_path": "vlc.models.AttentionLSTMDecoder", "init_args": args}
+    else:
+        args["num_layers"] = num_layers
+        hparams.pop("attention_penalty", None)
+        hparams["decoder"] = {"class_path": "vlc.models.LSTMDecoder", "init_args": args}

@@ -1,0 +1,220 @@
+"""One image backbone for every task: uint8 images in, a feature grid out, preprocessing included.
+
+The classifier puts pooling, dropout and a linear head on top; the captioner pools the grid into one vector (Show and
+Tell) or flattens it into annotation vectors (Show, Attend and Tell). Both tasks build, initialise, freeze and
+transfer it the same way, so a classifier's backbone is a captioner's encoder by loading the same module.
+"""
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from jsonargparse.typing import PositiveInt
+from torch import nn
+
+from vlc.errors import UserError, given
+from vlc.models.cnn import residual_cnn
+from vlc.models.torchvision_body import build_torchvision, torchvision_body
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+INCEPTION_MEAN = INCEPTION_STD = (0.5, 0.5, 0.5)  # torchvision's inception_v3 weights expect [-1, 1] inputs
+
+
+def matches(name: str, prefix: str) -> bool:
+    """Whether the dotted ``name`` is ``prefix`` or lies under it."""
+    return name == prefix or name.startswith(prefix + ".")
+
+
+def few(names: list[str], k: int = 4) -> str:
+    """The first ``k`` names, and how many more there are."""
+    shown = ", ".join(names[:k])
+    return shown + (f", ... ({len(names) - k} more)" if len(names) > k else "")
+
+
+@dataclass
+class LoadReport:
+    """What :meth:`ImageBackbone.load_classifier_checkpoint` did, tensor by tensor."""
+
+    source: str
+    loaded: list[str] = field(default_factory=list)
+    new: list[str] = field(default_factory=list)
+    mismatched: list[str] = field(default_factory=list)
+
+    def summary(self) -> str:
+        """A few readable lines: counts and the first names of each kind."""
+        lines = [f"init_from {self.source}:"]
+        for label, names in (
+            ("loaded", self.loaded),
+            ("new (random init)", self.new),
+            ("shape mismatch (random init)", self.mismatched),
+        ):
+            lines.append(f"  {label}: {len(names)}" + (f" - {few(names)}" if names else ""))
+        return "\n".join(lines)
+
+
+class ImageBackbone(nn.Module):
+    """A CNN body that maps uint8 images ``(B, 3, H, W)`` to a feature grid ``(B, num_features, h, w)``.
+
+    The backbone owns its preprocessing: one resize (bilinear, antialiased) to ``image_size`` and one
+    normalisation, held in persistent buffers, so a checkpoint always feeds its network what it was trained on.
+    Pre-trained ``weights`` are not read here: the task loads them (:meth:`load_pretrained`) when it starts
+    fitting from scratch, so a checkpoint never needs the weights file again.
+
+    Args:
+        name: ``cnn`` (vlc's residual CNN) or a torchvision classifier such as ``resnet18``, ``resnet50`` (224 px)
+            or ``inception_v3`` (299 px), cut before its global average pooling.
+        weights: torchvision networks only: a weights name (``DEFAULT``, ``IMAGENET1K_V2``; downloaded once when
+            online) or the path of a local state dict (offline machines); ``null`` for random weights.
+        image_size: every input is resized to ``image_size x image_size`` first (``null``: used as given).
+        mean: per-channel mean of the normalisation (0-1 scale); ``null``: ImageNet's (inception_v3: 0.5).
+        std: per-channel standard deviation of the normalisation; ``null`` as for ``mean``.
+        widths: ``cnn`` only: channels of each stage (the grid has ``widths[-1]`` channels).
+        depths: ``cnn`` only: residual blocks per stage.
+        stem_width: ``cnn`` only: channels of the stem convolution.
+        batch_norm: ``cnn`` only: batch normalisation after every convolution.
+        channels_last: run the convolutions in channels-last memory format (faster on CPUs and tensor cores).
+    """
+
+    def __init__(
+        self,
+        name: str = "cnn",
+        weights: str | None = None,
+        image_size: PositiveInt | None = None,
+        mean: tuple[float, float, float] | None = None,
+        std: tuple[float, float, float] | None = None,
+        widths: list[int] = [32, 64, 128, 256],  # noqa: B006 (jsonargparse needs a visible default)
+        depths: int | list[int] = 1,
+        stem_width: int = 32,
+        batch_norm: bool = True,
+        channels_last: bool = True,
+    ) -> None:
+        super().__init__()
+        self.name, self.weights = name, given(weights)
+        self.image_size, self.channels_last = image_size, channels_last
+        if name == "cnn":
+            if self.weights is not None:
+                raise UserError("backbone weights apply to torchvision networks; for cnn use model.init_from")
+            self.body, self.num_features = residual_cnn(widths, depths, stem_width, batch_norm), widths[-1]
+        else:
+            self.body = torchvision_body(name)
+            self.num_features = self._probe_channels()
+        default_mean, default_std = (
+            (INCEPTION_MEAN, INCEPTION_STD) if name == "inception_v3" else (IMAGENET_MEAN, IMAGENET_STD)
+        )
+        # persistent: the normalisation travels in the checkpoint with the weights (and with init_from)
+        self.register_buffer("mean", torch.tensor(mean or default_mean, dtype=torch.float32).view(1, 3, 1, 1) * 255)
+        self.register_buffer("std", torch.tensor(std or default_std, dtype=torch.float32).view(1, 3, 1, 1) * 255)
+        if channels_last:
+            self.body = self.body.to(memory_format=torch.channels_last)
+        self.frozen_batch_norms: list[nn.Module] = []
+
+    @torch.no_grad()
+    def _probe_channels(self) -> int:
+        """Channels of the grid, from one small forward pass in eval mode (75 px suits inception_v3)."""
+        channels = self.body.eval()(torch.zeros(1, 3, 75, 75)).shape[1]
+        self.body.train()
+        return channels
+
+    def forward_features(self, images: torch.Tensor) -> torch.Tensor:
+        """Feature grid ``(B, C, h, w)`` of a uint8 (or 0-255 float) batch ``(B, 3, H, W)``."""
+        x = images.float()
+        if self.image_size is not None and tuple(x.shape[-2:]) != (self.image_size, self.image_size):
+            x = F.interpolate(x, size=(self.image_size,) * 2, mode="bilinear", antialias=True, align_corners=False)
+        x = (x - self.mean) / self.std
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return self.body(x)  # (B, 3, S, S) -> (B, C, h, w)
+
+    forward = forward_features
+
+    # -- initialisation ------------------------------------------------------------------------------------------
+    def load_pretrained(self) -> str | None:
+        """Load the torchvision ``weights`` into the body; what was loaded, or None without weights.
+
+        Raises:
+            UserError: weights that are neither a weights name nor a fitting state-dict file, or that cannot be
+                downloaded (offline: at once, saying how to pass a local file).
+        """
+        if self.weights is None:
+            return None
+        full = build_torchvision(self.name, self.weights).state_dict()
+        self.body.load_state_dict({k: full[k] for k in self.body.state_dict()})
+        return f"backbone: {self.name} weights {self.weights}"
+
+    def load_classifier_checkpoint(self, path: str | Path, key: str = "model.init_from") -> LoadReport:
+        """Copy in the backbone tensors of a vlc classification checkpoint whose names and shapes fit.
+
+        The normalisation comes with the weights. Tensors of another shape keep their initialisation and are
+        listed in the report, as are those the checkpoint lacks.
+
+        Raises:
+            UserError: ``path`` is not a vlc classification checkpoint, or none of its tensors fit.
+        """
+        from vlc.checkpoints import classifier_backbone
+
+        source, own = classifier_backbone(path, key), self.state_dict()
+        fitting = {k: v for k, v in source.items() if k in own and v.shape == own[k].shape}
+        report = LoadReport(str(path), loaded=list(fitting), new=[k for k in own if k not in source])
+        report.mismatched = [
+            f"{k} {tuple(v.shape)} -> {tuple(own[k].shape)}" for k, v in source.items() if k in own and k not in fitting
+        ]
+        if not set(fitting) - {"mean", "std"}:
+            raise UserError(
+                f"{key}: none of the {len(source)} backbone tensors of {path} fit this backbone "
+                f"(another network? e.g. {(report.mismatched or report.new)[:1]}); set the backbone's name, "
+                "widths, depths and stem_width to those it was trained with"
+            )
+        self.load_state_dict(fitting, strict=False)
+        return report
+
+    # -- freezing -------------------------------------------------------------------------------------------------
+    def freeze(self, spec: str | list[str | int]) -> None:
+        """Stop gradients to the layers ``spec`` names; their batch norms stay in eval mode (fixed statistics).
+
+        Args:
+            spec: ``none``; ``all``; ``blocks:N`` (the first N children of the body: for ``cnn`` the stem and
+                the first N-1 blocks); or a list of layer names of the body such as ``[0, 1]`` or ``[conv1,
+                layer1]`` (dotted names reach deeper, e.g. ``layer4.0``).
+
+        Raises:
+            UserError: ``spec`` names nothing in the body.
+        """
+        prefixes = self._frozen_prefixes(spec)
+        for name, param in self.body.named_parameters():
+            if any(matches(name, p) for p in prefixes):
+                param.requires_grad_(False)
+        frozen = [m for n, m in self.body.named_modules() if any(matches(n, p) for p in prefixes)]
+        self.frozen_batch_norms = [m for m in frozen if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+        self.train(self.training)
+
+    def _frozen_prefixes(self, spec: str | list[str | int]) -> list[str]:
+        children = [name for name, _ in self.body.named_children()]
+        if spec == "none":
+            return []
+        if spec == "all":
+            return children
+        if isinstance(spec, str) and spec.startswith("blocks:"):
+            count = spec.split(":", 1)[1].strip()
+            if not count.isdigit() or int(count) > len(children):
+                raise UserError(
+                    f"model.freeze: {spec!r} must be 'blocks:N' with N in 0..{len(children)}, the number of "
+                    f"layers of the backbone ({few(children, 8)})"
+                )
+            return children[: int(count)]
+        names = [name for name, _ in self.body.named_parameters()]
+        for given_name in [spec] if isinstance(spec, str) else spec:
+            if not any(matches(name, str(given_name)) for name in names):
+                raise UserError(
+                    f"model.freeze: {given_name!r} matches no layer of the backbone; use none, all, blocks:N or "
+                    f"names of its layers such as {few(children, 8)}"
+                )
+        return [str(name) for name in ([spec] if isinstance(spec, str) else spec)]
+
+    def train(self, mode: bool = True) -> "ImageBackbone":
+        """Set training mode, except for frozen batch norms: they stay in eval mode."""
+        super().train(mode)
+        for module in self.frozen_batch_norms:
+            module.eval()
+        return self

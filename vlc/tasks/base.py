@@ -1,0 +1,61 @@
+"""What every vlc task shares: how it starts from pre-trained files, resumes, and loads older checkpoints.
+
+One rule for every file that initialises a model (the backbone's torchvision ``weights``, the task's ``init_from``
+classification checkpoint, the captioner's GloVe vectors): it is read only when fitting starts from scratch, never
+when a run resumes, is evaluated or predicts, because the checkpoint holds the weights. ``vlc fit`` reads them right
+after building the model, so a missing file or an offline download stops before any data is loaded.
+"""
+
+import lightning as L
+
+from vlc.checkpoint_upgrade import upgrade
+from vlc.checkpoints import fill_metric_states
+from vlc.models.backbone import ImageBackbone
+from vlc.tasks.hparams import log_parameter_counts
+
+
+class Task(L.LightningModule):
+    """A LightningModule with an :class:`ImageBackbone` named by ``BACKBONE`` and an optional ``init_from``."""
+
+    BACKBONE = "backbone"
+    """The attribute that holds the task's image backbone."""
+
+    MONITOR: tuple[str, str, str]
+    """The metric, mode and file name of the best checkpoints a fit keeps unless its config names a Checkpoint."""
+
+    pretrained_loaded = False
+
+    @property
+    def image_backbone(self) -> ImageBackbone:
+        """The task's image backbone (the classifier's ``backbone``, the captioner's ``encoder``)."""
+        return getattr(self, self.BACKBONE)
+
+    def load_pretrained(self) -> None:
+        """Read the pre-trained files once, printing what each loaded (see the module docstring)."""
+        if self.pretrained_loaded:
+            return
+        self.pretrained_loaded = True
+        for report in self.pretrained_reports():
+            if report and (self._trainer is None or self.trainer.is_global_zero):
+                print(report)
+
+    def pretrained_reports(self) -> list[str | None]:
+        """Load the backbone's weights, then ``init_from``; what each loaded (None: nothing to load)."""
+        reports = [self.image_backbone.load_pretrained()]
+        if self.hparams.get("init_from"):
+            key = "model.init_from"
+            reports.append(self.image_backbone.load_classifier_checkpoint(self.hparams.init_from, key).summary())
+        return reports
+
+    def frozen_note(self) -> str:
+        """What is frozen, for the parameter counts printed when fitting starts."""
+        return ""
+
+    def on_fit_start(self) -> None:
+        if self.trainer.ckpt_path is None:  # a resumed run restores its own weights
+            self.load_pretrained()
+        log_parameter_counts(self, self.frozen_note())
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        upgrade(checkpoint)  # a checkpoint of an earlier vlc version
+        fill_metric_states(self, checkpoint)  # or one written before the training averages were saved
