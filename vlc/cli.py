@@ -173,9 +173,12 @@ class VlcCLI(LightningCLI):
             print(f"vlc: note: the checkpoint's values replace model.{'; model.'.join(replaced)}", file=sys.stderr)
 
     def _given(self, subcommand: str) -> Namespace:
-        """The values set in the config files and on the command line, without defaults."""
+        """The values set in the config files and on the command line, without defaults.
+
+        Not validated: without the trainer defaults, a logger given by its ``init_args`` alone lacks arguments.
+        """
         try:
-            return self._parser(subcommand).parse_args(self.argv[1:], defaults=False)
+            return self._parser(subcommand).parse_args(self.argv[1:], defaults=False, _skip_validation=True)
         except (UserError, SystemExit):
             return Namespace()
 
