@@ -96,6 +96,7 @@ def test_offline_torchvision_weights(data, capsys):
         ["fit", "--config", config, f"--data.root={data}", "--model.init_args.backbone.init_args.weights=DEFAULT"],
     )
     assert "weights" in err and ("offline" in err or "download" in err)
+    assert not (data.parent / "logs").exists()  # read right after the model is built, before any data
 
 
 def test_empty_predict_folder(data, tmp_path, capsys):
@@ -128,6 +129,8 @@ def test_cli_prints_no_traceback_for_nested_layout(tmp_path, monkeypatch):
         ("--trainer.max_epochs=-5", "trainer.max_epochs: expected -1 (no limit) or more, got -5"),
         ("--trainer.max_steps=-3", "trainer.max_steps: expected -1 (no limit) or more, got -3"),
         ("--model.init_args.top_k=0", "model.top_k: expected a value > 0, got 0"),
+        ("--data.val_fraction=1.5", "data.val_fraction must be between 0 and 1, got 1.5"),  # raised in __init__
+        ("--model.backbone.name=nonet", "unknown torchvision model 'nonet'; e.g. resnet18, resnet50, inception_v3"),
     ],
 )
 def test_bad_numbers_are_one_line_naming_the_key(data, capsys, arg, message):

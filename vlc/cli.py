@@ -247,6 +247,7 @@ class VlcCLI(LightningCLI):
     def _run_subcommand(self, subcommand: str) -> None:
         with warnings.catch_warnings(), self.interruption as stop:
             warnings.filterwarnings("ignore", r"Checkpoint directory .* exists and is not empty")
+            warnings.filterwarnings("ignore", r".*does not have many workers")  # workers compete with training
             warnings.filterwarnings("ignore", r"Found \d+ module\(s\) in eval mode")  # frozen batch norms: intended
             if subcommand != "fit":  # evaluating or predicting needs none of the callbacks that trained the model
                 warnings.filterwarnings("ignore", r"Be aware that when using `ckpt_path`, callbacks used to create")
@@ -385,7 +386,6 @@ def usage() -> str:
 def main(args: ArgsType = None) -> None:
     """Entry point of the ``vlc`` console script; ``args`` replaces ``sys.argv[1:]`` (tests call it in-process)."""
     argv = list(sys.argv[1:] if args is None else args)
-    UserError.last = None
     if argv[:1] in ([], ["-h"], ["--help"]):
         print(usage())
         return
@@ -402,7 +402,6 @@ def main(args: ArgsType = None) -> None:
 
             compare_main(argv[1:])
         else:
-            warnings.filterwarnings("ignore", ".*does not have many workers.*")
             check_config_files(argv)
             _cli(argv, None if args is None else argv)
     except KeyboardInterrupt:

@@ -7,16 +7,8 @@ import sys
 class UserError(Exception):
     """A problem with the user's input (a path, a file's content, a config key), explained in one message."""
 
-    last: "UserError | None" = None
-    """The most recent instance: jsonargparse re-raises errors from ``__init__`` as a ``ValueError`` that
-    embeds the message, and the CLI uses this to show the user the original one."""
-
     exit_code = 2
     """The process exit code the CLI ends with."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        UserError.last = self
 
 
 class Diverged(UserError):
@@ -36,9 +28,6 @@ def find_user_error(err: BaseException) -> UserError | None:
         if isinstance(seen, UserError):
             return seen
         seen = seen.__cause__ or seen.__context__
-    last = UserError.last
-    if last is not None and str(last) in str(err):
-        return last
     spawned = SPAWNED.findall(str(err))  # raised in a DDP process that torch spawned: its traceback as text
     if spawned:
         name, message = spawned[-1]
