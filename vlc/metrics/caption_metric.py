@@ -1,36 +1,51 @@
-"""Base class of the caption metrics: accumulates caption strings and syncs them across processes."""
+"""Base class of the caption metrics: accumulates captions as tensors of UTF-8 bytes, synced by torchmetrics."""
 
 import itertools
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import torch
-import torch.distributed as dist
 from torchmetrics import Metric
+from torchmetrics.utilities.data import dim_zero_cat
 
 from vlc.data.vocab import tokenize
 
-_instance_ids = itertools.count()
+
+def to_bytes(texts: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
+    """The UTF-8 bytes of ``texts`` end to end ``(sum of lengths,)`` uint8, and each one's length ``(N,)``."""
+    data = [text.encode("utf-8") for text in texts]
+    joined = b"".join(data)
+    flat = torch.frombuffer(bytearray(joined), dtype=torch.uint8) if joined else torch.zeros(0, dtype=torch.uint8)
+    return flat, torch.tensor([len(d) for d in data], dtype=torch.long)
+
+
+def from_bytes(state: Any, lengths: Any) -> list[str]:
+    """The strings that :func:`to_bytes` wrote into a (list) state and its lengths state."""
+    flat, sizes = _cat(state).to(torch.uint8).cpu(), _cat(lengths).long().tolist()
+    raw, texts, start = flat.numpy().tobytes(), [], 0
+    for size in sizes:
+        texts.append(raw[start : start + size].decode("utf-8"))
+        start += size
+    return texts
+
+
+def _cat(state: Any) -> torch.Tensor:
+    """A list state (before sync) or a tensor (after sync) as one tensor; empty when nothing was added."""
+    if isinstance(state, list) and not state:
+        return torch.zeros(0)
+    return dim_zero_cat(state)
 
 
 class CaptionMetric(Metric):
-    """Accumulate generated captions and their references as Python strings.
+    """Accumulate generated captions and their references; subclasses score the corpus in ``compute()``.
 
     ``update(preds, targets)`` takes the generated caption of each image and, per image, the list of its
-    reference captions. The strings are kept in two list states, ``preds`` and ``targets``, that
-    :meth:`reset` clears. Torchmetrics can only all-gather tensors, so :meth:`_sync_dist` is overridden to
-    gather the strings with :func:`torch.distributed.all_gather_object` when ``compute()`` runs under an
-    initialised process group (the states of every rank are concatenated in rank order; a custom
-    ``dist_sync_fn`` is not used). The strings are neither moved by ``.to(device)`` nor saved in the
-    ``state_dict``.
-
-    In a :class:`torchmetrics.MetricCollection`, caption metrics never join a compute group (each keeps its
-    own copy of the strings): torchmetrics' state comparison cannot handle strings, so every instance also
-    holds an empty tensor state whose name is unique to it.
-
-    Subclasses implement ``compute()`` from ``self.preds`` / ``self.targets``, typically through
-    :meth:`coco_inputs`. Prefer ``update()`` + ``compute()`` over ``forward()``: ``forward`` also computes a
-    value on the batch alone, which is wasted work for corpus-level metrics.
+    reference captions. They are kept as tensors of UTF-8 bytes with their lengths: list states reduced by
+    concatenation, in the metric's floating-point dtype (which holds bytes and lengths exactly). So torchmetrics
+    gathers them across processes, moves them with the module and groups metrics that share them in a
+    ``MetricCollection`` like any tensor state; :attr:`preds` and :attr:`targets` read them back as strings.
+    Prefer ``update()`` + ``compute()`` over ``forward()``: ``forward`` also computes a value on the batch alone,
+    which is wasted work for corpus-level metrics.
 
     Args:
         kwargs: Passed to :class:`torchmetrics.Metric`.
@@ -40,15 +55,22 @@ class CaptionMetric(Metric):
     higher_is_better = True
     full_state_update = False
 
-    _STRING_STATES = ("preds", "targets")
-    preds: list[str]
-    targets: list[list[str]]
-
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.add_state("preds", default=[], dist_reduce_fx=None)
-        self.add_state("targets", default=[], dist_reduce_fx=None)
-        self.add_state(f"_no_compute_group_{next(_instance_ids)}", default=torch.zeros(0), dist_reduce_fx="sum")
+        for name in ("pred_bytes", "pred_lengths", "ref_bytes", "ref_lengths", "ref_counts"):
+            self.add_state(name, default=[], dist_reduce_fx="cat")
+
+    @property
+    def preds(self) -> list[str]:
+        """The generated captions so far, one per image."""
+        return from_bytes(self.pred_bytes, self.pred_lengths)
+
+    @property
+    def targets(self) -> list[list[str]]:
+        """The reference captions so far, a list per image."""
+        refs, counts = from_bytes(self.ref_bytes, self.ref_lengths), _cat(self.ref_counts).long().tolist()
+        ends = list(itertools.accumulate(counts))
+        return [refs[end - count : end] for end, count in zip(ends, counts)]
 
     def update(self, preds: Sequence[str], targets: Sequence[Sequence[str]]) -> None:
         """Add a batch of generated captions and their references.
@@ -67,8 +89,17 @@ class CaptionMetric(Metric):
                 raise ValueError(f"each prediction must be a string, got {type(pred).__name__}")
             if isinstance(refs, str) or not refs or not all(isinstance(ref, str) for ref in refs):
                 raise ValueError(f"each target must be a non-empty list of strings, got {refs!r}")
-        self.preds.extend(preds)
-        self.targets.extend(list(refs) for refs in targets)
+        pred_bytes, pred_lengths = to_bytes(preds)
+        ref_bytes, ref_lengths = to_bytes([ref for refs in targets for ref in refs])
+        counts = torch.tensor([len(refs) for refs in targets])
+        for state, values in (
+            (self.pred_bytes, pred_bytes),
+            (self.pred_lengths, pred_lengths),
+            (self.ref_bytes, ref_bytes),
+            (self.ref_lengths, ref_lengths),
+            (self.ref_counts, counts),
+        ):  # in the metric's dtype, as torchmetrics makes a process's empty state: every process gathers alike
+            state.append(values.to(self.device, self.dtype))
 
     def coco_inputs(self) -> tuple[dict[int, list[str]], dict[int, list[str]]]:
         """Return ``(gts, res)`` as pycocoevalcap scorers expect them.
@@ -82,18 +113,3 @@ class CaptionMetric(Metric):
 
     def _as_tensor(self, value: float) -> torch.Tensor:
         return torch.tensor(float(value), dtype=torch.float32, device=self.device)
-
-    def _sync_dist(self, dist_sync_fn: Callable | None = None, process_group: Any | None = None) -> None:
-        """Gather the caption strings of all ranks (``dist_sync_fn`` is ignored: it only handles tensors)."""
-        group = process_group or self.process_group
-        gathered: list[Any] = [None] * dist.get_world_size(group)
-        dist.all_gather_object(gathered, (self.preds, self.targets), group=group)
-        self.preds = [pred for preds, _ in gathered for pred in preds]
-        self.targets = [refs for _, targets in gathered for refs in targets]
-
-    def _apply(self, fn: Callable, exclude_state: Sequence[str] = ()) -> torch.nn.Module:
-        """Apply ``fn`` (e.g. ``.to(device)``) to tensors only, never to the string states."""
-        return super()._apply(fn, exclude_state=(*exclude_state, *self._STRING_STATES))
-
-    def _move_list_states_to_cpu(self) -> None:
-        """Strings live on the CPU already (``compute_on_cpu=True`` is a no-op)."""

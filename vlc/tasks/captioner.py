@@ -1,6 +1,5 @@
 """The LightningModule that trains, evaluates and applies an image captioner: CNN encoder + LSTM decoder."""
 
-import math
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
@@ -10,7 +9,7 @@ from jsonargparse.typing import NonNegativeInt, PositiveInt
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from lightning.pytorch.utilities import rank_zero_info
 from torch import nn
-from torchmetrics import MeanMetric
+from torchmetrics import MeanMetric, MetricCollection
 from torchmetrics.text import Perplexity
 
 from vlc.data.vocab import Vocabulary
@@ -128,8 +127,8 @@ class ImageCaptioner(Task):
             metric.persistent(True)
         self.val_perplexity = Perplexity(ignore_index=Vocabulary.PAD)
         self.test_perplexity = Perplexity(ignore_index=Vocabulary.PAD)
-        self.val_metrics = self._caption_metrics()
-        self.test_metrics = self._caption_metrics()
+        self.val_metrics = self._caption_metrics("val")
+        self.test_metrics = self._caption_metrics("test")
         self.samples: dict[str, Any] | None = None
 
     def _load_glove(self, path: str) -> str:
@@ -153,7 +152,12 @@ class ImageCaptioner(Task):
         self.glove_report = f"GloVe {path}: {found} of {words} vocabulary words found, {len(missing)} missing{example}"
         return self.glove_report
 
-    def _caption_metrics(self) -> nn.ModuleDict:
+    def _caption_metrics(self, stage: str) -> MetricCollection:
+        """BLEU-1..4, CIDEr-D, ROUGE-L, caption cosine and, when asked for and Java runs, METEOR.
+
+        Caption cosine scores with the GloVe vectors, else with the live learnt embedding: the collections are
+        built per stage, not cloned, so that the embedding stays shared.
+        """
         embedding = self.glove if hasattr(self, "glove") else self.decoder.embedding.weight
         metrics = {
             "bleu": CorpusBLEU(4),
@@ -163,7 +167,7 @@ class ImageCaptioner(Task):
         }
         if self.hparams.meteor and meteor_available():
             metrics["meteor"] = Meteor()
-        return nn.ModuleDict(metrics)
+        return MetricCollection(metrics, prefix=f"{stage}/")
 
     # -- model -----------------------------------------------------------------------------------------------
     def encode(self, images: torch.Tensor) -> torch.Tensor:
@@ -227,10 +231,8 @@ class ImageCaptioner(Task):
         self.log(f"{stage}/loss", ce, on_epoch=True, prog_bar=True, batch_size=B, sync_dist=True)
         self.log(f"{stage}/perplexity", perplexity, on_epoch=True, batch_size=B)
         generated, _ = self.generate(features)
-        metrics = self.val_metrics if stage == "val" else self.test_metrics
-        for name, metric in metrics.items():
-            if not (name == "meteor" and self.trainer.sanity_checking):
-                metric.update(generated, batch["references"])
+        if not self.trainer.sanity_checking:  # corpus scores of the two sanity-check batches would mean nothing
+            (self.val_metrics if stage == "val" else self.test_metrics).update(generated, batch["references"])
         if stage == "val" and batch_idx == 0 and self.hparams.num_samples > 0:
             n = self.hparams.num_samples
             self.samples = {
@@ -247,18 +249,11 @@ class ImageCaptioner(Task):
 
     def _log_caption_metrics(self, stage: str) -> None:
         metrics = self.val_metrics if stage == "val" else self.test_metrics
-        values = {}
-        for name, metric in metrics.items():
-            if name == "meteor" and self.trainer.sanity_checking:
-                continue
-            value = metric.compute()  # every rank takes part: compute() gathers the captions
-            if isinstance(value, dict):
-                values.update({f"{stage}/{k}": v for k, v in value.items()})
-            elif not (name == "meteor" and math.isnan(value.item())):
-                values[f"{stage}/{name}"] = value
-            metric.reset()
-        for key, value in values.items():
-            self.log(key, value, prog_bar=key == "val/bleu_4", sync_dist=True)
+        if not self.trainer.sanity_checking:
+            values = metrics.compute()  # every rank takes part: compute() gathers the captions
+            self.log(f"{stage}/bleu_4", values.pop(f"{stage}/bleu_4"), prog_bar=stage == "val", sync_dist=True)
+            self.log_dict(values, sync_dist=True)
+        metrics.reset()
 
     def on_validation_epoch_end(self) -> None:
         self._log_caption_metrics("val")
