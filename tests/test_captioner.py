@@ -127,7 +127,7 @@ def test_glove_vectors_are_read_when_fitting_starts_and_kept_in_the_checkpoint(t
 def test_predict_rows_and_loss(decoder, decoding):
     torch.manual_seed(0)
     model = captioner(decoder, decoding=decoding, beam_width=3, max_len=6).eval()
-    rows = model.predict_step((images(3), ["a.png", "b.png", "c.png"]), 0)
+    rows = model.predict_step({"images": images(3), "files": ["a.png", "b.png", "c.png"]}, 0)
     assert [row["file"] for row in rows] == ["a.png", "b.png", "c.png"]
     for row in rows:
         assert isinstance(row["caption"], str) and len(row["caption"].split()) <= 6 and row["score"] <= 0

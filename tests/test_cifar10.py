@@ -47,7 +47,7 @@ def test_image_folders(tmp_path):
     assert len(paths) == 30 and all(p.parent.name == CIFAR10_CLASSES[c] for p, c in zip(paths, labels.tolist()))
     dm.setup("fit")
     dm.setup("test")
-    images, targets = next(iter(dm.test_dataloader()))
+    images = next(iter(dm.test_dataloader()))["images"]
     assert images.shape[1:] == (3, 16, 16) and images.dtype == torch.uint8
     assert len(dm.datasets["train"]) == 20 and len(dm.datasets["val"]) == 10 and len(dm.datasets["test"]) == 20
 

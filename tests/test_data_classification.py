@@ -76,8 +76,8 @@ def test_shapes_data_is_deterministic_and_balanced():
     assert torch.equal(dm.datasets["train"].images, again.datasets["train"].images)
     labels = torch.as_tensor(dm.datasets["val"].targets)
     assert torch.bincount(labels, minlength=30).tolist() == [1] * 30
-    images, label = dm.datasets["train"][0]
-    assert images.shape == (3, 64, 64) and images.dtype == torch.uint8
+    sample = dm.datasets["train"][0]
+    assert sample["images"].shape == (3, 64, 64) and sample["images"].dtype == torch.uint8 and "labels" in sample
 
 
 @pytest.mark.parametrize("cache", [True, False])
@@ -88,8 +88,8 @@ def test_tinyimagenet30_reads_layout_greyscale_and_labels(tmp_path, cache):
     dm.setup("fit")
     dm.setup("test")
     assert len(dm.datasets["train"]) == 12 and len(dm.datasets["val"]) == 3 and len(dm.datasets["test"]) == 6
-    image, label = dm.datasets["train"][0]
-    assert image.shape == (3, 16, 16) and int(label) == 0  # the greyscale JPEG came back as RGB
+    sample = dm.datasets["train"][0]
+    assert sample["images"].shape == (3, 16, 16) and int(sample["labels"]) == 0  # the greyscale JPEG came back as RGB
 
 
 def test_tinyimagenet30_labels_by_name_and_bad_category(tmp_path):
@@ -127,4 +127,4 @@ def test_image_cache_is_shared_by_train_and_val_and_falls_back_to_files_when_too
     dm = TinyImageNet30DataModule(root=str(tmp_path / "d"), image_size=16)
     dm.setup("fit")
     assert "data.cache: the 30 training and validation images at 16x16 need 22.5 KiB" in capsys.readouterr().err
-    assert isinstance(dm.datasets["train"].paths, list) and dm.datasets["train"][0][0].shape == (3, 16, 16)
+    assert isinstance(dm.datasets["train"].paths, list) and dm.datasets["train"][0]["images"].shape == (3, 16, 16)

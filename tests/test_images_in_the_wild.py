@@ -118,7 +118,7 @@ def test_the_loader_leaves_undecodable_files_out_and_records_why(tmp_path):
     dm = ImageFolderDataModule(str(tmp_path / "in"), image_size=8, batch_size=64)
     dm.setup("predict")
     batch = dm.on_after_batch_transfer(next(iter(dm.predict_dataloader())), 0)
-    images, files = batch
+    images, files = batch["images"], batch["files"]
     names = sorted(Path(f).relative_to(tmp_path / "in").as_posix() for f in files)
     assert images.shape == (len(files), 3, 8, 8) and images.dtype == torch.uint8
     assert names == sorted(

@@ -25,6 +25,7 @@ from lightning.pytorch.utilities.exceptions import MisconfigurationException
 
 from vlc import checkpoints
 from vlc.callbacks.bad_image_check import BadImageCheck
+from vlc.callbacks.caption_files import CaptionSamples, VocabularyFile
 from vlc.callbacks.checkpoint import Checkpoint
 from vlc.callbacks.divergence import StopOnDivergence
 from vlc.callbacks.interruption import EXIT_CODES, Interruption
@@ -348,6 +349,8 @@ def _cli(argv: list[str], args: ArgsType) -> VlcCLI:
         StopOnDivergence(),
         TimeBudgetCheck(),
         BadImageCheck(),
+        CaptionSamples(),
+        VocabularyFile(),
     ]  # fresh ones for every run
     return VlcCLI(
         subclass_mode_model=True,

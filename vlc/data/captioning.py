@@ -12,24 +12,20 @@ reference (for a reproducible teacher-forced loss). Training batches also carry 
 ``options`` ``(B, R, T)`` with their count per image ``num_options`` until the draw replaces them.
 ``references`` holds every reference caption of each image for the free-running caption metrics. ``keys``
 identify images across epochs (COCO image ids, generator indices); the captioner's feature cache is keyed by them.
-Prediction batches are ``(images, file paths)``.
+Prediction batches are ``{"images", "files"}`` as for every task (``vlc.data.base``).
 """
 
-from collections.abc import Sequence
-from functools import partial
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
-import lightning as L
 import torch
-from jsonargparse.typing import NonNegativeInt, PositiveInt
+from jsonargparse.typing import PositiveInt
 from torch.nn.utils.rnn import pad_sequence
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import Dataset
 
-from vlc.data.bad_images import BadImages, Policy, Unreadable
-from vlc.data.folder import folder_dataset
-from vlc.data.image_cache import load_readable
-from vlc.data.image_io import MAX_PIXELS, BadImage, ImageReader
-from vlc.data.loading import agreed, batch_generator, make_loader
+from vlc.data.bad_images import Unreadable
+from vlc.data.base import ImageDataModule
+from vlc.data.image_io import BadImage, ImageReader
 from vlc.data.vocab import Vocabulary
 from vlc.errors import UserError
 
@@ -132,59 +128,38 @@ def draw_captions(batch: dict, generator: torch.Generator | None) -> dict:
     return batch
 
 
-class CaptionDataModule(L.LightningDataModule):
-    """Shared machinery; subclasses list the usable images with their references and load their pixels.
+class CaptionDataModule(ImageDataModule):
+    """Images with reference captions; subclasses list the usable images with their references and load their pixels.
 
     The vocabulary is built from the training split's references only (or read from ``vocab_file``), and is
     available right after construction, without ``setup()``: the CLI links it into the model, whose checkpoints
     store it.
 
     Args:
-        split: shares of the images for train, validation and test (seeded, by image, adding up to 1).
-        seed: seed of the split (and of subsampling in subclasses).
+        split: shares of the images for train, validation and test (seeded by ``seed``, by image, adding up to 1).
         min_word_count: words seen fewer times in the training references become ``<unk>``.
         max_caption_length: longest caption in words; longer training captions are cut.
         vocab_file: a vocabulary JSON (the ``vocab.json`` that training writes beside its checkpoints) to use
             instead of building one: evaluate or fine-tune a checkpoint on other data with its own vocabulary.
-        image_size: resize every image to ``image_size x image_size`` when loading (``null`` keeps the size).
-        batch_size: images per batch.
-        num_workers: DataLoader worker processes.
-        cache: decode all images once into one uint8 tensor in memory, so that later epochs decode nothing
-            (when it fits in half the available memory; otherwise the files are decoded every epoch).
-        predict_dir: folder of images for ``vlc predict`` (searched recursively).
-        bad_images: what a run does with images it cannot read: ``stop`` names them all and stops, ``skip``
-            leaves them out with a warning (see ``vlc.data.bad_images``).
-        max_bad_fraction: with ``bad_images: skip``, the largest share of unreadable images a run accepts.
-        max_image_pixels: images with more pixels than this are not read (a guard against decompression bombs).
+        **kwargs: the options every data module shares (``vlc.data.base.ImageDataModule``: batch size, workers,
+            image size, cache, seed, predict folder, bad images).
     """
 
     def __init__(
         self,
         split: tuple[float, float, float] = (0.8, 0.1, 0.1),
-        seed: int = 0,
         min_word_count: PositiveInt = 1,
         max_caption_length: PositiveInt = 20,
         vocab_file: str | None = None,
-        image_size: PositiveInt | None = None,
-        batch_size: PositiveInt = 64,
-        num_workers: NonNegativeInt = 0,
-        cache: bool = True,
-        predict_dir: str | None = None,
-        bad_images: Policy = "stop",
-        max_bad_fraction: float = 0.01,
-        max_image_pixels: PositiveInt = MAX_PIXELS,
+        **kwargs,
     ) -> None:
-        super().__init__()
+        super().__init__(**kwargs)
         if len(split) != 3 or min(split) < 0 or split[0] <= 0 or abs(sum(split) - 1) > 1e-6:
             raise UserError(f"data.split must be three shares (train, val, test) that add up to 1, got {list(split)}")
         if min_word_count < 1 or max_caption_length < 1:
             raise UserError("data.min_word_count and data.max_caption_length must be at least 1")
-        self.split, self.seed, self.min_word_count = tuple(split), seed, min_word_count
-        self.max_caption_length, self.vocab_file, self.image_size = max_caption_length, vocab_file, image_size
-        self.batch_size, self.num_workers, self.cache, self.predict_dir = batch_size, num_workers, cache, predict_dir
-        self.reader = ImageReader(image_size, max_image_pixels)
-        self.bad_images = BadImages(bad_images, max_bad_fraction)
-        self.datasets: dict[str, Dataset] = {}
+        self.split, self.min_word_count = tuple(split), min_word_count
+        self.max_caption_length, self.vocab_file = max_caption_length, vocab_file
         self._index: tuple[list[int], list[list[str]]] | None = None
         self._splits: dict[str, list[int]] | None = None
         self._vocab: Vocabulary | None = None
@@ -237,8 +212,8 @@ class CaptionDataModule(L.LightningDataModule):
         """The vocabulary as a JSON-able dict (linked into the model's ``vocab`` and stored in checkpoints)."""
         return self.vocabulary.to_dict()
 
-    # -- datasets and loaders ------------------------------------------------------------------------------
-    def setup(self, stage: str) -> None:
+    # -- datasets, batches and caption draws -------------------------------------------------------------------
+    def setup_splits(self, stage: str) -> None:
         wanted = {"fit": ("train", "val"), "validate": ("val",), "test": ("test",)}.get(stage, ())
         # a validation share of 0 when fitting: training without validation
         wanted = [s for s in wanted if s not in self.datasets and (s != "val" or stage != "fit" or self.splits[s])]
@@ -248,8 +223,6 @@ class CaptionDataModule(L.LightningDataModule):
             files += n
         if files:  # every bad file of the stage's splits is named before the run stops
             self.bad_images.settle(" and ".join(f"{SPLIT_NAMES[s]}" for s in wanted) + " images", files)
-        if stage == "predict":
-            self.datasets["predict"], self.bad_images = folder_dataset(self.predict_dir, self.reader)
 
     def _dataset(self, split: str) -> tuple[CaptionDataset, int]:
         """The split's dataset without the images that cannot be read, and how many files were checked."""
@@ -258,8 +231,8 @@ class CaptionDataModule(L.LightningDataModule):
             raise UserError(f"data.split {list(self.split)} leaves no {split} image of {len(self.index[0])}")
         images, files = self.load_images(positions), 0
         if not isinstance(images, torch.Tensor):  # files: a header check, then the cache build finds the bad ones
-            files, what, agree = len(images), f"{SPLIT_NAMES[split]} images", partial(agreed, self.trainer)
-            images, kept = load_readable(images, self.reader, self.bad_images, self.cache, what, agree)
+            files = len(images)
+            images, kept = self.readable(images, f"{SPLIT_NAMES[split]} images")
             positions = [positions[i] for i in kept]
         keys, references = self.index
         refs = [references[i] for i in positions]
@@ -268,26 +241,8 @@ class CaptionDataModule(L.LightningDataModule):
         dataset = CaptionDataset(images, [keys[i] for i in positions], refs, encoded, split == "train", self.reader)
         return dataset, files
 
-    def _loader(self, split: str, shuffle: bool = False) -> DataLoader:
-        dataset = self.datasets[split]
-        collate = collate_captions if isinstance(dataset, CaptionDataset) else None
-        drop_last = shuffle and len(dataset) % self.batch_size == 1  # never a training batch of one image
-        return make_loader(dataset, self.batch_size, self.num_workers, shuffle, self.trainer, collate, drop_last)
+    def collate(self, dataset: Dataset) -> Callable | None:
+        return collate_captions if isinstance(dataset, CaptionDataset) else None
 
-    def on_after_batch_transfer(self, batch, dataloader_idx: int):
-        batch = self.bad_images.take(batch, self.trainer)
-        if isinstance(batch, dict) and "options" in batch and self.trainer is not None and self.trainer.training:
-            return draw_captions(batch, batch_generator(self.trainer, batch["options"].device))
-        return batch
-
-    def train_dataloader(self) -> DataLoader:
-        return self._loader("train", shuffle=True)
-
-    def val_dataloader(self) -> DataLoader | list:
-        return self._loader("val") if "val" in self.datasets else []
-
-    def test_dataloader(self) -> DataLoader:
-        return self._loader("test")
-
-    def predict_dataloader(self) -> DataLoader:
-        return self._loader("predict")
+    def train_batch(self, batch: dict, generator: torch.Generator) -> dict:
+        return draw_captions(batch, generator)

@@ -1,4 +1,8 @@
-"""Map-style datasets of uint8 images: in memory (one tensor) or decoded from files on every access."""
+"""Map-style datasets of uint8 images: in memory (one tensor) or decoded from files on every access.
+
+Each sample is a dict ``{"images": (3, H, W) uint8, field: target}``, so torch's default collate makes the named
+batches of ``vlc.data.base`` (``field`` is ``labels`` for labelled images, ``files`` for prediction).
+"""
 
 from collections.abc import Sequence
 from pathlib import Path
@@ -17,18 +21,21 @@ class TensorImages(Dataset):
         images: the image tensor (shared, never copied: train and validation index the same cache).
         targets: one target per sample.
         index: the rows of ``images`` this dataset holds, in order (all of them when None).
+        field: the name of the target in each sample.
     """
 
-    def __init__(self, images: torch.Tensor, targets: Sequence, index: Sequence[int] | None = None) -> None:
-        self.images, self.targets = images, targets
+    def __init__(
+        self, images: torch.Tensor, targets: Sequence, index: Sequence[int] | None = None, field: str = "labels"
+    ) -> None:
+        self.images, self.targets, self.field = images, targets, field
         self.index = list(range(len(images))) if index is None else list(index)
         assert len(self.index) == len(targets)
 
     def __len__(self) -> int:
         return len(self.index)
 
-    def __getitem__(self, i: int) -> tuple[torch.Tensor, object]:
-        return self.images[self.index[i]], self.targets[i]
+    def __getitem__(self, i: int) -> dict:
+        return {"images": self.images[self.index[i]], self.field: self.targets[i]}
 
 
 class FileImages(Dataset):
@@ -38,15 +45,15 @@ class FileImages(Dataset):
     the loader leaves out of its batch and reports (``vlc.data.bad_images``).
     """
 
-    def __init__(self, paths: Sequence[Path], targets: Sequence, reader: ImageReader) -> None:
+    def __init__(self, paths: Sequence[Path], targets: Sequence, reader: ImageReader, field: str = "labels") -> None:
         assert len(paths) == len(targets)
-        self.paths, self.targets, self.reader = list(paths), targets, reader
+        self.paths, self.targets, self.reader, self.field = list(paths), targets, reader, field
 
     def __len__(self) -> int:
         return len(self.paths)
 
-    def __getitem__(self, i: int) -> tuple[torch.Tensor, object] | Unreadable:
+    def __getitem__(self, i: int) -> dict | Unreadable:
         try:
-            return self.reader(self.paths[i]), self.targets[i]
+            return {"images": self.reader(self.paths[i]), self.field: self.targets[i]}
         except BadImage as bad:
             return Unreadable(bad.path, bad.reason)

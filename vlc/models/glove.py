@@ -7,6 +7,7 @@ import numpy as np
 import torch
 
 from vlc.data.vocab import Vocabulary
+from vlc.errors import UserError, warn
 
 
 def _check_length(path: Path, lineno: int, fields: list[str], dim: int) -> None:
@@ -114,3 +115,25 @@ def load_glove(
             matrix[row] = 0.0
     missing = [word for row, word in enumerate(words) if word not in Vocabulary.SPECIALS and row not in found]
     return matrix, len(found), missing
+
+
+def glove_embeddings(path: str | Path, words: list[str], dim: int) -> tuple[torch.Tensor, str]:
+    """The ``[len(words), dim]`` embedding matrix of :func:`load_glove` and a one-line report of what was found.
+
+    Raises:
+        UserError: the file is missing or malformed (naming the line), or its vectors are not ``dim``-dimensional.
+    """
+    try:
+        matrix, found, missing = load_glove(path, words)
+    except (OSError, ValueError) as err:
+        raise UserError(f"model.glove_path: {err}") from None
+    if matrix.shape[1] != dim:
+        raise UserError(
+            f"model.glove_path: {path} holds {matrix.shape[1]}-d vectors but the decoder's embed_dim is {dim}; "
+            f"set model.decoder.init_args.embed_dim: {matrix.shape[1]}"
+        )
+    if found == 0:
+        warn(f"{path}: no vocabulary word has a GloVe vector; is it the right file?")
+    known = sum(word not in Vocabulary.SPECIALS for word in words)
+    example = f" (e.g. {', '.join(missing[:5])})" if missing else ""
+    return matrix, f"GloVe {path}: {found} of {known} vocabulary words found, {len(missing)} missing{example}"

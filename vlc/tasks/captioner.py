@@ -16,16 +16,14 @@ from vlc.data.vocab import Vocabulary
 from vlc.errors import UserError, warn
 from vlc.metrics.bleu import CorpusBLEU
 from vlc.metrics.caption_cosine import CaptionCosineSimilarity
-from vlc.metrics.caption_samples import caption_samples_figure, caption_samples_markdown
 from vlc.metrics.cider import CIDErD
-from vlc.metrics.figures import log_figure
 from vlc.metrics.meteor import Meteor, meteor_available
 from vlc.metrics.rouge import RougeL
 from vlc.models.backbone import ImageBackbone
 from vlc.models.caption_alignment import caption_loss, shift_captions
 from vlc.models.decoding import beam_search
 from vlc.models.feature_cache import FeatureCache
-from vlc.models.glove import load_glove
+from vlc.models.glove import glove_embeddings
 from vlc.models.lstm_decoder import LSTMDecoder
 from vlc.tasks.base import Task
 from vlc.tasks.hparams import log_final_hparams, plain
@@ -45,8 +43,9 @@ class ImageCaptioner(Task):
     and Tell) get it average-pooled into one vector. The loss is the cross-entropy of the next word, ignoring
     padding, plus the decoder's weighted penalty (see ``vlc.models.caption_alignment``). Validation and test decode
     captions free-running (greedy or batched beam search, exactly as ``vlc predict``) and log corpus BLEU-1..4,
-    CIDEr-D, ROUGE-L, caption cosine similarity and optionally METEOR; each validation epoch also logs a fixed set
-    of sample images with their generated and reference captions.
+    CIDEr-D, ROUGE-L, caption cosine similarity and optionally METEOR; the first validation batch also returns
+    sample images with their generated and reference captions, which ``vlc.callbacks.caption_files`` shows on the
+    dashboard (that module also writes ``vocab.json``).
 
     Args:
         encoder: the image encoder, called with no argument; in YAML ``class_path: vlc.models.ImageBackbone``
@@ -129,27 +128,13 @@ class ImageCaptioner(Task):
         self.test_perplexity = Perplexity(ignore_index=Vocabulary.PAD)
         self.val_metrics = self._caption_metrics("val")
         self.test_metrics = self._caption_metrics("test")
-        self.samples: dict[str, Any] | None = None
 
     def _load_glove(self, path: str) -> str:
         """Fill the word embeddings (and the vectors caption cosine scores with) from a GloVe file; a report."""
-        try:
-            matrix, found, missing = load_glove(path, self.vocab.words)
-        except (OSError, ValueError) as err:
-            raise UserError(f"model.glove_path: {err}") from None
-        if matrix.shape[1] != self.glove.shape[1]:
-            raise UserError(
-                f"model.glove_path: {path} holds {matrix.shape[1]}-d vectors but the decoder's embed_dim is "
-                f"{self.glove.shape[1]}; set model.decoder.init_args.embed_dim: {matrix.shape[1]}"
-            )
-        if found == 0:
-            warn(f"{path}: no vocabulary word has a GloVe vector; is it the right file?")
+        matrix, self.glove_report = glove_embeddings(path, self.vocab.words, self.glove.shape[1])
         with torch.no_grad():
             self.glove.copy_(matrix)
             self.decoder.embedding.weight.copy_(matrix)
-        words = len(self.vocab) - len(Vocabulary.SPECIALS)
-        example = f" (e.g. {', '.join(missing[:5])})" if missing else ""
-        self.glove_report = f"GloVe {path}: {found} of {words} vocabulary words found, {len(missing)} missing{example}"
         return self.glove_report
 
     def _caption_metrics(self, stage: str) -> MetricCollection:
@@ -220,7 +205,7 @@ class ImageCaptioner(Task):
         self.log("train/penalty", self.train_penalty, on_step=True, on_epoch=True, batch_size=B)
         return loss
 
-    def _evaluate(self, batch: dict | None, batch_idx: int, stage: str) -> None:
+    def _evaluate(self, batch: dict | None, batch_idx: int, stage: str) -> dict | None:
         if batch is None:  # no image of the batch could be read
             return
         features = self.features(batch["images"], batch["keys"])
@@ -233,16 +218,18 @@ class ImageCaptioner(Task):
         generated, _ = self.generate(features)
         if not self.trainer.sanity_checking:  # corpus scores of the two sanity-check batches would mean nothing
             (self.val_metrics if stage == "val" else self.test_metrics).update(generated, batch["references"])
-        if stage == "val" and batch_idx == 0 and self.hparams.num_samples > 0:
+        if stage == "val" and batch_idx == 0 and self.hparams.num_samples > 0:  # shown by callbacks.CaptionSamples
             n = self.hparams.num_samples
-            self.samples = {
+            return {
                 "images": batch["images"][:n].cpu(),
                 "generated": generated[:n],
                 "references": batch["references"][:n],
             }
+        return None
 
-    def validation_step(self, batch: dict, batch_idx: int) -> None:
-        self._evaluate(batch, batch_idx, "val")
+    def validation_step(self, batch: dict, batch_idx: int) -> dict | None:
+        """Scores the batch; the first one also returns sample images with their captions (for the dashboard)."""
+        return self._evaluate(batch, batch_idx, "val")
 
     def test_step(self, batch: dict, batch_idx: int) -> None:
         self._evaluate(batch, batch_idx, "test")
@@ -257,13 +244,6 @@ class ImageCaptioner(Task):
 
     def on_validation_epoch_end(self) -> None:
         self._log_caption_metrics("val")
-        if self.samples is not None and not self.trainer.sanity_checking and self.trainer.is_global_zero:
-            s, step = self.samples, self.current_epoch
-            log_figure(self.logger, "val/samples", caption_samples_figure(**s), step)
-            experiment = getattr(self.logger, "experiment", None)
-            if hasattr(experiment, "add_text"):
-                experiment.add_text("val/captions", caption_samples_markdown(s["generated"], s["references"]), step)
-        self.samples = None
 
     def on_test_epoch_end(self) -> None:
         self._log_caption_metrics("test")
@@ -273,17 +253,14 @@ class ImageCaptioner(Task):
         """One row per image: file, caption and score (the length-normalised log-probability of the caption)."""
         if batch is None:  # no image of the batch could be read: they are listed beside the predictions
             return []
-        if isinstance(batch, dict):  # a captioning data module's batch: no files, use the keys
-            images, files = batch["images"], [str(k) for k in batch["keys"].tolist()]
-        else:
-            images, files = batch
-        captions, scores = self(images)
+        files = batch["files"] if "files" in batch else [str(k) for k in batch["keys"].tolist()]  # a split: its keys
+        captions, scores = self(batch["images"])
         return [
             {"file": file, "caption": caption, "score": round(score, 6)}
             for file, caption, score in zip(files, captions, scores.tolist())
         ]
 
-    # -- feature cache, vocabulary files, optimisation and checkpoints --------------------------------------
+    # -- pre-trained files, feature cache and optimisation -------------------------------------------------
     def pretrained_reports(self) -> list[str | None]:
         """The encoder's weights and ``init_from``, then the GloVe vectors (also shown on the dashboard)."""
         reports = super().pretrained_reports()
@@ -307,8 +284,6 @@ class ImageCaptioner(Task):
                 folder = Path(self.trainer.log_dir or self.trainer.default_root_dir)
                 path = folder / f"feature_cache_rank{self.global_rank}.f32"
             self.cache = FeatureCache(path)
-        if self.trainer.is_global_zero:
-            self._save_vocab()
 
     def on_fit_end(self) -> None:
         """Report and drop the feature cache; write the hyper-parameters with the final scores (HPARAMS tab)."""
@@ -318,14 +293,6 @@ class ImageCaptioner(Task):
             rank_zero_info(f"feature cache: {len(cache)} images, {cache.hits} hits, {cache.misses} misses")
             self.cache.close()
             self.cache = None
-
-    def _save_vocab(self) -> None:
-        """Write ``vocab.json`` into the log folder and beside the checkpoints."""
-        folders = [cb.dirpath for cb in self.trainer.checkpoint_callbacks if getattr(cb, "dirpath", None)]
-        if self.logger is not None and getattr(self.logger, "log_dir", None):  # without a logger: no run folder
-            folders.append(self.logger.log_dir)
-        for folder in dict.fromkeys(folders):
-            self.vocab.save(Path(folder) / "vocab.json")
 
     def configure_optimizers(self):
         params = [p for p in self.parameters() if p.requires_grad]

@@ -129,7 +129,7 @@ class ImageClassifier(Task):
     def training_step(self, batch, batch_idx: int) -> torch.Tensor:
         if batch is None:  # no image of the batch could be read: a zero loss keeps every DDP process in step
             return zero_loss(self)
-        images, labels = batch
+        images, labels = batch["images"], batch["labels"]
         logits = self(images)
         loss = F.cross_entropy(logits, labels, label_smoothing=self.hparams.label_smoothing)
         self.train_loss(loss.detach(), len(labels))
@@ -141,7 +141,7 @@ class ImageClassifier(Task):
     def _evaluate(self, batch, metrics: MetricCollection, stage: str) -> None:
         if batch is None:  # no image of the batch could be read
             return
-        images, labels = batch
+        images, labels = batch["images"], batch["labels"]
         logits = self(images).float()
         self.log(f"{stage}/loss", F.cross_entropy(logits, labels), on_epoch=True, prog_bar=True)
         probs = logits.softmax(dim=-1)
@@ -185,7 +185,7 @@ class ImageClassifier(Task):
         """One row per image: file, top-1 label and probability, and the top-k labels with probabilities."""
         if batch is None:  # no image of the batch could be read: they are listed beside the predictions
             return []
-        images, files = batch
+        images, files = batch["images"], batch["files"]
         probs = self(images).float().softmax(dim=-1)
         top_p, top_i = probs.topk(min(self.hparams.top_k, probs.shape[-1]), dim=-1)
         rows = []

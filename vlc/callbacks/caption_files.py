@@ -1,0 +1,51 @@
+"""What a captioning run shows and keeps besides its checkpoints: sample captions on the dashboard, ``vocab.json``."""
+
+from pathlib import Path
+
+import lightning as L
+
+from vlc.metrics.caption_samples import caption_samples_figure, caption_samples_markdown
+from vlc.metrics.figures import log_figure
+
+
+class CaptionSamples(L.Callback):
+    """Logs the samples a validation step returns (``images``, ``generated``, ``references``) as a figure and text.
+
+    The captioner returns them for the first validation batch (``model.num_samples`` images); every other task
+    returns none, and this callback does nothing.
+    """
+
+    def __init__(self) -> None:
+        self.samples: dict | None = None
+
+    def on_validation_batch_end(self, trainer, pl_module, outputs, batch, batch_idx: int, dataloader_idx: int = 0):
+        if isinstance(outputs, dict) and "generated" in outputs and not trainer.sanity_checking:
+            self.samples = outputs
+
+    def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        samples, self.samples = self.samples, None
+        if samples is None or not trainer.is_global_zero or trainer.logger is None:
+            return
+        step = trainer.current_epoch
+        log_figure(trainer.logger, "val/samples", caption_samples_figure(**samples), step)
+        experiment = getattr(trainer.logger, "experiment", None)
+        if hasattr(experiment, "add_text"):
+            text = caption_samples_markdown(samples["generated"], samples["references"])
+            experiment.add_text("val/captions", text, step)
+
+
+class VocabularyFile(L.Callback):
+    """Writes a captioner's vocabulary as ``vocab.json`` into the run's log folder and beside its checkpoints.
+
+    ``data.vocab_file`` reads it back, to evaluate or fine-tune the checkpoint on other data with its vocabulary.
+    """
+
+    def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        vocab = getattr(pl_module, "vocab", None)
+        if vocab is None or not trainer.is_global_zero:
+            return
+        folders = [cb.dirpath for cb in trainer.checkpoint_callbacks if getattr(cb, "dirpath", None)]
+        if trainer.logger is not None and getattr(trainer.logger, "log_dir", None):  # without a logger: no run folder
+            folders.append(trainer.logger.log_dir)
+        for folder in dict.fromkeys(folders):
+            vocab.save(Path(folder) / "vocab.json")

@@ -1,0 +1,118 @@
+"""The one base of every data module: the shared options, readable images, loaders, bad images and predict folders.
+
+Every batch is a dict with named fields: ``images`` ``(B, 3, H, W)`` uint8 always, then ``labels`` ``(B,)``
+(classification), ``files`` (prediction: each image's path) or ``captions``/``references``/``keys`` (captioning, see
+``vlc.data.captioning``). The model resizes and normalises the images itself, so a checkpoint carries its own
+preprocessing.
+"""
+
+from collections.abc import Callable
+from functools import partial
+from pathlib import Path
+
+import lightning as L
+import torch
+from jsonargparse.typing import NonNegativeInt, PositiveInt
+from torch.utils.data import DataLoader, Dataset
+
+from vlc.data.bad_images import BadImages, Policy
+from vlc.data.folder import folder_dataset
+from vlc.data.image_cache import load_readable
+from vlc.data.image_io import MAX_PIXELS, ImageReader
+from vlc.data.loading import agreed, batch_generator, make_loader
+
+
+class ImageDataModule(L.LightningDataModule):
+    """What every data module shares; subclasses build ``self.datasets`` for their splits in :meth:`setup_splits`.
+
+    Args:
+        batch_size: images per batch.
+        num_workers: DataLoader worker processes (0 decodes in the training process; on a 2-core CPU with
+            ``cache: true`` that is fastest).
+        image_size: resize every image to ``image_size x image_size`` when loading (``null`` keeps the size).
+        cache: decode all images once into one uint8 tensor in memory, so that later epochs decode nothing
+            (when it fits in half the available memory; otherwise the files are decoded every epoch).
+        seed: seed of the split into training, validation (and test) images.
+        predict_dir: folder of images for ``vlc predict`` (searched recursively).
+        bad_images: what a run does with images it cannot read: ``stop`` names them all and stops, ``skip``
+            leaves them out with a warning (see ``vlc.data.bad_images``).
+        max_bad_fraction: with ``bad_images: skip``, the largest share of unreadable images a run accepts.
+        max_image_pixels: images with more pixels than this are not read (a guard against decompression bombs).
+    """
+
+    def __init__(
+        self,
+        batch_size: PositiveInt = 64,
+        num_workers: NonNegativeInt = 0,
+        image_size: PositiveInt | None = None,
+        cache: bool = True,
+        seed: int = 0,
+        predict_dir: str | None = None,
+        bad_images: Policy = "stop",
+        max_bad_fraction: float = 0.01,
+        max_image_pixels: PositiveInt = MAX_PIXELS,
+    ) -> None:
+        super().__init__()
+        self.batch_size, self.num_workers, self.image_size = batch_size, num_workers, image_size
+        self.cache, self.seed, self.predict_dir = cache, seed, predict_dir
+        self.reader = ImageReader(image_size, max_image_pixels)
+        self.bad_images = BadImages(bad_images, max_bad_fraction)
+        self.datasets: dict[str, Dataset] = {}
+
+    # -- what subclasses provide ---------------------------------------------------------------------------
+    def setup_splits(self, stage: str) -> None:
+        """Build ``self.datasets["train"|"val"|"test"]`` for ``stage`` (``fit``, ``validate``, ``test``)."""
+        raise NotImplementedError
+
+    def predict_folder(self) -> str | Path | None:
+        """The folder ``vlc predict`` reads (every image under it): ``predict_dir``."""
+        return self.predict_dir
+
+    def collate(self, dataset: Dataset) -> Callable | None:
+        """How the items of ``dataset`` become a batch (None: torch's default, which keeps dicts)."""
+        return None
+
+    def train_batch(self, batch: dict, generator: torch.Generator) -> dict:
+        """A training batch on its device, before the step: augmentation, caption draws (none by default)."""
+        return batch
+
+    # -- shared machinery ----------------------------------------------------------------------------------
+    def setup(self, stage: str) -> None:
+        if stage == "predict":
+            self.datasets["predict"], self.bad_images = folder_dataset(self.predict_folder(), self.reader)
+        else:
+            self.setup_splits(stage)
+
+    def readable(self, files: list[Path], what: str) -> tuple[list[Path] | torch.Tensor, list[int]]:
+        """The readable ``files`` (decoded into the cache, or the files) and their positions in ``files``.
+
+        Each file gets a header check, then, with ``cache``, is decoded; every failure goes to ``bad_images``,
+        whose policy the caller applies with ``bad_images.settle`` once every file of the stage was read.
+        """
+        agree = partial(agreed, self.trainer)
+        return load_readable(files, self.reader, self.bad_images, self.cache, what, agree)
+
+    def loader(self, split: str, shuffle: bool = False) -> DataLoader:
+        """The loader of a split; a training loader drops its last batch when partial (every step sees a full one)."""
+        dataset = self.datasets[split]
+        drop_last = shuffle and len(dataset) > self.batch_size
+        collate = self.collate(dataset)
+        return make_loader(dataset, self.batch_size, self.num_workers, shuffle, self.trainer, collate, drop_last)
+
+    def train_dataloader(self) -> DataLoader:
+        return self.loader("train", shuffle=True)
+
+    def val_dataloader(self) -> DataLoader | list:
+        return self.loader("val") if "val" in self.datasets else []  # no validation images: training without
+
+    def test_dataloader(self) -> DataLoader:
+        return self.loader("test")
+
+    def predict_dataloader(self) -> DataLoader:
+        return self.loader("predict")
+
+    def on_after_batch_transfer(self, batch, dataloader_idx: int):
+        batch = self.bad_images.take(batch, self.trainer)
+        if batch is not None and self.trainer is not None and self.trainer.training:
+            return self.train_batch(batch, batch_generator(self.trainer, batch["images"].device))
+        return batch
