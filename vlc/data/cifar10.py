@@ -6,10 +6,12 @@ from pathlib import Path
 import numpy as np
 import torch
 from PIL import Image
+from torch.utils.data import Dataset
 
 from vlc.data.classification import ClassificationDataModule, Samples
+from vlc.data.datasets import FileImages, TensorImages
 from vlc.data.image_cache import over_memory
-from vlc.data.image_io import list_images
+from vlc.data.image_io import ImageReader, list_images
 from vlc.errors import UserError, warn
 
 CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
@@ -90,8 +92,114 @@ def class_folders(folder: Path) -> list[str]:
     return sorted(p.name for p in folder.iterdir() if p.is_dir())
 
 
+def batches_dir(root: Path) -> Path:
+    """The folder of the pickled format (``root`` itself when it holds ``batches.meta``)."""
+    return root if (root / "batches.meta").is_file() else root / BATCHES
+
+
+def layout(root: Path) -> str | None:
+    """``pickle``, ``folders`` or None (no CIFAR-10 in ``root``)."""
+    if batches_dir(root).is_dir():
+        return "pickle"
+    return "folders" if (root / "train").is_dir() else None
+
+
+def missing(root: Path) -> UserError:
+    """The error for a ``root`` that holds no CIFAR-10."""
+    return UserError(
+        f"data.root: no CIFAR-10 in {root}; put it there as {LAYOUTS}, or set data.download: true when online"
+    )
+
+
+def read_class_names(root: Path) -> list[str]:
+    """The class names in label order: from ``batches.meta``, or the (checked) class folders of ``train/``."""
+    if layout(root) == "pickle":
+        names = read_pickle(batches_dir(root) / "batches.meta").get("label_names")
+        if not isinstance(names, list) or not names:
+            raise UserError(f"{batches_dir(root) / 'batches.meta'}: expected a non-empty list 'label_names'")
+        return [n.decode() if isinstance(n, bytes) else str(n) for n in names]
+    if layout(root) is None:
+        raise missing(root)
+    train, test = root / "train", root / "test"
+    names = class_folders(train)
+    if not names:
+        raise UserError(f"{train}: no class folders; expected train/<class>/ for the classes {CIFAR10_CLASSES}")
+    if test.is_dir():
+        test_names = class_folders(test)
+        only_test, only_train = sorted(set(test_names) - set(names)), sorted(set(names) - set(test_names))
+        if only_test:
+            raise UserError(f"{train / only_test[0]}: missing; {test} has a folder for class '{only_test[0]}'")
+        if only_train:
+            raise UserError(f"{test / only_train[0]}: missing; {train} has a folder for class '{only_train[0]}'")
+    if set(names) != set(CIFAR10_CLASSES):
+        warn(f"{train}: the class folders {names} are not the 10 CIFAR-10 classes; using them as they are")
+    return names
+
+
+def read_split(root: Path, split: str, class_names: list[str], image_size: int | None = None) -> Samples | None:
+    """The ``train`` or ``test`` samples: a uint8 tensor (pickles, resized to ``image_size``) or files (folders).
+
+    None for a missing ``test/`` folder.
+    """
+    if layout(root) is None:
+        raise missing(root)
+    if layout(root) == "folders":
+        folder = root / split
+        if split == "test" and not folder.is_dir():
+            return None
+        paths, labels = [], []
+        for label, name in enumerate(class_names):
+            files = list_images(folder / name)
+            if not files:
+                raise UserError(f"{folder / name}: no images for class '{name}' (expected .png or .jpg files)")
+            paths += files
+            labels += [label] * len(files)
+        return paths, torch.tensor(labels)
+    batches = [
+        read_batch(batches_dir(root) / name, len(class_names))
+        for name in (TRAIN_FILES if split == "train" else ("test_batch",))
+    ]
+    images = torch.cat([b[0] for b in batches])
+    if image_size is not None:
+        what = f"CIFAR-10 {'training' if split == 'train' else 'test'} images"
+        problem = over_memory(len(images), image_size, image_size, what)
+        if problem is not None:
+            raise UserError(f"data.image_size: {problem}; choose a smaller data.image_size")
+        images = resize_images(images, image_size)
+    return images, torch.cat([b[1] for b in batches])
+
+
+class Cifar10(Dataset):
+    """CIFAR-10 (either layout) as a plain ``Dataset`` of ``{"images", "labels"}`` samples, usable without Lightning.
+
+    Args:
+        root: the dataset folder (``cifar-10-batches-py/`` or ``train/<class>/``, ``test/<class>/``).
+        split: ``train`` or ``test``.
+        image_size: resize every image to this side length (``null``: 32).
+    """
+
+    def __init__(self, root: str | Path, split: str = "train", image_size: int | None = None) -> None:
+        root = Path(root)
+        self.class_names = read_class_names(root)
+        samples = read_split(root, split, self.class_names, image_size)
+        if samples is None:
+            raise UserError(f"{root / split}: missing; expected a folder per class")
+        images, labels = samples
+        self.dataset = (
+            TensorImages(images, labels)
+            if isinstance(images, torch.Tensor)
+            else FileImages(images, labels, ImageReader(image_size))
+        )
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, i: int) -> dict:
+        return self.dataset[i]
+
+
 class Cifar10DataModule(ClassificationDataModule):
-    """CIFAR-10 (10 classes, 32x32), read from ``root`` in either of two layouts.
+    """CIFAR-10 (10 classes, 32x32), read from ``root`` in either of two layouts (``Cifar10`` for Lightning).
 
     - torchvision's native format ``root/cifar-10-batches-py/`` (``data_batch_1..5``, ``test_batch``,
       ``batches.meta``), read from the pickles directly (no checksum test, so any file in that format works);
@@ -113,62 +221,17 @@ class Cifar10DataModule(ClassificationDataModule):
         self.root, self.download = Path(root), download
         if not self.root.is_dir() and not download:
             raise UserError(f"data.root: {self.root} is not a folder; expected CIFAR-10 as {LAYOUTS}")
-        self._class_names = self._read_class_names()
+        if layout(self.root) is None and download:
+            self._class_names = list(CIFAR10_CLASSES)  # what batches.meta of the download holds; see prepare_data
+        else:
+            self._class_names = read_class_names(self.root)
 
-    # -- layouts -------------------------------------------------------------------------------------------
-    @property
-    def batches_dir(self) -> Path:
-        """The folder of the pickled format (``root`` itself when it holds ``batches.meta``)."""
-        return self.root if (self.root / "batches.meta").is_file() else self.root / BATCHES
-
-    def _layout(self) -> str | None:
-        if self.batches_dir.is_dir():
-            return "pickle"
-        if (self.root / "train").is_dir():
-            return "folders"
-        return None
-
-    def _missing(self) -> UserError:
-        return UserError(
-            f"data.root: no CIFAR-10 in {self.root}; put it there as {LAYOUTS}, or set data.download: true when online"
-        )
-
-    def _read_class_names(self) -> list[str]:
-        layout = self._layout()
-        if layout == "pickle":
-            names = read_pickle(self.batches_dir / "batches.meta").get("label_names")
-            if not isinstance(names, list) or not names:
-                raise UserError(f"{self.batches_dir / 'batches.meta'}: expected a non-empty list 'label_names'")
-            return [n.decode() if isinstance(n, bytes) else str(n) for n in names]
-        if layout == "folders":
-            return self._folder_class_names()
-        if self.download:
-            return list(CIFAR10_CLASSES)  # what batches.meta of the download holds; fetched in prepare_data
-        raise self._missing()
-
-    def _folder_class_names(self) -> list[str]:
-        train, test = self.root / "train", self.root / "test"
-        names = class_folders(train)
-        if not names:
-            raise UserError(f"{train}: no class folders; expected train/<class>/ for the classes {CIFAR10_CLASSES}")
-        if test.is_dir():
-            test_names = class_folders(test)
-            only_test, only_train = sorted(set(test_names) - set(names)), sorted(set(names) - set(test_names))
-            if only_test:
-                raise UserError(f"{train / only_test[0]}: missing; {test} has a folder for class '{only_test[0]}'")
-            if only_train:
-                raise UserError(f"{test / only_train[0]}: missing; {train} has a folder for class '{only_train[0]}'")
-        if set(names) != set(CIFAR10_CLASSES):
-            warn(f"{train}: the class folders {names} are not the 10 CIFAR-10 classes; using them as they are")
-        return names
-
-    # -- the ClassificationDataModule interface ------------------------------------------------------------
     @property
     def class_names(self) -> list[str]:
         return list(self._class_names)
 
     def prepare_data(self) -> None:
-        if self._layout() is not None or not self.download:
+        if layout(self.root) is not None or not self.download:
             return
         from torchvision.datasets.utils import download_and_extract_archive
 
@@ -181,32 +244,4 @@ class Cifar10DataModule(ClassificationDataModule):
             ) from None
 
     def labelled(self, split: str) -> Samples | None:
-        layout = self._layout()
-        if layout is None:
-            raise self._missing()
-        return self._pickle_samples(split) if layout == "pickle" else self._folder_samples(split)
-
-    def _pickle_samples(self, split: str) -> Samples:
-        files = TRAIN_FILES if split == "train" else ("test_batch",)
-        batches = [read_batch(self.batches_dir / name, len(self._class_names)) for name in files]
-        images = torch.cat([b[0] for b in batches])
-        if self.image_size is not None:
-            size, what = self.image_size, f"CIFAR-10 {'training' if split == 'train' else 'test'} images"
-            problem = over_memory(len(images), size, size, what)
-            if problem is not None:
-                raise UserError(f"data.image_size: {problem}; choose a smaller data.image_size")
-            images = resize_images(images, size)
-        return images, torch.cat([b[1] for b in batches])
-
-    def _folder_samples(self, split: str) -> Samples | None:
-        folder = self.root / split
-        if split == "test" and not folder.is_dir():
-            return None
-        paths, labels = [], []
-        for label, name in enumerate(self._class_names):
-            files = list_images(folder / name)
-            if not files:
-                raise UserError(f"{folder / name}: no images for class '{name}' (expected .png or .jpg files)")
-            paths += files
-            labels += [label] * len(files)
-        return paths, torch.tensor(labels)
+        return read_split(self.root, split, self._class_names, self.image_size)

@@ -7,8 +7,11 @@ from pathlib import Path
 
 import torch
 from jsonargparse.typing import PositiveInt
+from torch.utils.data import Dataset
 
+from vlc.data.bad_images import Unreadable
 from vlc.data.captioning import CaptionDataModule
+from vlc.data.image_io import BadImage, ImageReader
 from vlc.data.text import read_text
 from vlc.data.vocab import tokenize
 from vlc.errors import UserError, warn
@@ -103,6 +106,97 @@ class Skips:
             warn(f"{source}: skipped " + "; ".join(parts))
 
 
+def read_coco(
+    images_dir: Path, captions_file: Path, subset_csv: str | None = None, max_images: int | None = None, seed: int = 0
+) -> tuple[list[int], list[list[str]], list[Path]]:
+    """The ids, reference captions and files of every usable image; what was skipped is one summary warning.
+
+    Args:
+        images_dir: folder of the image files (``file_name`` in the JSON is relative to it).
+        captions_file: the COCO captions JSON.
+        subset_csv: optionally, a CSV listing the images to use by ``id`` (or ``file_name``).
+        max_images: optionally, this many images drawn at random (seeded by ``seed``).
+        seed: seed of that draw.
+    """
+    if not images_dir.is_dir():
+        raise UserError(f"data.images_dir: {images_dir} is not a folder")
+    images, annotations = read_captions_file(captions_file)
+    skips = Skips()
+    files = image_files(images, captions_file, skips)
+    references: dict[int, list[str]] = defaultdict(list)
+    for ann in annotations:
+        if not isinstance(ann, dict) or "image_id" not in ann or not isinstance(ann.get("caption"), str):
+            skips.add("annotations without image_id or caption", ann)
+        elif ann["image_id"] not in files:
+            skips.add("captions of an image id not in 'images'", ann["image_id"])
+        elif not tokenize(ann["caption"]):
+            skips.add("captions empty or of punctuation only", f"image {ann['image_id']}: {ann['caption']!r}")
+        else:
+            references[ann["image_id"]].append(ann["caption"].strip())
+    ids = sorted(files)
+    if subset_csv is not None:
+        ids = subset(ids, files, subset_csv, captions_file, skips)
+    kept = []
+    for image_id in ids:
+        if not references.get(image_id):
+            skips.add("images without captions", files[image_id])
+        elif not (images_dir / files[image_id]).is_file():
+            skips.add(f"images whose file is missing under {images_dir}", files[image_id])
+        else:
+            kept.append(image_id)
+    skips.report(str(captions_file))
+    if max_images is not None and max_images < len(kept):
+        pick = torch.randperm(len(kept), generator=torch.Generator().manual_seed(seed))[:max_images]
+        kept = sorted(kept[i] for i in pick.tolist())
+    return kept, [references[i] for i in kept], [images_dir / files[i] for i in kept]
+
+
+def subset(ids: list[int], files: dict[int, str], subset_csv: str, captions_file: Path, skips: Skips) -> list[int]:
+    """The ids of ``ids`` that ``subset_csv`` lists (by id or file name); rows it cannot find are skipped."""
+    column, wanted = read_subset_csv(subset_csv)
+    known = set(ids) if column == "id" else {name: i for i, name in files.items()}
+    chosen = []
+    for value in dict.fromkeys(wanted):  # unique, in order
+        if value not in known:
+            skips.add(f"subset_csv rows not in {captions_file.name}", value)
+        else:
+            chosen.append(value if column == "id" else known[value])
+    return sorted(chosen)
+
+
+class CocoCaptions(Dataset):
+    """COCO-format captions as a plain ``Dataset`` of ``{"images", "references", "keys"}``, usable without Lightning.
+
+    Arguments as for :func:`read_coco`; ``reader`` decodes the files (default: RGB at their own size). A file that
+    cannot be read gives an ``Unreadable`` (see ``vlc.data.bad_images``). The references of a sample are a list, so
+    batch with a collate function of your own (or ``CocoCaptionsDataModule``).
+    """
+
+    def __init__(
+        self,
+        images_dir: str | Path,
+        captions_file: str | Path,
+        subset_csv: str | None = None,
+        max_images: int | None = None,
+        seed: int = 0,
+        reader: ImageReader | None = None,
+    ) -> None:
+        self.keys, self.references, self.files = read_coco(
+            Path(images_dir), Path(captions_file), subset_csv, max_images, seed
+        )
+        self.reader = reader or ImageReader()
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+    def __getitem__(self, i: int) -> dict | Unreadable:
+        try:
+            image = self.reader(self.files[i])
+        except BadImage as bad:
+            return Unreadable(bad.path, bad.reason)
+        return {"images": image, "references": self.references[i], "keys": self.keys[i]}
+
+
 class CocoCaptionsDataModule(CaptionDataModule):
     """COCO-format captioning data: ``images_dir`` holds the files that ``captions_file`` describes.
 
@@ -142,49 +236,10 @@ class CocoCaptionsDataModule(CaptionDataModule):
         self._files: list[Path] = []
 
     def list_images(self) -> tuple[list[int], list[list[str]]]:
-        if not self.images_dir.is_dir():
-            raise UserError(f"data.images_dir: {self.images_dir} is not a folder")
-        images, annotations = read_captions_file(self.captions_file)
-        skips = Skips()
-        files = image_files(images, self.captions_file, skips)
-        references: dict[int, list[str]] = defaultdict(list)
-        for ann in annotations:
-            if not isinstance(ann, dict) or "image_id" not in ann or not isinstance(ann.get("caption"), str):
-                skips.add("annotations without image_id or caption", ann)
-            elif ann["image_id"] not in files:
-                skips.add("captions of an image id not in 'images'", ann["image_id"])
-            elif not tokenize(ann["caption"]):
-                skips.add("captions empty or of punctuation only", f"image {ann['image_id']}: {ann['caption']!r}")
-            else:
-                references[ann["image_id"]].append(ann["caption"].strip())
-        ids = sorted(files)
-        if self.subset_csv is not None:
-            ids = self._subset(ids, files, skips)
-        kept = []
-        for image_id in ids:
-            if not references.get(image_id):
-                skips.add("images without captions", files[image_id])
-            elif not (self.images_dir / files[image_id]).is_file():
-                skips.add(f"images whose file is missing under {self.images_dir}", files[image_id])
-            else:
-                kept.append(image_id)
-        skips.report(str(self.captions_file))
-        if self.max_images is not None and self.max_images < len(kept):
-            pick = torch.randperm(len(kept), generator=torch.Generator().manual_seed(self.seed))[: self.max_images]
-            kept = sorted(kept[i] for i in pick.tolist())
-        self._files = [self.images_dir / files[i] for i in kept]
-        return kept, [references[i] for i in kept]
-
-    def _subset(self, ids: list[int], files: dict[int, str], skips: Skips) -> list[int]:
-        column, wanted = read_subset_csv(self.subset_csv)
-        known = set(ids) if column == "id" else {name: i for i, name in files.items()}
-        chosen = []
-        for value in dict.fromkeys(wanted):  # unique, in order
-            if value not in known:
-                skips.add(f"subset_csv rows not in {self.captions_file.name}", value)
-            else:
-                chosen.append(value if column == "id" else known[value])
-        return sorted(chosen)
+        keys, references, self._files = read_coco(
+            self.images_dir, self.captions_file, self.subset_csv, self.max_images, self.seed
+        )
+        return keys, references
 
     def load_images(self, positions: list[int]) -> list[Path]:
         self.index  # noqa: B018 (lists the files)

@@ -4,7 +4,42 @@ import torch
 from jsonargparse.typing import NonNegativeInt, PositiveInt
 
 from vlc.data.classification import ClassificationDataModule, Samples
+from vlc.data.datasets import TensorImages
+from vlc.data.image_io import resize_batch
 from vlc.data.shapes import CLASS_NAMES, make_images
+
+
+def shapes_samples(start: int, count: int, num_shapes: int = 1, generator_seed: int = 0, image_size: int | None = None):
+    """Images ``start .. start + count - 1`` of the generator, ``(count, 3, H, W)`` uint8, and their labels."""
+    images = make_images(generator_seed, start, count, num_shapes)
+    images = torch.from_numpy(images).permute(0, 3, 1, 2).contiguous()  # (N, H, W, 3) -> (N, 3, H, W)
+    if image_size is not None:
+        images = resize_batch(images, image_size)
+    return images, torch.arange(start, start + count) % len(CLASS_NAMES)
+
+
+class Shapes(TensorImages):
+    """The shapes images as a plain ``Dataset`` of ``{"images", "labels"}`` samples, usable without Lightning.
+
+    Args:
+        num_images: how many images.
+        start: index of the first (the data module's test images follow its ``num_images`` training ones).
+        num_shapes: shapes per image (the extra shapes are distractors).
+        generator_seed: seed of the generator.
+        image_size: resize the 64x64 renderings to this size.
+    """
+
+    class_names = list(CLASS_NAMES)
+
+    def __init__(
+        self,
+        num_images: int = 6000,
+        start: int = 0,
+        num_shapes: int = 1,
+        generator_seed: int = 0,
+        image_size: int | None = None,
+    ) -> None:
+        super().__init__(*shapes_samples(start, num_images, num_shapes, generator_seed, image_size))
 
 
 class ShapesDataModule(ClassificationDataModule):
@@ -36,11 +71,4 @@ class ShapesDataModule(ClassificationDataModule):
 
     def labelled(self, split: str) -> Samples:
         start, count = (0, self.num_images) if split == "train" else (self.num_images, self.num_test)
-        images = make_images(self.generator_seed, start, count, self.num_shapes)
-        images = torch.from_numpy(images).permute(0, 3, 1, 2).contiguous()  # (N, H, W, 3) -> (N, 3, H, W)
-        if self.image_size is not None:
-            from vlc.data.image_io import resize_batch
-
-            images = resize_batch(images, self.image_size)
-        labels = torch.arange(start, start + count) % len(CLASS_NAMES)
-        return images, labels
+        return shapes_samples(start, count, self.num_shapes, self.generator_seed, self.image_size)

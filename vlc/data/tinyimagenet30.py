@@ -7,7 +7,8 @@ from pathlib import Path
 import torch
 
 from vlc.data.classification import ClassificationDataModule, Samples
-from vlc.data.image_io import list_images
+from vlc.data.datasets import FileImages
+from vlc.data.image_io import ImageReader, list_images
 from vlc.data.text import read_text
 from vlc.errors import UserError
 
@@ -52,8 +53,75 @@ def _nested(folder: Path) -> Path:
     return inner if inner.is_dir() else folder
 
 
+def read_train_set(root: Path, class_names: list[str]) -> Samples:
+    """Every training image (``train_set/<name>/*``) with its label, in class order."""
+    train_dir = _nested(root / "train_set")
+    paths, labels = [], []
+    for label, name in enumerate(class_names):
+        folder = train_dir / name
+        if not folder.is_dir():
+            raise UserError(f"{folder}: missing; class.txt names class {label} '{name}'")
+        files = list_images(folder)
+        if not files:
+            raise UserError(f"{folder}: no images for class '{name}' (expected *.JPEG files)")
+        paths += files
+        labels += [label] * len(files)
+    return paths, torch.tensor(labels)
+
+
+def read_test_set(root: Path, test_labels: str | Path, class_names: list[str]) -> Samples:
+    """The test images named by ``test_labels`` (a CSV ``Id,Category``: file name, class index or name)."""
+    path = Path(test_labels)
+    if not path.is_file():
+        raise UserError(f"data.test_labels: {path} does not exist; expected a CSV with columns Id,Category")
+    test_dir = _nested(root / "test_set")
+    lookup = {name: i for i, name in enumerate(class_names)}
+    paths, labels = [], []
+    reader = csv.DictReader(io.StringIO(read_text(path), newline=""))
+    if not {"Id", "Category"} <= set(reader.fieldnames or []):
+        raise UserError(f"{path}: expected the header 'Id,Category', got {reader.fieldnames}")
+    for lineno, row in enumerate(reader, 2):
+        file = test_dir / row["Id"]
+        if not file.is_file():
+            raise UserError(f"{path}, line {lineno}: image {row['Id']!r} not found in {test_dir}")
+        category = row["Category"].strip()
+        if category.isdigit() and int(category) < len(class_names):
+            labels.append(int(category))
+        elif category in lookup:
+            labels.append(lookup[category])
+        else:
+            raise UserError(f"{path}, line {lineno}: unknown Category {category!r}; expected 0-29 or a class name")
+        paths.append(file)
+    return paths, torch.tensor(labels)
+
+
+class TinyImageNet30(FileImages):
+    """TinyImageNet30 as a plain ``Dataset`` of ``{"images", "labels"}`` samples, usable without Lightning.
+
+    Args:
+        root: the dataset folder holding ``class.txt``, ``train_set/`` and ``test_set/``.
+        split: ``train`` (every training image) or ``test`` (the images of ``test_labels``).
+        test_labels: the ``Id,Category`` CSV of the test images (``split: test`` only).
+        reader: how the files are decoded (default: RGB at their own size).
+    """
+
+    def __init__(
+        self, root: str | Path, split: str = "train", test_labels: str | None = None, reader: ImageReader | None = None
+    ) -> None:
+        root = Path(root)
+        self.class_names = read_class_file(root / "class.txt")
+        if split == "test" and test_labels is None:
+            raise UserError("TinyImageNet30: split 'test' needs test_labels (the Id,Category CSV)")
+        paths, labels = (
+            read_train_set(root, self.class_names)
+            if split == "train"
+            else read_test_set(root, test_labels, self.class_names)
+        )
+        super().__init__(paths, labels, reader or ImageReader())
+
+
 class TinyImageNet30DataModule(ClassificationDataModule):
-    """TinyImageNet30 (30 classes, 64x64) read from the coursework layout.
+    """TinyImageNet30 (30 classes, 64x64) read from the coursework layout (``TinyImageNet30`` for Lightning).
 
     Args:
         root: the dataset folder holding ``class.txt``, ``train_set/`` and ``test_set/``.
@@ -75,53 +143,9 @@ class TinyImageNet30DataModule(ClassificationDataModule):
         return list(self._class_names)
 
     def labelled(self, split: str) -> Samples | None:
-        return self._train_samples() if split == "train" else self._test_samples()
-
-    def _train_samples(self) -> Samples:
-        train_dir = _nested(self.root / "train_set")
-        paths, labels = [], []
-        for label, name in enumerate(self._class_names):
-            folder = train_dir / name
-            if not folder.is_dir():
-                raise UserError(f"{folder}: missing; class.txt names class {label} '{name}'")
-            files = list_images(folder)
-            if not files:
-                raise UserError(f"{folder}: no images for class '{name}' (expected *.JPEG files)")
-            paths += files
-            labels += [label] * len(files)
-        return paths, torch.tensor(labels)
-
-    def _test_samples(self) -> Samples | None:
-        if self.test_labels is None:
-            return None
-        path = Path(self.test_labels)
-        if not path.is_file():
-            raise UserError(f"data.test_labels: {path} does not exist; expected a CSV with columns Id,Category")
-        test_dir = _nested(self.root / "test_set")
-        lookup = {name: i for i, name in enumerate(self._class_names)}
-        paths, labels = [], []
-        reader = csv.DictReader(io.StringIO(read_text(path), newline=""))
-        if not {"Id", "Category"} <= set(reader.fieldnames or []):
-            raise UserError(f"{path}: expected the header 'Id,Category', got {reader.fieldnames}")
-        for lineno, row in enumerate(reader, 2):
-            paths.append(self._test_file(test_dir, row["Id"], path, lineno))
-            labels.append(self._label(row["Category"], lookup, path, lineno))
-        return paths, torch.tensor(labels)
-
-    @staticmethod
-    def _test_file(test_dir: Path, name: str, csv_path: Path, lineno: int) -> Path:
-        file = test_dir / name
-        if not file.is_file():
-            raise UserError(f"{csv_path}, line {lineno}: image {name!r} not found in {test_dir}")
-        return file
-
-    def _label(self, category: str, lookup: dict[str, int], csv_path: Path, lineno: int) -> int:
-        category = category.strip()
-        if category.isdigit() and int(category) < len(self._class_names):
-            return int(category)
-        if category in lookup:
-            return lookup[category]
-        raise UserError(f"{csv_path}, line {lineno}: unknown Category {category!r}; expected 0-29 or a class name")
+        if split == "train":
+            return read_train_set(self.root, self._class_names)
+        return None if self.test_labels is None else read_test_set(self.root, self.test_labels, self._class_names)
 
     def predict_folder(self) -> str | Path:
         """``predict_dir`` when given, else ``test_set/``."""
