@@ -7,11 +7,16 @@ with the predictions that version made for ``tests/legacy/images``.
 
 import csv
 import shutil
+from functools import partial
 from pathlib import Path
 
 import pytest
 import torch
 from helpers import CONFIGS, run_cli
+
+from vlc.checkpoint_upgrade import upgrade
+from vlc.models import ImageBackbone, LSTMDecoder
+from vlc.tasks import ImageCaptioner
 
 LEGACY = Path(__file__).resolve().parent / "legacy"
 CHECKPOINTS = sorted(LEGACY.glob("*/*.ckpt"))
@@ -54,3 +59,20 @@ def test_an_old_checkpoint_resumes_training(name, tmp_path, monkeypatch, capsys)
     assert code == 0, err
     resumed = next(Path("checkpoints").rglob("last.ckpt"))
     assert torch.load(resumed, map_location="cpu", weights_only=True)["epoch"] == 1
+
+
+@pytest.mark.parametrize("version", ["1769cae", "b42ee2e"])
+def test_old_glove_vectors_stay_what_caption_cosine_scores_with(version):
+    checkpoint = torch.load(LEGACY / version / "captioner-lstm.ckpt", map_location="cpu", weights_only=True)
+    glove = checkpoint["glove"].clone()
+    hparams = upgrade(checkpoint)["hyper_parameters"]
+    decoder = hparams["decoder"]
+    assert decoder["class_path"] == "vlc.models.LSTMDecoder" and decoder["init_args"]["num_layers"] == 2
+    model = ImageCaptioner(
+        encoder=partial(ImageBackbone, **hparams["encoder"]["init_args"]),
+        decoder=partial(LSTMDecoder, **decoder["init_args"]),
+        glove_path=hparams["glove_path"],
+        vocab=hparams["vocab"],
+    )
+    model.load_state_dict(checkpoint["state_dict"])
+    assert torch.equal(model.glove, glove) and model.test_metrics["caption_cosine"].embedding is model.glove

@@ -11,6 +11,8 @@ from typing import Any
 import torch
 
 BACKBONE = "vlc.models.ImageBackbone"
+STORED_GLOVE = "(GloVe vectors stored in the checkpoint)"
+"""The ``glove_path`` of an older checkpoint that holds its GloVe vectors (never read: a checkpoint's are loaded)."""
 
 
 def upgrade(checkpoint: dict[str, Any]) -> dict[str, Any]:
@@ -23,7 +25,10 @@ def upgrade(checkpoint: dict[str, Any]) -> dict[str, Any]:
     if isinstance(hparams.get("encoder"), dict) and hparams["encoder"].get("class_path") == "vlc.models.ImageEncoder":
         _upgrade_encoder(hparams)
     if isinstance(hparams.get("decoder"), str):
-        _upgrade_decoder(hparams, checkpoint)
+        _upgrade_decoder(hparams)
+    if "glove" in checkpoint:  # the GloVe vectors caption cosine scores with: now a buffer of the captioner
+        checkpoint["state_dict"]["glove"] = checkpoint.pop("glove")
+        hparams["glove_path"] = hparams.get("glove_path") or STORED_GLOVE
     return checkpoint
 
 
@@ -65,7 +70,7 @@ def _upgrade_encoder(hparams: dict) -> None:
     hparams["encoder"] = {"class_path": BACKBONE, "init_args": args}
 
 
-def _upgrade_decoder(hparams: dict, checkpoint: dict) -> None:
+def _upgrade_decoder(hparams: dict) -> None:
     """``decoder: lstm|attention`` with flat arguments -> ``decoder: {class_path, init_args}``."""
     kind = hparams.pop("decoder")
     args = {k: hparams.pop(k) for k in ("embed_dim", "hidden_dim", "dropout") if k in hparams}
