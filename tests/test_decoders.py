@@ -153,3 +153,16 @@ def test_beam_reproduces_training_captions(overfit, beam_width):
     tokens, scores = beam_search(decoder, features, beam_width=beam_width, max_len=12, **IDS)
     torch.testing.assert_close(tokens, targets, rtol=0, atol=0)
     assert (scores > -0.05).all()
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_decoders_train_and_decode_under_cpu_bf16_autocast(kind):
+    """bf16-mixed on any CPU: where oneDNN has no bfloat16 LSTM (no AVX-512 BF16), the LSTM runs in float32."""
+    torch.manual_seed(0)
+    decoder = make_decoder(kind, num_layers=2) if kind == "lstm" else make_decoder(kind)
+    features = make_features(kind, 4)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        ce, _, logits = caption_loss(decoder, features, make_captions())
+        ce.backward()
+        tokens, scores = beam_search(decoder.eval(), features, beam_width=2, max_len=6, **IDS)
+    assert torch.isfinite(ce) and logits.shape == (4, 7, V) and tokens.shape[0] == 4 and torch.isfinite(scores).all()

@@ -1,9 +1,22 @@
 """Show and Tell caption decoder (Vinyals et al., 2015); see ``vlc.models.caption_alignment`` for its contract."""
 
+import functools
+
 import torch
 from torch import Tensor, nn
 
 LSTMState = tuple[Tensor, Tensor]
+
+
+@functools.cache
+def cpu_bf16_lstm() -> bool:
+    """Whether this CPU runs ``nn.LSTM`` under bfloat16 autocast (oneDNN refuses it without AVX-512 BF16)."""
+    try:
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            nn.LSTM(4, 4, batch_first=True)(torch.zeros(1, 1, 4))
+        return True
+    except RuntimeError:
+        return False
 
 
 class LSTMDecoder(nn.Module):
@@ -64,9 +77,16 @@ class LSTMDecoder(nn.Module):
         image = self.image_proj(features).unsqueeze(1)  # [B, F] -> [B, 1, E]
         words = self.embedding(captions)  # [B, T] -> [B, T, E]
         x = torch.cat([image, words], dim=1)  # [B, T+1, E]
-        out, _ = self.lstm(x)  # [B, T+1, H]
+        out, _ = self.run_lstm(x)  # [B, T+1, H]
         out = self.dropout(out[:, 1:])  # drop the image step: [B, T, H]
         return self.fc(out)  # [B, T, V]
+
+    def run_lstm(self, x: Tensor, state: LSTMState | None = None) -> tuple[Tensor, LSTMState]:
+        """``self.lstm``, in float32 on a CPU whose oneDNN has no bfloat16 LSTM (under bf16-mixed it would fail)."""
+        if x.device.type == "cpu" and torch.is_autocast_enabled("cpu") and not cpu_bf16_lstm():
+            with torch.autocast("cpu", enabled=False):
+                return self.lstm(x.float(), None if state is None else tuple(s.float() for s in state))
+        return self.lstm(x, state)
 
     def teacher_forced(self, features: Tensor, inputs: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
         """Logits ``(B, T, V)`` of :meth:`forward` and no penalty (0)."""
@@ -83,7 +103,7 @@ class LSTMDecoder(nn.Module):
             ``(h, c)``, each [num_layers, B, H] (batch on dim 1).
         """
         image = self.image_proj(features).unsqueeze(1)  # [B, F] -> [B, 1, E]
-        _, (h, c) = self.lstm(image)  # h, c: [L, B, H]
+        _, (h, c) = self.run_lstm(image)  # h, c: [L, B, H]
         return h, c
 
     def step(self, tokens: Tensor, state: LSTMState) -> tuple[Tensor, LSTMState]:
@@ -97,7 +117,7 @@ class LSTMDecoder(nn.Module):
             ``(logits, state)`` with logits [B, V] for the next token.
         """
         x = self.embedding(tokens).unsqueeze(1)  # [B] -> [B, 1, E]
-        out, state = self.lstm(x, state)  # [B, 1, H]
+        out, state = self.run_lstm(x, state)  # [B, 1, H]
         logits = self.fc(self.dropout(out.squeeze(1)))  # [B, H] -> [B, V]
         return logits, state
 
