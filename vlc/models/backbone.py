@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from jsonargparse.typing import PositiveInt
 from torch import nn
 
+from vlc.checkpoints import classifier_backbone
 from vlc.errors import UserError, given
 from vlc.models.cnn import residual_cnn
 from vlc.models.torchvision_body import build_torchvision, torchvision_body
@@ -152,8 +153,6 @@ class ImageBackbone(nn.Module):
         Raises:
             UserError: ``path`` is not a vlc classification checkpoint, or none of its tensors fit.
         """
-        from vlc.checkpoints import classifier_backbone
-
         source, own = classifier_backbone(path, key), self.state_dict()
         fitting = {k: v for k, v in source.items() if k in own and v.shape == own[k].shape}
         report = LoadReport(str(path), loaded=list(fitting), new=[k for k in own if k not in source])
