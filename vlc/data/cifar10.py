@@ -5,13 +5,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
 from torch.utils.data import Dataset
 
 from vlc.data.classification import ClassificationDataModule, Samples
 from vlc.data.datasets import FileImages, TensorImages
 from vlc.data.image_cache import over_memory
-from vlc.data.image_io import ImageReader, list_images
+from vlc.data.image_io import ImageReader, list_images, resize_batch
 from vlc.errors import UserError, warn
 
 CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
@@ -74,17 +73,6 @@ def read_batch(path: Path, num_classes: int) -> tuple[torch.Tensor, torch.Tensor
         raise UserError(f"{path}: 'labels' must hold {len(data)} class indices in 0..{num_classes - 1}")
     images = torch.from_numpy(data.astype(np.uint8, copy=False)).reshape(-1, 3, 32, 32)
     return images, labels
-
-
-def resize_images(images: torch.Tensor, size: int) -> torch.Tensor:
-    """Resize ``(N, 3, H, W)`` uint8 images with PIL's bilinear filter, as ``ImageReader`` resizes files."""
-    if images.shape[-2:] == (size, size):
-        return images
-    out = torch.empty(len(images), 3, size, size, dtype=torch.uint8)
-    for i, image in enumerate(images.permute(0, 2, 3, 1).numpy()):
-        resized = Image.fromarray(image).resize((size, size), Image.BILINEAR)
-        out[i] = torch.from_numpy(np.asarray(resized).copy()).permute(2, 0, 1)
-    return out
 
 
 def class_folders(folder: Path) -> list[str]:
@@ -165,7 +153,7 @@ def read_split(root: Path, split: str, class_names: list[str], image_size: int |
         problem = over_memory(len(images), image_size, image_size, what)
         if problem is not None:
             raise UserError(f"data.image_size: {problem}; choose a smaller data.image_size")
-        images = resize_images(images, image_size)
+        images = resize_batch(images, image_size)
     return images, torch.cat([b[1] for b in batches])
 
 

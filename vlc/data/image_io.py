@@ -72,13 +72,11 @@ class ImageReader:
         """
         with self._open(Path(path)) as image:
             try:
-                image = to_rgb(image)
-                if self.size is not None and image.size != (self.size, self.size):
-                    image = image.resize((self.size, self.size), Image.BILINEAR)
-                array = np.asarray(image, dtype=np.uint8)
+                array = np.asarray(to_rgb(image), dtype=np.uint8)
             except Exception as err:  # any failure inside PIL's decoders means a damaged file
                 raise BadImage(path, f"cannot decode the pixel data ({_describe(err)})") from None
-        return torch.from_numpy(array.copy()).permute(2, 0, 1)  # (H, W, 3) -> (3, H, W)
+        image = torch.from_numpy(array.copy()).permute(2, 0, 1)  # (H, W, 3) -> (3, H, W)
+        return image if self.size is None else resize_batch(image[None], self.size)[0]
 
     @contextlib.contextmanager
     def _open(self, path: Path) -> Iterator[Image.Image]:
@@ -164,9 +162,17 @@ def scan_folder(folder: str | Path) -> list[tuple[Path, str | None]]:
     return entries
 
 
+def resize(images: torch.Tensor, size: int) -> torch.Tensor:
+    """Vlc's one resize: ``(B, 3, H, W)`` float images to ``size x size``, bilinear and antialiased.
+
+    Used when files or tensors are loaded (:func:`resize_batch`) and by the backbone on its input.
+    """
+    return F.interpolate(images, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
+
+
 def resize_batch(images: torch.Tensor, size: int) -> torch.Tensor:
-    """Resize a ``(B, 3, H, W)`` uint8 batch to ``size x size`` (bilinear), keeping uint8."""
+    """Resize a ``(B, 3, H, W)`` uint8 batch to ``size x size`` with :func:`resize`, keeping uint8."""
     if images.shape[-2:] == (size, size):
         return images
-    out = F.interpolate(images.float(), size=(size, size), mode="bilinear", antialias=True, align_corners=False)
+    out = resize(images.float(), size)
     return out.round().clamp(0, 255).to(torch.uint8)

@@ -9,11 +9,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from jsonargparse.typing import PositiveInt
 from torch import nn
 
 from vlc.checkpoints import classifier_backbone
+from vlc.data.image_io import resize
 from vlc.errors import UserError, given
 from vlc.models.cnn import residual_cnn
 from vlc.models.torchvision_body import build_torchvision, torchvision_body
@@ -122,7 +122,7 @@ class ImageBackbone(nn.Module):
         """Feature grid ``(B, C, h, w)`` of a uint8 (or 0-255 float) batch ``(B, 3, H, W)``."""
         x = images.float()
         if self.image_size is not None and tuple(x.shape[-2:]) != (self.image_size, self.image_size):
-            x = F.interpolate(x, size=(self.image_size,) * 2, mode="bilinear", antialias=True, align_corners=False)
+            x = resize(x, self.image_size)
         x = (x - self.mean) / self.std
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
