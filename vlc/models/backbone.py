@@ -203,13 +203,14 @@ class ImageBackbone(nn.Module):
                 )
             return children[: int(count)]
         names = [name for name, _ in self.body.named_parameters()]
-        for given_name in [spec] if isinstance(spec, str) else spec:
-            if not any(matches(name, str(given_name)) for name in names):
+        prefixes = [str(name) for name in ([spec] if isinstance(spec, str) else spec)]
+        for prefix in prefixes:
+            if not any(matches(name, prefix) for name in names):
                 raise UserError(
-                    f"model.freeze: {given_name!r} matches no layer of the backbone; use none, all, blocks:N or "
+                    f"model.freeze: {prefix!r} matches no layer of the backbone; use none, all, blocks:N or "
                     f"names of its layers such as {few(children, 8)}"
                 )
-        return [str(name) for name in ([spec] if isinstance(spec, str) else spec)]
+        return prefixes
 
     def train(self, mode: bool = True) -> "ImageBackbone":
         """Set training mode, except for frozen batch norms: they stay in eval mode."""

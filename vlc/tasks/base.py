@@ -1,4 +1,4 @@
-"""What every vlc task shares: how it starts from pre-trained files, resumes, and loads older checkpoints.
+"""What every vlc task shares: how it starts from pre-trained files, builds its optimizer and loads old checkpoints.
 
 One rule for every file that initialises a model (the backbone's torchvision ``weights``, the task's ``init_from``
 classification checkpoint, the captioner's GloVe vectors): it is read only when fitting starts from scratch, never
@@ -12,6 +12,7 @@ from vlc.checkpoint_upgrade import upgrade
 from vlc.checkpoints import fill_metric_states
 from vlc.models.backbone import ImageBackbone
 from vlc.tasks.hparams import log_parameter_counts
+from vlc.tasks.optim import configure, param_groups
 
 
 class Task(L.LightningModule):
@@ -55,6 +56,11 @@ class Task(L.LightningModule):
         if self.trainer.ckpt_path is None:  # a resumed run restores its own weights
             self.load_pretrained()
         log_parameter_counts(self, self.frozen_note())
+
+    def configure_optimizers(self):
+        """``self.optimizer`` over the trainable parameters (the head apart with ``pretrained_lr_scale``)."""
+        params = param_groups(self, self.hparams.get("pretrained_lr_scale", 1.0))
+        return configure(self, params, self.optimizer, self.scheduler, self.hparams.scheduler_interval)
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         upgrade(checkpoint)  # a checkpoint of an earlier vlc version

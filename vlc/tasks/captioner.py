@@ -27,7 +27,7 @@ from vlc.models.glove import glove_embeddings
 from vlc.models.lstm_decoder import LSTMDecoder
 from vlc.tasks.base import Task
 from vlc.tasks.hparams import log_final_hparams, plain
-from vlc.tasks.optim import configure, zero_loss
+from vlc.tasks.optim import zero_loss
 
 
 def adam(params: Any) -> torch.optim.Optimizer:
@@ -181,9 +181,8 @@ class ImageCaptioner(Task):
         was_training = self.decoder.training
         self.decoder.eval()
         ids = {"start_idx": Vocabulary.START, "end_idx": Vocabulary.END, "pad_idx": Vocabulary.PAD}
-        tokens, scores = beam_search(
-            self.decoder, features, width, hp.max_len, hp.length_penalty, **ids
-        )  # (B, L), (B,)
+        tokens, scores = beam_search(self.decoder, features, width, hp.max_len, hp.length_penalty, **ids)
+        # tokens (B, L), scores (B,)
         self.decoder.train(was_training)
         return [self.vocab.decode(row) for row in tokens.cpu()], scores.float()
 
@@ -293,7 +292,3 @@ class ImageCaptioner(Task):
             rank_zero_info(f"feature cache: {len(cache)} images, {cache.hits} hits, {cache.misses} misses")
             self.cache.close()
             self.cache = None
-
-    def configure_optimizers(self):
-        params = [p for p in self.parameters() if p.requires_grad]
-        return configure(self, params, self.optimizer, self.scheduler, self.hparams.scheduler_interval)

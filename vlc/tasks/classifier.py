@@ -22,7 +22,7 @@ from vlc.metrics.figures import confusion_matrix_figure, log_figure, roc_figure
 from vlc.models.backbone import ImageBackbone
 from vlc.tasks.base import Task
 from vlc.tasks.hparams import log_final_hparams, plain
-from vlc.tasks.optim import configure, default_optimizer, param_groups, zero_loss
+from vlc.tasks.optim import default_optimizer, zero_loss
 
 
 def scalar_metrics(num_classes: int, roc_thresholds: int) -> MetricCollection:
@@ -203,9 +203,6 @@ class ImageClassifier(Task):
         return rows
 
     # -- optimisation and checkpoints ----------------------------------------------------------------------
-    def configure_optimizers(self):
-        params = param_groups(self, self.hparams.pretrained_lr_scale, head="head")
-        return configure(self, params, self.optimizer, self.scheduler, self.hparams.scheduler_interval)
 
 
 # checkpoints of older vlc versions hold no training averages
