@@ -5,10 +5,12 @@ Batches are dicts::
     {"images": (B, 3, H, W) uint8, "captions": (B, T) long, "references": list of B lists of str,
      "keys": (B,) long}
 
-``captions`` holds ``<start> words <end> <pad>...`` ids: for training one reference per image, drawn at random for
-every batch (so every epoch sees other phrasings; the draw happens after the batch reaches the device, from a
-generator seeded by the batch's position, see ``vlc.data.loading``); for validation and test always the first
-reference (for a reproducible teacher-forced loss). Training batches also carry every reference's ids as
+``captions`` holds ``<start> words <end> <pad>...`` ids: for training either every (image, caption) pair once per
+epoch (``every_caption: true``; an epoch is then one pass over the captions, about five per image on COCO and
+Flickr), or one reference per image, drawn at random for every batch (an epoch is one pass over the images; every
+epoch sees other phrasings; the draw happens after the batch reaches the device, from a generator seeded by the
+batch's position, see ``vlc.data.loading``); for validation and test always the first reference (for a
+reproducible teacher-forced loss). Training batches also carry every reference's ids as
 ``options`` ``(B, R, T)`` with their count per image ``num_options`` until the draw replaces them.
 ``references`` holds every reference caption of each image for the free-running caption metrics. ``keys``
 identify images across epochs (COCO image ids, generator indices); the captioner's feature cache is keyed by them.
@@ -61,6 +63,7 @@ class CaptionDataset(Dataset):
         encoded: per image, its references as token ids (``<start> ... <end>``).
         sample: return every reference's ids (training draws one per batch); otherwise only the first.
         reader: decodes the files (with file paths); a file it cannot read gives an ``Unreadable``.
+        every_caption: one item per (image, caption) pair instead of one per image; each item has its one caption.
     """
 
     def __init__(
@@ -71,15 +74,18 @@ class CaptionDataset(Dataset):
         encoded: list[list[list[int]]],
         sample: bool,
         reader: ImageReader | None = None,
+        every_caption: bool = False,
     ) -> None:
         assert len(images) == len(keys) == len(references) == len(encoded)
         self.images, self.keys, self.references, self.encoded = images, keys, references, encoded
         self.sample, self.reader = sample, reader or ImageReader()
+        self.pairs = [(i, r) for i, refs in enumerate(encoded) for r in range(len(refs))] if every_caption else None
 
     def __len__(self) -> int:
-        return len(self.keys)
+        return len(self.keys) if self.pairs is None else len(self.pairs)
 
-    def __getitem__(self, i: int) -> tuple[torch.Tensor, list[torch.Tensor], list[str], int] | Unreadable:
+    def __getitem__(self, item: int) -> tuple[torch.Tensor, list[torch.Tensor], list[str], int] | Unreadable:
+        i, r = (item, None) if self.pairs is None else self.pairs[item]
         if isinstance(self.images, torch.Tensor):
             image = self.images[i]
         else:
@@ -87,7 +93,10 @@ class CaptionDataset(Dataset):
                 image = self.reader(self.images[i])
             except BadImage as bad:
                 return Unreadable(bad.path, bad.reason)
-        options = self.encoded[i] if self.sample else self.encoded[i][:1]
+        if r is not None:  # one (image, caption) pair
+            options = self.encoded[i][r : r + 1]
+        else:
+            options = self.encoded[i] if self.sample else self.encoded[i][:1]
         return image, [torch.tensor(ids, dtype=torch.long) for ids in options], self.references[i], self.keys[i]
 
 
@@ -141,6 +150,8 @@ class CaptionDataModule(ImageDataModule):
         max_caption_length: longest caption in words; longer training captions are cut.
         vocab_file: a vocabulary JSON (the ``vocab.json`` that training writes beside its checkpoints) to use
             instead of building one: evaluate or fine-tune a checkpoint on other data with its own vocabulary.
+        every_caption: train on every (image, caption) pair each epoch (as the reference implementations do; cheap
+            with the captioner's feature cache), instead of one caption per image drawn at random.
         **kwargs: the options every data module shares (``vlc.data.base.ImageDataModule``: batch size, workers,
             image size, cache, seed, predict folder, bad images).
     """
@@ -151,6 +162,7 @@ class CaptionDataModule(ImageDataModule):
         min_word_count: PositiveInt = 1,
         max_caption_length: PositiveInt = 20,
         vocab_file: str | None = None,
+        every_caption: bool = False,
         **kwargs,
     ) -> None:
         super().__init__(**kwargs)
@@ -159,7 +171,7 @@ class CaptionDataModule(ImageDataModule):
         if min_word_count < 1 or max_caption_length < 1:
             raise UserError("data.min_word_count and data.max_caption_length must be at least 1")
         self.split, self.min_word_count = tuple(split), min_word_count
-        self.max_caption_length, self.vocab_file = max_caption_length, vocab_file
+        self.max_caption_length, self.vocab_file, self.every_caption = max_caption_length, vocab_file, every_caption
         self._index: tuple[list[int], list[list[str]]] | None = None
         self._splits: dict[str, list[int]] | None = None
         self._vocab: Vocabulary | None = None
@@ -238,7 +250,10 @@ class CaptionDataModule(ImageDataModule):
         refs = [references[i] for i in positions]
         max_len = self.max_caption_length + 2  # <start> and <end>
         encoded = [[self.vocabulary.encode(ref, max_len) for ref in image_refs] for image_refs in refs]
-        dataset = CaptionDataset(images, [keys[i] for i in positions], refs, encoded, split == "train", self.reader)
+        train = split == "train"
+        dataset = CaptionDataset(
+            images, [keys[i] for i in positions], refs, encoded, train, self.reader, train and self.every_caption
+        )
         return dataset, files
 
     def collate(self, dataset: Dataset) -> Callable | None:

@@ -170,7 +170,10 @@ class ImageBackbone(nn.Module):
 
     # -- freezing -------------------------------------------------------------------------------------------------
     def freeze(self, spec: str | list[str | int]) -> None:
-        """Stop gradients to the layers ``spec`` names; their batch norms stay in eval mode (fixed statistics).
+        """Freeze exactly the layers ``spec`` names (the others train); frozen batch norms stay in eval mode.
+
+        Each call replaces the previous one's choice, so a task can freeze everything for a while and then
+        release the layers it fine-tunes.
 
         Args:
             spec: ``none``; ``all``; ``blocks:N`` (the first N children of the body: for ``cnn`` the stem and
@@ -182,8 +185,7 @@ class ImageBackbone(nn.Module):
         """
         prefixes = self._frozen_prefixes(spec)
         for name, param in self.body.named_parameters():
-            if any(matches(name, p) for p in prefixes):
-                param.requires_grad_(False)
+            param.requires_grad_(not any(matches(name, p) for p in prefixes))
         frozen = [m for n, m in self.body.named_modules() if any(matches(n, p) for p in prefixes)]
         self.frozen_batch_norms = [m for m in frozen if isinstance(m, nn.modules.batchnorm._BatchNorm)]
         self.train(self.training)

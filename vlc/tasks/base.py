@@ -58,8 +58,8 @@ class Task(L.LightningModule):
         log_parameter_counts(self, self.frozen_note())
 
     def configure_optimizers(self):
-        """``self.optimizer`` over the trainable parameters (the head apart with ``pretrained_lr_scale``)."""
-        params = param_groups(self, self.hparams.get("pretrained_lr_scale", 1.0))
+        """``self.optimizer`` over the trainable parameters (the backbone's apart with ``pretrained_lr_scale``)."""
+        params = param_groups(self, self.hparams.get("pretrained_lr_scale", 1.0), self.BACKBONE)
         return configure(self, params, self.optimizer, self.scheduler, self.hparams.scheduler_interval)
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:

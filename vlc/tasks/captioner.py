@@ -5,7 +5,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 import torch
-from jsonargparse.typing import NonNegativeInt, PositiveInt
+import torch.nn.functional as F
+from jsonargparse.typing import NonNegativeInt, PositiveFloat, PositiveInt
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from lightning.pytorch.utilities import rank_zero_info
 from torch import nn
@@ -52,8 +53,15 @@ class ImageCaptioner(Task):
             with its ``init_args`` (name, weights, image_size).
         decoder: the caption decoder, called as ``decoder(vocab_size, feature_dim, pad_idx)``; in YAML
             ``class_path: vlc.models.LSTMDecoder`` or ``vlc.models.AttentionLSTMDecoder`` with its ``init_args``.
-        freeze_encoder: keep the encoder's weights (and batch-norm statistics) fixed; its features are then
-            computed once per image and cached (see ``feature_cache``). Otherwise it is fine-tuned.
+        freeze_encoder: the encoder's layers kept fixed, weights and batch-norm statistics: ``true`` (all; its
+            features are then computed once per image and cached, see ``feature_cache``), ``false`` (none: all
+            fine-tuned), or as the classifier's ``freeze``: ``blocks:N`` (its first N layers; e.g. ``blocks:6``
+            fine-tunes only ResNet50's ``layer3`` and ``layer4``) or a list of layer names.
+        finetune_from_epoch: the first epoch that trains the encoder's unfrozen layers; before it the whole encoder
+            is frozen and cached, so the randomly initialised decoder learns first (the references fine-tune a
+            pre-trained encoder only after the decoder has been trained).
+        pretrained_lr_scale: learning-rate multiplier of the encoder's parameters (e.g. 0.25: Adam at 4e-4 for the
+            decoder and 1e-4 for the encoder, as in the reference implementations).
         feature_cache: with a frozen encoder: ``memory`` (default), ``disk`` (a float32 file under the run's
             log folder, removed at the end; for data whose features do not fit in memory) or ``off``.
         init_from: a vlc classification checkpoint whose backbone initialises the encoder when fitting starts from
@@ -66,6 +74,9 @@ class ImageCaptioner(Task):
         optimizer: the optimizer (default Adam, lr 1e-3).
         scheduler: an optional learning-rate scheduler; ``OneCycleLR`` gets ``total_steps`` from the trainer.
         scheduler_interval: step the scheduler every ``step`` or every ``epoch``.
+        attention_grid: average-pool the encoder's grid to ``attention_grid x attention_grid`` cells before a
+            spatial decoder attends over it (``null`` keeps the encoder's grid: 7x7 for ResNet50 at 224 px; Show,
+            Attend and Tell attends over 14x14, which a ResNet50 gives at 448 px).
         decoding: ``greedy`` or ``beam`` (batched beam search) for validation, test and prediction.
         beam_width: beams per image for ``beam``.
         max_len: longest generated caption in tokens (``<end>`` included).
@@ -81,11 +92,14 @@ class ImageCaptioner(Task):
         self,
         encoder: Callable[[], ImageBackbone] = ImageBackbone,
         decoder: Callable[[int, int, int], nn.Module] = LSTMDecoder,
-        freeze_encoder: bool = False,
+        freeze_encoder: bool | str | list[str | int] = False,
+        finetune_from_epoch: NonNegativeInt = 0,
+        pretrained_lr_scale: PositiveFloat = 1.0,
         feature_cache: Literal["memory", "disk", "off"] = "memory",
         init_from: str | None = None,
         glove_path: str | None = None,
         train_embeddings: bool = True,
+        attention_grid: PositiveInt | None = None,
         vocab: dict | None = None,
         optimizer: OptimizerCallable = adam,
         scheduler: LRSchedulerCallable | None = None,
@@ -116,7 +130,8 @@ class ImageCaptioner(Task):
         self.decoder.embedding.weight.requires_grad_(train_embeddings)
         if not train_embeddings and not glove_path:
             warn("model.train_embeddings: false without model.glove_path keeps random word embeddings fixed")
-        self.encoder.freeze("all" if freeze_encoder else "none")
+        self.encoder_frozen_layers = {True: "all", False: "none"}.get(freeze_encoder, freeze_encoder)
+        self.encoder.freeze(self.encoder_frozen_layers)  # what the optimizer will train, from its first step
         if meteor and not meteor_available():
             warn("model.meteor: METEOR needs Java on the PATH (not found); it is skipped")
         self.cache: FeatureCache | None = None
@@ -157,9 +172,12 @@ class ImageCaptioner(Task):
     # -- model -----------------------------------------------------------------------------------------------
     def encode(self, images: torch.Tensor) -> torch.Tensor:
         """Decoder input of a uint8 batch: annotation vectors ``(B, h*w, C)`` (spatial decoders) or ``(B, C)``."""
-        with torch.set_grad_enabled(torch.is_grad_enabled() and not self.hparams.freeze_encoder):
+        trains = any(p.requires_grad for p in self.encoder.parameters())
+        with torch.set_grad_enabled(torch.is_grad_enabled() and trains):
             grid = self.encoder(images).float()  # (B, C, h, w)
         if self.decoder.spatial:
+            if self.hparams.attention_grid:
+                grid = F.adaptive_avg_pool2d(grid, self.hparams.attention_grid)  # (B, C, g, g)
             return grid.flatten(2).transpose(1, 2).contiguous()  # (B, h*w, C)
         return grid.mean(dim=(2, 3))  # (B, C)
 
@@ -187,8 +205,28 @@ class ImageCaptioner(Task):
         return [self.vocab.decode(row) for row in tokens.cpu()], scores.float()
 
     # -- training and evaluation -----------------------------------------------------------------------------
+    def on_train_start(self) -> None:
+        self._schedule_encoder()  # the epoch is known now, also when a run resumes
+
     def on_train_epoch_start(self) -> None:
         self.train_loss.reset(), self.train_penalty.reset()  # not called when a run resumes in mid-epoch
+        self._schedule_encoder()
+
+    def encoder_waits(self) -> bool:
+        """Whether the whole encoder is frozen this epoch (``freeze_encoder: true``, or before fine-tuning starts)."""
+        return self.encoder_frozen_layers == "all" or self.current_epoch < self.hparams.finetune_from_epoch
+
+    def _schedule_encoder(self) -> None:
+        """Freeze the whole encoder until ``finetune_from_epoch``, then only ``freeze_encoder``'s layers.
+
+        The parameters it releases are in the optimizer from its first step (see ``__init__``), so a resumed run
+        restores their state; the feature cache serves only while the whole encoder is frozen.
+        """
+        waits = self.encoder_waits()
+        self.encoder.freeze("all" if waits else self.encoder_frozen_layers)
+        if not waits and self.cache is not None:
+            rank_zero_info(f"epoch {self.current_epoch}: fine-tuning the encoder; its feature cache is dropped")
+            self.close_cache()
 
     def training_step(self, batch: dict | None, batch_idx: int) -> torch.Tensor:
         if batch is None:  # no image of the batch could be read: a zero loss keeps every DDP process in step
@@ -268,7 +306,10 @@ class ImageCaptioner(Task):
         return reports
 
     def frozen_note(self) -> str:
-        return f"freeze_encoder: {str(self.hparams.freeze_encoder).lower()}"
+        note = f"freeze_encoder: {self.encoder_frozen_layers}"
+        if self.encoder_frozen_layers != "all" and self.hparams.finetune_from_epoch:
+            note += f", the whole encoder until epoch {self.hparams.finetune_from_epoch}"
+        return note
 
     def on_fit_start(self) -> None:
         super().on_fit_start()
@@ -277,7 +318,7 @@ class ImageCaptioner(Task):
         if self.trainer.ckpt_path is None and hp.glove_path and self.trainer.is_global_zero:
             if hasattr(experiment, "add_text"):
                 experiment.add_text("glove", self.glove_report, 0)
-        if hp.freeze_encoder and hp.feature_cache != "off":
+        if self.encoder_waits() and hp.feature_cache != "off":
             path = None
             if hp.feature_cache == "disk":
                 folder = Path(self.trainer.log_dir or self.trainer.default_root_dir)
@@ -287,6 +328,10 @@ class ImageCaptioner(Task):
     def on_fit_end(self) -> None:
         """Report and drop the feature cache; write the hyper-parameters with the final scores (HPARAMS tab)."""
         log_final_hparams(self, {k: v for k, v in self.hparams.items() if k != "vocab"})
+        self.close_cache()
+
+    def close_cache(self) -> None:
+        """Report and drop the feature cache, if any."""
         if self.cache is not None:
             cache = self.cache
             rank_zero_info(f"feature cache: {len(cache)} images, {cache.hits} hits, {cache.misses} misses")

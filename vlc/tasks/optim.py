@@ -72,18 +72,19 @@ def zero_loss(module: L.LightningModule) -> torch.Tensor:
     return sum(p.sum() for p in module.parameters() if p.requires_grad) * 0.0
 
 
-def param_groups(module: nn.Module, lr_scale: float = 1.0, head: str = "head") -> list:
+def param_groups(module: nn.Module, lr_scale: float = 1.0, backbone: str = "backbone") -> list:
     """The trainable parameters of ``module`` for the optimizer, split in two groups when ``lr_scale != 1``.
 
-    The group ``pretrained`` (every trainable parameter outside ``head``) carries ``lr_scale``, which
-    :func:`configure` applies to its learning rate (and to ``OneCycleLR``'s ``max_lr``).
+    The group ``pretrained`` (the trainable parameters of the image backbone, the attribute ``backbone``) carries
+    ``lr_scale``, which :func:`configure` applies to its learning rate (and to ``OneCycleLR``'s ``max_lr``); the
+    group ``head`` holds the others (the classifier's head, the captioner's decoder).
     """
     trainable = [(name, p) for name, p in module.named_parameters() if p.requires_grad]
     if lr_scale == 1.0:
         return [p for _, p in trainable]
-    in_head = [name == head or name.startswith(head + ".") for name, _ in trainable]
+    in_backbone = [name.startswith(backbone + ".") for name, _ in trainable]
     groups = [
-        {"params": [p for (_, p), h in zip(trainable, in_head) if h], "name": "head"},
-        {"params": [p for (_, p), h in zip(trainable, in_head) if not h], "name": "pretrained", "lr_scale": lr_scale},
+        {"params": [p for (_, p), b in zip(trainable, in_backbone) if not b], "name": "head"},
+        {"params": [p for (_, p), b in zip(trainable, in_backbone) if b], "name": "pretrained", "lr_scale": lr_scale},
     ]
     return [g for g in groups if g["params"]]
