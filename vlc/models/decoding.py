@@ -6,10 +6,15 @@ A *step decoder* (``LSTMDecoder``, ``AttentionLSTMDecoder``) provides ``init_sta
 Output convention: returned tokens exclude ``<start>``, include ``<end>`` when it was produced, and are
 ``<pad>`` after it; a row without ``<end>`` hit ``max_len``. ``L`` (the number of columns) is the longest
 returned caption, at most ``max_len``. The functions run under ``torch.no_grad`` and do not change the
-decoder's train/eval mode: call ``decoder.eval()`` first. ``<pad>`` and ``<start>`` are never generated
-(their log-probabilities are set to ``-inf`` without renormalising, so scores stay true log-probabilities).
+decoder's train/eval mode: call ``decoder.eval()`` first.
+
+Banned tokens: ``<pad>`` and ``<start>`` (and ``<unk>`` when ``unk_idx`` is given) are never generated, and
+the optional constraints ``min_len``, ``no_repeat_ngram`` and ``banned_endings`` forbid more extensions. A
+banned extension gets log-probability ``-inf`` without renormalising the others, so scores stay true
+log-probabilities of the model.
 """
 
+from collections.abc import Sequence
 from typing import Any, Protocol
 
 import torch
@@ -31,43 +36,23 @@ class StepDecoder(Protocol):
 
 
 @torch.no_grad()
-def greedy_decode(
-    decoder: StepDecoder,
-    features: Tensor,
-    max_len: int,
-    *,
-    start_idx: int,
-    end_idx: int,
-    pad_idx: int,
-) -> Tensor:
-    """Pick the most likely token at every step, for the whole batch at once.
+def greedy_decode(decoder: StepDecoder, features: Tensor, max_len: int, **kwargs: Any) -> Tensor:
+    """Pick the most likely allowed token at every step, for the whole batch at once.
+
+    This is :func:`beam_search` with one beam and no length normalisation, which is exactly greedy decoding:
+    with ``length_penalty=0`` an ``<end>`` ranked first beats every continuation, so a row stops there.
 
     Args:
         decoder: A step decoder.
         features: Image features [B, ...] as expected by ``decoder.init_state``.
         max_len: Maximum number of generated tokens (``<end>`` included).
-        start_idx: Index of ``<start>``.
-        end_idx: Index of ``<end>``.
-        pad_idx: Index of ``<pad>``.
+        **kwargs: The keyword-only arguments of :func:`beam_search` (``start_idx``, ``end_idx``, ``pad_idx``
+            are required; ``unk_idx`` and the constraints are optional; not ``num_return``).
 
     Returns:
         Tokens [B, L], ``L <= max_len``; stops as soon as every row has produced ``<end>``.
     """
-    B = features.size(0)
-    state = decoder.init_state(features)
-    tokens = torch.full((B,), start_idx, dtype=torch.long, device=features.device)
-    ended = torch.zeros(B, dtype=torch.bool, device=features.device)
-    banned = torch.tensor([pad_idx, start_idx], device=features.device)
-    out = []
-    for _ in range(max_len):
-        logits, state = decoder.step(tokens, state)  # [B, V]
-        logits = logits.index_fill(1, banned, float("-inf"))
-        tokens = logits.argmax(dim=-1).masked_fill(ended, pad_idx)  # [B]
-        out.append(tokens)
-        ended |= tokens == end_idx
-        if ended.all():
-            break
-    return torch.stack(out, dim=1)  # [B, L]
+    return beam_search(decoder, features, 1, max_len, 0.0, **kwargs)[0]
 
 
 def length_normalize(log_prob: Tensor, length: int, alpha: float) -> Tensor:
@@ -75,29 +60,44 @@ def length_normalize(log_prob: Tensor, length: int, alpha: float) -> Tensor:
     return log_prob / (length**alpha)
 
 
-class _Finished:
-    """Up to ``K`` finished hypotheses per image, kept aside from the live beams with normalised scores."""
+def _ban(
+    log_probs: Tensor,
+    seqs: Tensor,
+    banned: Tensor,
+    *,
+    end_idx: int,
+    pad_idx: int,
+    min_len: int,
+    no_repeat_ngram: int,
+    banned_endings: Tensor,
+) -> Tensor:
+    """Set the log-probabilities [N, V] of the forbidden next tokens of hypotheses ``seqs`` [N, t] to ``-inf``."""
+    t, n, inf = seqs.size(1), no_repeat_ngram, float("-inf")
+    log_probs[:, banned] = inf
+    if t + 1 < min_len:  # <end> would be token t + 1
+        log_probs[:, end_idx] = inf
+    if t > 0 and banned_endings.numel() > 0:
+        log_probs[:, end_idx].masked_fill_(torch.isin(seqs[:, -1], banned_endings), inf)
+    if 0 < n <= t:  # the hypothesis holds at least one n-gram
+        grams = seqs.unfold(1, n, 1)  # [N, t-n+1, n]
+        seen = (grams[:, :, :-1] == seqs[:, t - n + 1 :].unsqueeze(1)).all(dim=2)  # prefix == tail [N, t-n+1]
+        # Ban the last token of the n-grams whose prefix is the current tail; the others hit <pad>, banned anyway.
+        log_probs.scatter_(1, grams[:, :, -1].masked_fill(~seen, pad_idx), inf)
+    return log_probs
 
-    def __init__(self, B: int, K: int, max_len: int, pad_idx: int, dtype: torch.dtype, device: torch.device):
-        self.tokens = torch.full((B, K, max_len), pad_idx, dtype=torch.long, device=device)
-        self.scores = torch.full((B, K), float("-inf"), dtype=dtype, device=device)
-        self.lengths = torch.ones(B, K, dtype=torch.long, device=device)
-        self.count = torch.zeros(B, dtype=torch.long, device=device)
 
-    def add(self, image: Tensor, slot: Tensor, hyps: Tensor, log_prob: Tensor, alpha: float) -> None:
-        """Store ``n`` hypotheses ``hyps`` [n, l] of images ``image`` [n] in free slots ``slot`` [n]."""
-        length = hyps.size(1)
-        self.tokens[image, slot, :length] = hyps
-        self.scores[image, slot] = length_normalize(log_prob, length, alpha)
-        self.lengths[image, slot] = length
-        self.count.index_add_(0, image, torch.ones_like(image))
+def _keep_best(
+    tokens: Tensor, scores: Tensor, new_tokens: Tensor, new_scores: Tensor, pad_idx: int
+) -> tuple[Tensor, Tensor]:
+    """Merge kept hypotheses (tokens [B', K, max_len], scores [B', K]) with new ones ([B', C, l], [B', C]).
 
-    def best(self) -> tuple[Tensor, Tensor]:
-        """The best hypothesis per image: tokens [B, L] and normalised scores [B]."""
-        best = self.scores.argmax(dim=1, keepdim=True)  # [B, 1]
-        tokens = self.tokens[torch.arange(best.size(0), device=best.device), best.squeeze(1)]  # [B, max_len]
-        length = int(self.lengths.gather(1, best).max())
-        return tokens[:, :length], self.scores.gather(1, best).squeeze(1)  # [B, L], [B]
+    Returns the ``K`` best by normalised score, best first: tokens [B', K, max_len] and scores [B', K].
+    """
+    K, max_len = tokens.shape[1:]
+    new_tokens = F.pad(new_tokens, (0, max_len - new_tokens.size(2)), value=pad_idx)  # [B', C, max_len]
+    scores, best = torch.cat([scores, new_scores], dim=1).topk(K, dim=1)  # [B', K]
+    tokens = torch.cat([tokens, new_tokens], dim=1).gather(1, best.unsqueeze(2).expand(-1, -1, max_len))
+    return tokens, scores
 
 
 @torch.no_grad()
@@ -111,17 +111,30 @@ def beam_search(
     start_idx: int,
     end_idx: int,
     pad_idx: int,
+    unk_idx: int | None = None,
+    min_len: int = 1,
+    no_repeat_ngram: int = 0,
+    banned_endings: Sequence[int] = (),
+    num_return: int = 1,
 ) -> tuple[Tensor, Tensor]:
     """Batched beam search: all ``B`` images advance together as ``B * K`` hypotheses.
 
-    At each step the ``2K`` best extensions of the ``K`` live beams of an image are ranked by their summed
-    log-probability. An extension ending in ``<end>`` that ranks in the top ``K`` is moved to the image's
-    finished set, scored ``sum log p / length ** length_penalty`` (``length`` counts the generated tokens
-    including ``<end>``); the ``K`` best other extensions stay live. An image is done once it has ``K``
-    finished hypotheses (fairseq-style stopping, so ``beam_width=1`` is exactly greedy decoding); done
-    images are dropped from the batch. At ``max_len`` the live beams of unfinished images fill their free
-    slots, scored the same way, and compete with the finished ones. The best hypothesis per image is
-    returned.
+    A caption of ``l`` generated tokens (``<end>`` included) with summed log-probability ``s`` scores
+    ``s / l ** alpha``, ``alpha = length_penalty``. At each step the ``2K`` best extensions of the ``K`` live
+    beams of an image are ranked by summed log-probability. The ``<end>`` extensions ranked in the top ``K``
+    are finished candidates (lower ones are dropped, as in fairseq and Hugging Face): the image keeps its
+    ``K`` best finished captions by score, so a better candidate replaces the worst kept one. The ``K`` best
+    extensions that do not end stay live. At ``max_len`` the live beams are finished candidates too (cut
+    without ``<end>``, ``l = max_len``).
+
+    Early stopping: log-probabilities are ``<= 0``, so a live beam with summed log-probability ``s`` that has
+    ``t`` tokens can only finish with length ``l`` in ``(t, max_len]`` and sum ``s' <= s``, scoring
+    ``s' / l ** alpha <= s / l ** alpha <= s / max_len ** alpha`` for ``alpha >= 0`` (dividing ``s <= 0`` by
+    more gives more; ``s / (t + 1) ** alpha`` for ``alpha < 0``). An image stops, and leaves the batch, once
+    this bound for its best live beam is ``<=`` its worst kept score: nothing left can enter its top ``K``,
+    so stopping early returns what running on to ``max_len`` would. (Stopping at ``K`` finished captions,
+    fairseq-style, is not exact, not even for ``alpha = 0``.) ``beam_width=1`` with ``length_penalty=0`` is
+    exactly greedy decoding; with ``length_penalty > 0`` it may go on past a first-ranked ``<end>``.
 
     Args:
         decoder: A step decoder.
@@ -132,13 +145,29 @@ def beam_search(
         start_idx: Index of ``<start>``.
         end_idx: Index of ``<end>``.
         pad_idx: Index of ``<pad>``.
+        unk_idx: Index of ``<unk>``, never generated; ``None``: ``<unk>`` is an ordinary token.
+        min_len: Minimum length of a caption that ends with ``<end>``, ``<end>`` included: ``<end>`` may be
+            generated as token number ``min_len`` at the earliest (1: no constraint). Captions cut at
+            ``max_len`` are not affected.
+        no_repeat_ngram: ``n > 0``: no n-gram of generated tokens occurs twice in a hypothesis (an extension
+            that would repeat one is banned, as Hugging Face's ``no_repeat_ngram_size``); 0: no constraint.
+        banned_endings: Token ids that ``<end>`` may not directly follow (e.g. "a", "the", "of").
+        num_return: Number ``R <= K`` of captions returned per image, best first.
 
     Returns:
-        ``(tokens, scores)``: tokens [B, L] (see module docstring) and normalised scores [B].
+        ``(tokens, scores)``: with ``num_return=1`` tokens [B, L] (see module docstring) and normalised scores
+        [B]; otherwise tokens [B, R, L] and scores [B, R], best first. An image has fewer than ``R`` captions
+        only when fewer valid sequences exist (tiny vocabularies, contradictory constraints): the missing
+        rows are all ``<pad>`` with score ``-inf``.
     """
-    if beam_width < 1 or max_len < 1:
-        raise ValueError(f"beam_width and max_len must be >= 1, got {beam_width} and {max_len}")
-    B, K, device = features.size(0), beam_width, features.device
+    if beam_width < 1 or max_len < 1 or min_len < 1 or no_repeat_ngram < 0:
+        raise ValueError(
+            f"need beam_width, max_len, min_len >= 1 and no_repeat_ngram >= 0, got {beam_width}, "
+            f"{max_len}, {min_len}, {no_repeat_ngram}"
+        )
+    if not 1 <= num_return <= beam_width:
+        raise ValueError(f"num_return must be in [1, beam_width={beam_width}], got {num_return}")
+    B, K, alpha, device = features.size(0), beam_width, length_penalty, features.device
     dtype = torch.promote_types(features.dtype, torch.float32)  # accumulate log-probs in >= fp32
     images = torch.arange(B, device=device)  # original index of each image still in the batch [B']
     state = decoder.init_state(features)
@@ -147,41 +176,41 @@ def beam_search(
     seqs = torch.empty(B, K, 0, dtype=torch.long, device=device)  # live hypotheses [B', K, t]
     scores = torch.zeros(B, K, dtype=dtype, device=device)  # summed log-probs of live beams [B', K]
     scores[:, 1:] = float("-inf")  # all beams start identical: keep only the first
-    finished = _Finished(B, K, max_len, pad_idx, dtype, device)
-    rank = torch.arange(2 * K, device=device)
-    banned = torch.tensor([pad_idx, start_idx], device=device)
+    fin_tokens = torch.full((B, K, max_len), pad_idx, dtype=torch.long, device=device)  # kept finished captions
+    fin_scores = torch.full((B, K), float("-inf"), dtype=dtype, device=device)  # their scores, best first
+    banned = torch.tensor([pad_idx, start_idx] + ([] if unk_idx is None else [unk_idx]), device=device)
+    rules = {"end_idx": end_idx, "pad_idx": pad_idx, "min_len": min_len, "no_repeat_ngram": no_repeat_ngram}
+    rules["banned_endings"] = torch.tensor(banned_endings, dtype=torch.long, device=device)
 
     for t in range(max_len):
         logits, state = decoder.step(tokens, state)  # [B'*K, V]
         V = logits.size(-1)
-        log_probs = F.log_softmax(logits.to(dtype), dim=-1)  # [B'*K, V]
-        log_probs[:, banned] = float("-inf")
+        log_probs = _ban(F.log_softmax(logits.to(dtype), dim=-1), seqs.flatten(0, 1), banned, **rules)
         cand = (scores.unsqueeze(2) + log_probs.view(-1, K, V)).view(-1, K * V)  # [B', K*V]
         top_scores, top_idx = cand.topk(min(2 * K, K * V), dim=1)  # [B', 2K], best first
         beam, token = top_idx // V, top_idx % V  # [B', 2K]
         is_end = token == end_idx
 
-        # Finished: <end> extensions ranked in the top K, while the image has free slots.
-        accept = is_end & (rank[: is_end.size(1)] < K) & top_scores.isfinite()  # [B', 2K]
-        slot = finished.count[images].unsqueeze(1) + accept.long().cumsum(dim=1) - 1  # [B', 2K]
-        i, j = (accept & (slot < K)).nonzero(as_tuple=True)  # [n], [n]
-        if i.numel() > 0:
-            hyps = torch.cat([seqs[i, beam[i, j]], token[i, j].unsqueeze(1)], dim=1)  # [n, t+1]
-            finished.add(images[i], slot[i, j], hyps, top_scores[i, j], length_penalty)
+        # Finished candidates: <end> extensions ranked in the top K, merged into the K best kept.
+        hyps = torch.cat([seqs.gather(1, beam[:, :K, None].expand(-1, -1, t)), token[:, :K, None]], dim=2)
+        ended = torch.where(is_end[:, :K], length_normalize(top_scores[:, :K], t + 1, alpha), float("-inf"))  # [B', K]
+        kept = _keep_best(fin_tokens[images], fin_scores[images], hyps, ended, pad_idx)
+        fin_tokens[images], fin_scores[images] = kept
 
         # Live: the K best extensions that do not end (a stable sort keeps the score order).
         keep = is_end.long().argsort(dim=1, stable=True)[:, :K]  # [B', K]
         beam, token, scores = beam.gather(1, keep), token.gather(1, keep), top_scores.gather(1, keep)
         seqs = torch.cat([seqs.gather(1, beam.unsqueeze(2).expand(-1, -1, t)), token.unsqueeze(2)], dim=2)
 
-        if t == max_len - 1:  # unfinished images: live beams fill the free slots
-            free = K - finished.count[images]  # [B']
-            i, k = (torch.arange(K, device=device) < free.unsqueeze(1)).nonzero(as_tuple=True)  # [n], [n]
-            slot = finished.count[images[i]] + k
-            finished.add(images[i], slot, seqs[i, k], scores[i, k], length_penalty)
+        if t == max_len - 1:  # the live beams, cut at max_len, are finished candidates too
+            kept = _keep_best(
+                fin_tokens[images], fin_scores[images], seqs, length_normalize(scores, max_len, alpha), pad_idx
+            )
+            fin_tokens[images], fin_scores[images] = kept
             break
-        # Drop images that have K finished hypotheses and reorder the state of the others.
-        alive = finished.count[images] < K  # [B']
+        # Stop images whose best live beam cannot beat their worst kept caption; reorder the others' state.
+        bound = scores[:, 0] / max((t + 2) ** alpha, max_len**alpha)  # [B'], see the docstring
+        alive = bound > fin_scores[images, -1]  # [B']
         if not alive.any():
             break
         rows = alive.nonzero().squeeze(1)  # [B'']
@@ -189,7 +218,11 @@ def beam_search(
         state = decoder.reorder_state(state, (rows.unsqueeze(1) * K + beam).view(-1))  # B''*K rows
         tokens = token.reshape(-1)  # [B''*K]
 
-    return finished.best()
+    tokens, scores = fin_tokens[:, :num_return], fin_scores[:, :num_return]  # [B, R, max_len], [B, R]
+    tokens = tokens.masked_fill(scores.isneginf().unsqueeze(2), pad_idx)  # slots that no caption filled
+    L = max(int((tokens != pad_idx).sum(dim=2).max()), 1)
+    tokens = tokens[:, :, :L]  # [B, R, L]
+    return (tokens[:, 0], scores[:, 0]) if num_return == 1 else (tokens, scores)
 
 
 def beam_search_one_by_one(
@@ -198,25 +231,14 @@ def beam_search_one_by_one(
     beam_width: int = 5,
     max_len: int = 20,
     length_penalty: float = 1.0,
-    *,
-    start_idx: int,
-    end_idx: int,
-    pad_idx: int,
+    **kwargs: Any,
 ) -> tuple[Tensor, Tensor]:
     """Reference: :func:`beam_search` on each image separately (B=1 slices); same arguments and outputs."""
     results = [
-        beam_search(
-            decoder,
-            features[i : i + 1],
-            beam_width,
-            max_len,
-            length_penalty,
-            start_idx=start_idx,
-            end_idx=end_idx,
-            pad_idx=pad_idx,
-        )
+        beam_search(decoder, features[i : i + 1], beam_width, max_len, length_penalty, **kwargs)
         for i in range(features.size(0))
     ]
-    L = max(tokens.size(1) for tokens, _ in results)
-    tokens = torch.cat([F.pad(tok, (0, L - tok.size(1)), value=pad_idx) for tok, _ in results])  # [B, L]
-    return tokens, torch.cat([score for _, score in results])  # [B, L], [B]
+    L = max(tokens.size(-1) for tokens, _ in results)
+    pad = kwargs["pad_idx"]
+    tokens = torch.cat([F.pad(tok, (0, L - tok.size(-1)), value=pad) for tok, _ in results])  # [B, (R,) L]
+    return tokens, torch.cat([score for _, score in results])  # [B, (R,) L], [B, (R)]
