@@ -1,7 +1,11 @@
 import math
+import shutil
+import subprocess
 import warnings
+from collections import Counter
 from datetime import timedelta
 
+import numpy as np
 import pytest
 import torch
 import torch.distributed as dist
@@ -10,14 +14,18 @@ from nltk.translate.bleu_score import corpus_bleu as nltk_corpus_bleu
 from pycocoevalcap.bleu.bleu import Bleu
 from pycocoevalcap.cider.cider import Cider
 from pycocoevalcap.rouge.rouge import Rouge
+from pycocoevalcap.tokenizer.ptbtokenizer import PTBTokenizer
 from torchmetrics import MetricCollection
 
 import vlc.metrics.meteor as meteor_module
+import vlc.metrics.ptb as ptb_module
 from vlc.data.vocab import Vocabulary, tokenize
-from vlc.metrics.bleu import CorpusBLEU
+from vlc.errors import UserError
+from vlc.metrics.bleu import CorpusBLEU, corpus_bleu
 from vlc.metrics.caption_cosine import CaptionCosineSimilarity
 from vlc.metrics.cider import CIDErD
 from vlc.metrics.meteor import Meteor, meteor_available
+from vlc.metrics.ptb import ptb_tokenize
 from vlc.metrics.rouge import RougeL
 
 PREDS = [
@@ -178,6 +186,7 @@ def test_cosine_one_hot_embedding_gives_bag_of_words_cosine(vocab):
         [["a blue circle", "A red circle."], ["grey", "purple cross"], ["a star"]],
         embedding=one_hot,
         vocab=vocab,
+        weighting="mean",
     )
     assert value.item() == pytest.approx(((2 / 3 + 1) / 2 + (1 + 0) / 2 + 0) / 3, abs=1e-6)
 
@@ -190,10 +199,16 @@ def test_cosine_perfect_and_unrelated(vocab):
         [refs[:1] for refs in TARGETS],
         embedding=embedding,
         vocab=vocab,
+        weighting="mean",
     )
     assert perfect.item() == pytest.approx(1.0, abs=1e-5)
     unrelated = compute(
-        CaptionCosineSimilarity, ["one dog sleeps"] * len(TARGETS), TARGETS, embedding=embedding, vocab=vocab
+        CaptionCosineSimilarity,
+        ["one dog sleeps"] * len(TARGETS),
+        TARGETS,
+        embedding=embedding,
+        vocab=vocab,
+        weighting="mean",
     )
     assert unrelated.item() == 0.0  # no known word: contributes 0
     swapped = compute(
@@ -202,13 +217,14 @@ def test_cosine_perfect_and_unrelated(vocab):
         TARGETS,
         embedding=embedding,
         vocab=vocab,
+        weighting="mean",
     )
     assert swapped.item() == pytest.approx(0.2896, abs=1e-3)  # captions of other images: low
 
 
 def test_cosine_embedding_is_live_and_not_state(vocab):
     weight = torch.nn.Parameter(torch.eye(len(vocab)))
-    metric = CaptionCosineSimilarity(weight, vocab)
+    metric = CaptionCosineSimilarity(weight, vocab, weighting="mean")  # idf: one image weighs every word 0
     assert list(metric.parameters()) == [] and list(metric.state_dict()) == []
     metric.update(["red"], [["blue"]])
     assert metric.compute().item() == 0.0
@@ -222,6 +238,201 @@ def test_cosine_embedding_is_live_and_not_state(vocab):
     assert metric.compute().item() == 0.0
     with pytest.raises(ValueError, match="embedding must be"):
         metric.embedding = torch.zeros(3, 2)
+
+
+# IDF weighting: three images; "a" and "the" are in every image's references (idf 0), "on" in two (log 3/2).
+IDF_TARGETS = [
+    ["a dog on the grass", "a brown dog on a lawn"],
+    ["a cat on the sofa", "the cat sleeping on a couch"],
+    ["a bird in the sky", "a bird flying in a blue sky"],
+]
+IDF_PREDS = ["a brown dog on the grass", "a cat on a couch", "a bird in a sky"]
+FUNCTION_WORDS = ("a", "the", "on", "in")
+
+
+def function_word_embedding(vocab):
+    """Content words: a unit vector each, all orthogonal; function words: length ~3.2, mostly one shared axis."""
+    content = [word for word in vocab.words[len(Vocabulary.SPECIALS) :] if word not in FUNCTION_WORDS]
+    embedding = torch.zeros(len(vocab), 1 + len(FUNCTION_WORDS) + len(content))
+    for k, word in enumerate(FUNCTION_WORDS):
+        embedding[vocab.index(word), [0, 1 + k]] = torch.tensor([3.0, 1.0])
+    for k, word in enumerate(content):
+        embedding[vocab.index(word), 1 + len(FUNCTION_WORDS) + k] = 1.0
+    return embedding
+
+
+def numpy_cosine(preds, targets, embedding, vocab, weighting):
+    """The metric by hand: weighted means of word vectors, idf = log(N / df) over the images' reference sets."""
+    df = Counter(word for refs in targets for word in {word for ref in refs for word in ref.split()})
+
+    def vector(caption):
+        words = [word for word in caption.split() if word in vocab]
+        weights = [math.log(len(targets) / df[word]) if weighting == "idf" else 1.0 for word in words]
+        return sum(w * embedding[vocab.index(word)] for w, word in zip(weights, words)) / sum(weights)
+
+    def cosine(u, v):
+        return float(u @ v / (np.linalg.norm(u) * np.linalg.norm(v)))
+
+    return np.mean([np.mean([cosine(vector(pred), vector(ref)) for ref in refs]) for pred, refs in zip(preds, targets)])
+
+
+@pytest.mark.parametrize(("weighting", "own", "unrelated"), [("mean", 0.98482, 0.95626), ("idf", 0.85917, 0.43784)])
+def test_cosine_own_and_unrelated_references(weighting, own, unrelated):
+    vocab = Vocabulary.build([ref for refs in IDF_TARGETS for ref in refs])
+    embedding = function_word_embedding(vocab)
+    shifted = IDF_PREDS[1:] + IDF_PREDS[:1]  # each image gets the caption of the next one
+    kwargs = {"embedding": embedding, "vocab": vocab, "weighting": weighting}
+    ours = compute(CaptionCosineSimilarity, IDF_PREDS, IDF_TARGETS, **kwargs).item()
+    ours_unrelated = compute(CaptionCosineSimilarity, shifted, IDF_TARGETS, **kwargs).item()
+    by_hand = numpy_cosine(IDF_PREDS, IDF_TARGETS, embedding.double().numpy(), vocab, weighting)
+    by_hand_unrelated = numpy_cosine(shifted, IDF_TARGETS, embedding.double().numpy(), vocab, weighting)
+    assert ours == pytest.approx(by_hand, abs=1e-6) and ours_unrelated == pytest.approx(by_hand_unrelated, abs=1e-6)
+    assert (ours, ours_unrelated) == pytest.approx((own, unrelated), abs=1e-5)
+
+
+def test_cosine_idf_separates_better_than_mean():
+    vocab = Vocabulary.build([ref for refs in IDF_TARGETS for ref in refs])
+    embedding = function_word_embedding(vocab)
+    shifted = IDF_PREDS[1:] + IDF_PREDS[:1]
+    margins = {}
+    for weighting in ("mean", "idf"):
+        kwargs = {"embedding": embedding, "vocab": vocab, "weighting": weighting}
+        own = compute(CaptionCosineSimilarity, IDF_PREDS, IDF_TARGETS, **kwargs).item()
+        margins[weighting] = own - compute(CaptionCosineSimilarity, shifted, IDF_TARGETS, **kwargs).item()
+    assert margins["mean"] == pytest.approx(0.02856, abs=1e-4) and margins["idf"] == pytest.approx(0.42133, abs=1e-4)
+
+
+def test_cosine_idf_is_the_default_and_ignores_words_in_every_image():
+    vocab = Vocabulary.build(["a red circle", "a blue square"])
+    metric = CaptionCosineSimilarity(torch.eye(len(vocab)), vocab)
+    assert metric.weighting == "idf"
+    # "a" is in both images' references: weight 0. Left: only "red" counts; "green" is unknown.
+    metric.update(["a red", "a green"], [["a red circle"], ["a blue square"]])
+    assert metric.compute().item() == pytest.approx((1 / math.sqrt(2) + 0.0) / 2, abs=1e-6)
+    single = CaptionCosineSimilarity(torch.eye(len(vocab)), vocab)
+    single.update(["a red circle"], [["a red circle"]])
+    assert single.compute().item() == 0.0  # one image: every idf is log(1) = 0
+    with pytest.raises(ValueError, match="weighting must be"):
+        CaptionCosineSimilarity(torch.eye(len(vocab)), vocab, weighting="tfidf")
+
+
+# ---------------------------------------------------------------- PTB tokenization (the COCO evaluation's)
+
+needs_java = pytest.mark.skipif(shutil.which("java") is None, reason="the PTB tokenizer needs Java on the PATH")
+
+PTB_PREDS = [
+    "A man's well-known dog & a cat at 5:30, sleeping.",
+    "A two-story house, with a red-brick roof.",
+    "People's bikes & cars parked on the street at 10:45",
+    "A black-and-white photo of a man's face, smiling!",
+]
+PTB_TARGETS = [
+    ["A man's well-known dog and a cat at 5:30 in the morning.", "The man's dog & a cat, at 5:30."],
+    ["A Two-Story house with a red-brick roof.", "a two-story brick house, red roof"],
+    ["Bikes & cars parked on the street at 10:45.", "People's bikes and cars on a street"],
+    ["A black-and-white photo of a man's face.", "a man's face, smiling, in black-and-white"],
+]
+
+
+def official_coco_scores(preds, targets):
+    """BLEU-1..4, CIDEr-D and ROUGE-L as pycocoevalcap's COCOEvalCap computes them, with its tokenized inputs."""
+    tokenizer = PTBTokenizer()
+    gts = tokenizer.tokenize({i: [{"caption": ref} for ref in refs] for i, refs in enumerate(targets)})
+    res = tokenizer.tokenize({i: [{"caption": pred}] for i, pred in enumerate(preds)})
+    bleu, _ = Bleu(4).compute_score(gts, res, verbose=0)
+    cider, _ = Cider().compute_score(gts, res)
+    rouge, _ = Rouge().compute_score(gts, res)
+    return [*bleu, float(cider), float(rouge)], (gts, res)
+
+
+def scores(tokenizer):
+    collection = MetricCollection(
+        {
+            "bleu": CorpusBLEU(tokenizer=tokenizer),
+            "cider": CIDErD(tokenizer=tokenizer),
+            "rouge": RougeL(tokenizer=tokenizer),
+        }
+    )
+    collection.update(PTB_PREDS, PTB_TARGETS)
+    result = collection.compute()
+    return [result[key].item() for key in ("bleu_1", "bleu_2", "bleu_3", "bleu_4", "cider", "rouge")]
+
+
+@needs_java
+def test_ptb_scores_equal_the_official_coco_evaluation():
+    official, coco_inputs_ = official_coco_scores(PTB_PREDS, PTB_TARGETS)
+    metric = CorpusBLEU(tokenizer="ptb")
+    metric.update(PTB_PREDS, PTB_TARGETS)
+    assert metric.coco_inputs() == coco_inputs_  # the same token strings
+    gts, res = coco_inputs_
+    ours_float64 = corpus_bleu([res[i][0] for i in res], [gts[i] for i in res])
+    assert ours_float64 == pytest.approx(official[:4], abs=1e-9, rel=0)  # pycocoevalcap's 1e-9 guards aside
+    # the metrics return float32: the official values rounded to float32
+    assert scores("ptb") == pytest.approx(torch.tensor(official).float().tolist(), abs=1e-7, rel=0)
+    assert scores("ptb")[4:] == torch.tensor(official[4:]).float().tolist()  # same scorer, same inputs: exact
+
+
+@needs_java
+def test_vlc_tokenizer_scores_differ_from_the_official_on_tricky_captions():
+    official, _ = official_coco_scores(PTB_PREDS, PTB_TARGETS)
+    differences = [abs(ours - coco) for ours, coco in zip(scores("vlc"), official, strict=True)]
+    assert min(differences) > 1e-3, differences
+
+
+@needs_java
+def test_ptb_tokenize_like_pycocoevalcap():
+    captions = ["A man's well-known dog & cat at 5:30.", "", "  ", "(A) 5 1/2, e.g. U.S.A.", ""]
+    official = PTBTokenizer().tokenize({i: [{"caption": caption}] for i, caption in enumerate(captions)})
+    assert (
+        ptb_tokenize(captions)
+        == [official[i][0] for i in range(len(captions))]
+        == [
+            "a man 's well-known dog & cat at 5:30",
+            "",
+            "",
+            "-lrb- a -rrb- 5\xa01/2 e.g. u.s.a.",  # lower-case brackets survive, as in the COCO evaluation
+            "",
+        ]
+    )
+    assert ptb_tokenize([]) == []
+
+
+@needs_java
+def test_ptb_line_breaks_inside_a_caption_do_not_shift_the_others():
+    assert ptb_tokenize(["a red\rcircle", "two\u2028lines\nhere", "a dog"]) == [
+        "a red circle",
+        "two lines here",
+        "a dog",
+    ]
+
+
+@needs_java
+def test_ptb_one_java_process_for_a_collection(monkeypatch):
+    runs = []
+    real_run = subprocess.run
+
+    def counting_run(command, *args, **kwargs):
+        runs.append(command)
+        return real_run(command, *args, **kwargs)
+
+    ptb_module._ptb_tokenize.cache_clear()
+    monkeypatch.setattr(ptb_module.subprocess, "run", counting_run)
+    collection = MetricCollection({"bleu": CorpusBLEU(tokenizer="ptb"), "cider": CIDErD(tokenizer="ptb")})
+    for start in range(0, len(PTB_PREDS), 2):
+        collection.update(PTB_PREDS[start : start + 2], PTB_TARGETS[start : start + 2])
+    collection.compute()
+    assert [command[-3:] for command in runs if "-cp" in command] == [list(ptb_module.PTB_COMMAND)]
+
+
+def test_ptb_without_java_is_a_user_error(monkeypatch):
+    monkeypatch.setattr(ptb_module, "ptb_available", lambda: False)
+    with pytest.raises(UserError, match="needs Java"):
+        CorpusBLEU(tokenizer="ptb")
+    with pytest.raises(UserError, match="needs Java"):
+        ptb_tokenize(["a cat"])
+    CorpusBLEU(tokenizer="vlc")  # the default needs no Java
+    with pytest.raises(ValueError, match="tokenizer must be"):
+        RougeL(tokenizer="nltk")
 
 
 # ---------------------------------------------------------------- accumulation, reset, validation

@@ -2,11 +2,12 @@
 
 import math
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 from pycocoevalcap.bleu.bleu_scorer import cook_refs, cook_test
 
-from vlc.metrics.caption_metric import CaptionMetric
+from vlc.metrics.caption_metric import CaptionMetric, Tokenizer
 
 
 def corpus_bleu(hypotheses: Sequence[str], references: Sequence[Sequence[str]], n: int = 4) -> list[float]:
@@ -22,6 +23,8 @@ def corpus_bleu(hypotheses: Sequence[str], references: Sequence[Sequence[str]], 
     common 4-gram, or no hypothesis of 4+ words), BLEU-k is exactly 0 for every ``k >= j``, while BLEU-k for
     ``k < j`` is unaffected. Where pycocoevalcap differs, it is only there: its ``1e-15 / (count + 1e-9)``
     guard gives a small but arbitrary non-zero number instead (up to ~0.03 when there are no 4-grams at all).
+    Elsewhere the same guards (``(matches + 1e-15) / (count + 1e-9)`` and ``(hyp_len + 1e-15) / (ref_len + 1e-9)``)
+    only shift pycocoevalcap's values by a relative ``~1e-9 / count`` (below 1e-9).
 
     NLTK's ``corpus_bleu`` with weights ``(1/k,) * k`` and no smoothing gives the same values when every
     hypothesis has at least ``n`` words; a shorter hypothesis adds a phantom n-gram to NLTK's denominators
@@ -57,12 +60,15 @@ def corpus_bleu(hypotheses: Sequence[str], references: Sequence[Sequence[str]], 
 class CorpusBLEU(CaptionMetric):
     """Corpus-level BLEU-1..n over all accumulated captions, as defined by :func:`corpus_bleu`.
 
-    Captions and references are tokenized with :func:`vlc.data.vocab.tokenize` (lower case, punctuation
-    dropped). Unlike torchmetrics' ``BLEUScore``, BLEU-1/2 stay meaningful when some higher order has no
-    match; that order and the ones above it are 0 (no smoothing).
+    Captions and references are tokenized as ``tokenizer`` says (see :class:`CaptionMetric`); with ``"ptb"``
+    the values are those of the official COCO evaluation (pycocoevalcap's ``PTBTokenizer`` and ``Bleu``) up to
+    floating-point rounding, except for an order with no match, where this gives 0 (see :func:`corpus_bleu`).
+    Unlike torchmetrics' ``BLEUScore``, BLEU-1/2 stay meaningful when some higher order has no match; that order
+    and the ones above it are 0 (no smoothing).
 
     Args:
         n: Highest n-gram order.
+        tokenizer: ``"vlc"`` or ``"ptb"``, see :class:`CaptionMetric`.
         kwargs: Passed to :class:`torchmetrics.Metric`.
 
     Returns (from ``compute``):
@@ -72,10 +78,10 @@ class CorpusBLEU(CaptionMetric):
     plot_lower_bound = 0.0
     plot_upper_bound = 1.0
 
-    def __init__(self, n: int = 4, **kwargs) -> None:
+    def __init__(self, n: int = 4, tokenizer: Tokenizer = "vlc", **kwargs: Any) -> None:
         if n < 1:
             raise ValueError(f"n must be >= 1, got {n}")
-        super().__init__(**kwargs)
+        super().__init__(tokenizer=tokenizer, **kwargs)
         self.n = n
 
     def compute(self) -> dict[str, torch.Tensor]:

@@ -17,10 +17,11 @@ class CIDErD(CaptionMetric):
 
     The IDF is estimated from the references of the accumulated corpus, so the score is corpus-dependent: a
     corpus of a single image always scores 0 (every n-gram has ``log(1 / 1) = 0`` IDF). Captions are
-    tokenized with :func:`vlc.data.vocab.tokenize`. Returns 0 before any update or when no reference has a
-    word.
+    tokenized as ``tokenizer`` says (see :class:`CaptionMetric`); with ``"ptb"`` the value is the official COCO
+    evaluation's. Returns 0 before any update or when no reference has a word.
 
     Args:
+        tokenizer: ``"vlc"`` or ``"ptb"``, see :class:`CaptionMetric`.
         kwargs: Passed to :class:`torchmetrics.Metric`.
     """
 

@@ -42,11 +42,13 @@ class Meteor(CaptionMetric):
 
     Each ``compute()`` starts a Java process (a few seconds, mostly loading the paraphrase table, up to 2 GB
     of heap) and stops it afterwards. The score aggregates the matching statistics of the whole corpus, so it
-    is generally not the mean of per-image scores. Captions are tokenized with
-    :func:`vlc.data.vocab.tokenize` first. Scores lie in ``[0, 1]``; 0 before any update. If Java is
-    unavailable (see :func:`meteor_available`) ``compute()`` warns and returns NaN.
+    is generally not the mean of per-image scores. Captions are tokenized first as ``tokenizer`` says (see
+    :class:`CaptionMetric`; ``"ptb"`` is what the COCO evaluation does). Scores lie in ``[0, 1]``; 0 before any
+    update. If Java is unavailable (see :func:`meteor_available`) ``compute()`` warns and returns NaN; with
+    ``tokenizer="ptb"`` the constructor already raises :class:`vlc.errors.UserError`.
 
     Args:
+        tokenizer: ``"vlc"`` or ``"ptb"``, see :class:`CaptionMetric`.
         kwargs: Passed to :class:`torchmetrics.Metric`.
     """
 

@@ -11,9 +11,11 @@ class RougeL(CaptionMetric):
 
     Per image: the longest common subsequence between the caption and each reference gives a precision and
     a recall; their maxima over the references are combined into an F-score with ``beta = 1.2``. Captions are
-    tokenized with :func:`vlc.data.vocab.tokenize`. Scores lie in ``[0, 1]``; 0 before any update.
+    tokenized as ``tokenizer`` says (see :class:`CaptionMetric`); with ``"ptb"`` the value is the official COCO
+    evaluation's. Scores lie in ``[0, 1]``; 0 before any update.
 
     Args:
+        tokenizer: ``"vlc"`` or ``"ptb"``, see :class:`CaptionMetric`.
         kwargs: Passed to :class:`torchmetrics.Metric`.
     """
 
