@@ -90,7 +90,7 @@ def test_frozen_encoder_runs_once_per_image_during_training(tmp_path, decoder):
         default_root_dir=tmp_path,
     )
     trainer.fit(model, data)
-    assert seen[0] == 12 + 6  # train and val images, each encoded in the first epoch only
+    assert seen[0] == 1 + 12 + 6  # the cache's size probe, then train and val images, once each in the first epoch
     assert all(torch.equal(v, before[k]) for k, v in model.encoder.state_dict().items())  # BN stats too
     assert model.cache is None and not (tmp_path / "vocab.json").exists()  # no logger, no checkpoints: no run folder
 

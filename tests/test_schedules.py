@@ -94,3 +94,25 @@ def test_a_max_time_that_cuts_the_schedule_short_is_said_at_the_start(data, caps
     assert "vlc: warning: trainer.max_time (3 s) will stop this run after about " in err
     assert "of its 600 steps" in err and "the learning-rate schedule will not finish" in err
     assert err.count("vlc: warning: trainer.max_time") == 1  # once
+
+
+def test_plateau_decay_follows_the_tasks_score_once_per_epoch():
+    from functools import partial
+    from types import SimpleNamespace
+
+    from vlc.errors import UserError
+    from vlc.tasks.optim import configure
+
+    module = SimpleNamespace(MONITOR=("val/bleu_4", "max", "best"))
+    params = [torch.zeros(1, requires_grad=True)]
+    plateau = partial(torch.optim.lr_scheduler.ReduceLROnPlateau, mode="max", factor=0.8, patience=0)
+    out = configure(module, params, partial(torch.optim.Adam, lr=1e-3), plateau)
+    assert {k: v for k, v in out["lr_scheduler"].items() if k != "scheduler"} == {
+        "interval": "epoch",
+        "monitor": "val/bleu_4",
+    }
+    sched = out["lr_scheduler"]["scheduler"]
+    sched.step(0.2), sched.step(0.1)  # the score fell: decay
+    assert out["optimizer"].param_groups[0]["lr"] == pytest.approx(0.8e-3)
+    with pytest.raises(UserError, match="needs mode: max"):
+        configure(module, params, partial(torch.optim.Adam, lr=1e-3), partial(plateau, mode="min"))

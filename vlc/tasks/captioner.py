@@ -1,5 +1,6 @@
 """The LightningModule that trains, evaluates and applies an image captioner: CNN encoder + LSTM decoder."""
 
+import math
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
@@ -18,12 +19,13 @@ from vlc.errors import UserError, warn
 from vlc.metrics.bleu import CorpusBLEU
 from vlc.metrics.caption_cosine import CaptionCosineSimilarity
 from vlc.metrics.cider import CIDErD
+from vlc.metrics.diversity import CaptionDiversity
 from vlc.metrics.meteor import Meteor, meteor_available
 from vlc.metrics.rouge import RougeL
 from vlc.models.backbone import ImageBackbone
 from vlc.models.caption_alignment import caption_loss, shift_captions
-from vlc.models.decoding import beam_search
-from vlc.models.feature_cache import FeatureCache
+from vlc.models.decoding import beam_search, length_normalize
+from vlc.models.feature_cache import FeatureCache, open_feature_cache
 from vlc.models.glove import glove_embeddings
 from vlc.models.lstm_decoder import LSTMDecoder
 from vlc.tasks.base import Task
@@ -62,8 +64,11 @@ class ImageCaptioner(Task):
             pre-trained encoder only after the decoder has been trained).
         pretrained_lr_scale: learning-rate multiplier of the encoder's parameters (e.g. 0.25: Adam at 4e-4 for the
             decoder and 1e-4 for the encoder, as in the reference implementations).
-        feature_cache: with a frozen encoder: ``memory`` (default), ``disk`` (a float32 file under the run's
-            log folder, removed at the end; for data whose features do not fit in memory) or ``off``.
+        feature_cache: with a frozen encoder: ``auto`` (default: in memory when the estimated size of every
+            training and validation image's features fits in half the available memory, else on disk),
+            ``memory`` (falls back to disk with a warning when it would not fit), ``disk`` (a memory-mapped file
+            under the run's log folder, removed at the end) or ``off``. The choice and size are printed.
+        feature_dtype: how cached features are stored: ``float32``, or ``float16`` (half the memory and disk).
         init_from: a vlc classification checkpoint whose backbone initialises the encoder when fitting starts from
             scratch (the same rule as the classifier's ``init_from``).
         glove_path: a GloVe text file (``glove.6B.300d.txt`` format) that initialises the word embeddings of the
@@ -77,10 +82,20 @@ class ImageCaptioner(Task):
         attention_grid: average-pool the encoder's grid to ``attention_grid x attention_grid`` cells before a
             spatial decoder attends over it (``null`` keeps the encoder's grid: 7x7 for ResNet50 at 224 px; Show,
             Attend and Tell attends over 14x14, which a ResNet50 gives at 448 px).
-        decoding: ``greedy`` or ``beam`` (batched beam search) for validation, test and prediction.
+        decoding: ``greedy`` or ``beam`` (batched beam search) for validation, test and prediction; ``<unk>`` is
+            never generated.
         beam_width: beams per image for ``beam``.
         max_len: longest generated caption in tokens (``<end>`` included).
-        length_penalty: beam scores are ``sum log p / length ** length_penalty`` (0: no normalisation).
+        length_penalty: beam scores are ``sum log p / length ** length_penalty`` (0: no normalisation); an image's
+            search runs until no live beam can beat its kept captions (see ``vlc.models.decoding``).
+        min_len: no ``<end>`` before this many tokens (``<end>`` included).
+        no_repeat_ngram: with N > 0, no caption repeats an N-gram of its words.
+        banned_endings: words a caption may not end on, such as ``[a, an, the, of]``.
+        num_captions: ``vlc predict`` writes this many best captions per image with their scores (``beam`` with
+            ``beam_width`` at least as large).
+        tokenizer: how captions are split into words before scoring: ``vlc`` (``vlc.data.vocab.tokenize``) or
+            ``ptb`` (the Stanford PTB tokenizer of the official COCO evaluation, through pycocoevalcap; needs
+            Java): BLEU, CIDEr-D and ROUGE-L then equal the COCO evaluation server's.
         meteor: also compute METEOR (needs Java; starts a Java process per evaluation, a few seconds).
         num_samples: validation images shown with their captions on the dashboard each epoch.
     """
@@ -95,7 +110,8 @@ class ImageCaptioner(Task):
         freeze_encoder: bool | str | list[str | int] = False,
         finetune_from_epoch: NonNegativeInt = 0,
         pretrained_lr_scale: PositiveFloat = 1.0,
-        feature_cache: Literal["memory", "disk", "off"] = "memory",
+        feature_cache: Literal["auto", "memory", "disk", "off"] = "auto",
+        feature_dtype: Literal["float32", "float16"] = "float32",
         init_from: str | None = None,
         glove_path: str | None = None,
         train_embeddings: bool = True,
@@ -108,6 +124,11 @@ class ImageCaptioner(Task):
         beam_width: PositiveInt = 5,
         max_len: PositiveInt = 20,
         length_penalty: float = 1.0,
+        min_len: PositiveInt = 1,
+        no_repeat_ngram: NonNegativeInt = 0,
+        banned_endings: list[str] | None = None,
+        num_captions: PositiveInt = 1,
+        tokenizer: Literal["vlc", "ptb"] = "vlc",
         meteor: bool = False,
         num_samples: NonNegativeInt = 8,
     ) -> None:
@@ -120,6 +141,11 @@ class ImageCaptioner(Task):
             raise UserError(f"model.vocab: {err}") from None
         if max_len < 1 or beam_width < 1:
             raise UserError("model.max_len and model.beam_width must be at least 1")
+        if num_captions > (beam_width if decoding == "beam" else 1):
+            raise UserError(f"model.num_captions {num_captions} needs decoding: beam with beam_width >= it")
+        unknown = [word for word in banned_endings or [] if self.vocab.index(word) < len(Vocabulary.SPECIALS)]
+        if unknown:
+            raise UserError(f"model.banned_endings: {unknown} are not words of the vocabulary")
         self.save_hyperparameters()  # through the CLI, encoder/decoder/optimizer/scheduler are saved as their config
         self.hparams.update(plain(self.hparams))
         self.optimizer, self.scheduler = optimizer, scheduler
@@ -153,20 +179,22 @@ class ImageCaptioner(Task):
         return self.glove_report
 
     def _caption_metrics(self, stage: str) -> MetricCollection:
-        """BLEU-1..4, CIDEr-D, ROUGE-L, caption cosine and, when asked for and Java runs, METEOR.
+        """BLEU-1..4, CIDEr-D, ROUGE-L, caption cosine, the collapse indicators and, when asked for, METEOR.
 
         Caption cosine scores with the GloVe vectors, else with the live learnt embedding: the collections are
         built per stage, not cloned, so that the embedding stays shared.
         """
         embedding = self.glove if hasattr(self, "glove") else self.decoder.embedding.weight
+        tokenizer = self.hparams.tokenizer
         metrics = {
-            "bleu": CorpusBLEU(4),
-            "cider_d": CIDErD(),
-            "rouge_l": RougeL(),
-            "caption_cosine": CaptionCosineSimilarity(embedding, self.vocab),
+            "bleu": CorpusBLEU(4, tokenizer=tokenizer),
+            "cider_d": CIDErD(tokenizer=tokenizer),
+            "rouge_l": RougeL(tokenizer=tokenizer),
+            "caption_cosine": CaptionCosineSimilarity(embedding, self.vocab, tokenizer=tokenizer),
+            "diversity": CaptionDiversity(),
         }
         if self.hparams.meteor and meteor_available():
-            metrics["meteor"] = Meteor()
+            metrics["meteor"] = Meteor(tokenizer=tokenizer)
         return MetricCollection(metrics, prefix=f"{stage}/")
 
     # -- model -----------------------------------------------------------------------------------------------
@@ -189,20 +217,43 @@ class ImageCaptioner(Task):
 
     def forward(self, images: torch.Tensor) -> tuple[list[str], torch.Tensor]:
         """Captions of a uint8 batch ``(B, 3, H, W)`` and their scores (length-normalised log-probabilities)."""
-        return self.generate(self.encode(images))
+        captions, scores, _ = self.generate(self.encode(images))
+        return captions, scores
 
     @torch.no_grad()
-    def generate(self, features: torch.Tensor) -> tuple[list[str], torch.Tensor]:
-        """Free-running decoding of encoder features: greedy (= beam width 1) or batched beam search."""
+    def generate(self, features: torch.Tensor, num_return: int = 1) -> tuple[list, torch.Tensor, torch.Tensor]:
+        """Free-running decoding of encoder features: greedy (= beam width 1, no normalisation) or beam search.
+
+        Returns:
+            ``(captions, scores, ended)``: per image its caption, score (the length-normalised log-probability)
+            and whether it ended with ``<end>`` (not cut at ``max_len``); with ``num_return > 1`` per image lists
+            of its best captions and ``(B, num_return)`` tensors, best first.
+        """
         hp = self.hparams
-        width = hp.beam_width if hp.decoding == "beam" else 1
+        greedy = hp.decoding == "greedy"
+        width, alpha = (1, 0.0) if greedy else (hp.beam_width, hp.length_penalty)
+        options = {
+            "start_idx": Vocabulary.START,
+            "end_idx": Vocabulary.END,
+            "pad_idx": Vocabulary.PAD,
+            "unk_idx": Vocabulary.UNK,
+            "min_len": hp.min_len,
+            "no_repeat_ngram": hp.no_repeat_ngram,
+            "banned_endings": [self.vocab.index(word) for word in hp.banned_endings or []],
+            "num_return": num_return,
+        }
         was_training = self.decoder.training
         self.decoder.eval()
-        ids = {"start_idx": Vocabulary.START, "end_idx": Vocabulary.END, "pad_idx": Vocabulary.PAD}
-        tokens, scores = beam_search(self.decoder, features, width, hp.max_len, hp.length_penalty, **ids)
-        # tokens (B, L), scores (B,)
+        tokens, scores = beam_search(self.decoder, features, width, hp.max_len, alpha, **options)
+        # tokens (B, L) or (B, R, L); scores (B,) or (B, R)
         self.decoder.train(was_training)
-        return [self.vocab.decode(row) for row in tokens.cpu()], scores.float()
+        if greedy:  # scored as beam search scores: normalised by length ** length_penalty
+            scores = length_normalize(scores, (tokens != Vocabulary.PAD).sum(dim=-1), hp.length_penalty)
+        ended = (tokens == Vocabulary.END).any(dim=-1)
+        captions = [self.vocab.decode(row) for row in tokens.flatten(0, -2).cpu()]
+        if num_return > 1:
+            captions = [captions[i : i + num_return] for i in range(0, len(captions), num_return)]
+        return captions, scores.float(), ended
 
     # -- training and evaluation -----------------------------------------------------------------------------
     def on_train_start(self) -> None:
@@ -252,9 +303,10 @@ class ImageCaptioner(Task):
         perplexity.update(logits.float(), shift_captions(batch["captions"])[1])
         self.log(f"{stage}/loss", ce, on_epoch=True, prog_bar=True, batch_size=B, sync_dist=True)
         self.log(f"{stage}/perplexity", perplexity, on_epoch=True, batch_size=B)
-        generated, _ = self.generate(features)
+        generated, _, ended = self.generate(features)
         if not self.trainer.sanity_checking:  # corpus scores of the two sanity-check batches would mean nothing
-            (self.val_metrics if stage == "val" else self.test_metrics).update(generated, batch["references"])
+            metrics = self.val_metrics if stage == "val" else self.test_metrics
+            metrics.update(generated, batch["references"], ended=ended)
         if stage == "val" and batch_idx == 0 and self.hparams.num_samples > 0:  # shown by callbacks.CaptionSamples
             n = self.hparams.num_samples
             return {
@@ -287,15 +339,24 @@ class ImageCaptioner(Task):
 
     # -- prediction ----------------------------------------------------------------------------------------
     def predict_step(self, batch, batch_idx: int) -> list[dict]:
-        """One row per image: file, caption and score (the length-normalised log-probability of the caption)."""
+        """One row per image: file, caption and score (the length-normalised log-probability of the caption).
+
+        With ``num_captions > 1`` the row also lists the best captions with their scores as ``alternatives``.
+        """
         if batch is None:  # no image of the batch could be read: they are listed beside the predictions
             return []
         files = batch["files"] if "files" in batch else [str(k) for k in batch["keys"].tolist()]  # a split: its keys
-        captions, scores = self(batch["images"])
-        return [
-            {"file": file, "caption": caption, "score": round(score, 6)}
-            for file, caption, score in zip(files, captions, scores.tolist())
-        ]
+        n = self.hparams.num_captions
+        captions, scores, _ = self.generate(self.encode(batch["images"]), n)
+        rows = []
+        for file, caption, score in zip(files, captions, scores.tolist()):
+            if n == 1:
+                rows.append({"file": file, "caption": caption, "score": round(score, 6)})
+            else:
+                alternatives = [[c, round(s, 6)] for c, s in zip(caption, score) if math.isfinite(s)]
+                best = {"file": file, "caption": caption[0], "score": alternatives[0][1]}
+                rows.append({**best, "alternatives": alternatives})
+        return rows
 
     # -- pre-trained files, feature cache and optimisation -------------------------------------------------
     def pretrained_reports(self) -> list[str | None]:
@@ -319,11 +380,23 @@ class ImageCaptioner(Task):
             if hasattr(experiment, "add_text"):
                 experiment.add_text("glove", self.glove_report, 0)
         if self.encoder_waits() and hp.feature_cache != "off":
-            path = None
-            if hp.feature_cache == "disk":
-                folder = Path(self.trainer.log_dir or self.trainer.default_root_dir)
-                path = folder / f"feature_cache_rank{self.global_rank}.f32"
-            self.cache = FeatureCache(path)
+            self.cache = self._open_cache()
+            rank_zero_info(self.cache.description)
+
+    def _open_cache(self) -> FeatureCache:
+        """A feature cache sized for every training and validation image (each process caches them all)."""
+        datasets = getattr(self.trainer.datamodule, "datasets", {})
+        num_images = sum(len(getattr(datasets[s], "keys", datasets[s])) for s in ("train", "val") if s in datasets)
+        size = self.encoder.image_size or 224
+        was_training = self.encoder.training
+        with torch.no_grad():  # in eval mode: a probe must not move batch-norm statistics
+            one = torch.zeros(1, 3, size, size, dtype=torch.uint8, device=self.device)
+            self.encoder.eval()
+            shape = tuple(self.encode(one).shape[1:])  # (h*w, C) or (C,)
+        self.encoder.train(was_training)
+        folder = Path(self.trainer.log_dir or self.trainer.default_root_dir)
+        mode, name = self.hparams.feature_cache, f"feature_cache_rank{self.global_rank}"
+        return open_feature_cache(mode, num_images, shape, self.hparams.feature_dtype, folder, name)
 
     def on_fit_end(self) -> None:
         """Report and drop the feature cache; write the hyper-parameters with the final scores (HPARAMS tab)."""

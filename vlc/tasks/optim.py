@@ -24,7 +24,8 @@ def configure(
     the length of the run from the trainer, in steps or epochs following ``interval``, so that YAML never
     hard-codes it (use ``vlc.tasks.OneCycleLR``: torch's fails on very short runs and on resumed runs). A
     parameter group with an ``lr_scale`` key (see ``param_groups``) gets its learning rate,
-    and its share of a scalar ``max_lr``, multiplied by it.
+    and its share of a scalar ``max_lr``, multiplied by it. ``ReduceLROnPlateau`` steps once per epoch on the task's
+    ``MONITOR`` score (the captioner's validation BLEU-4, with ``mode: max``).
     """
     opt = optimizer(params)
     for group in opt.param_groups:
@@ -39,6 +40,11 @@ def configure(
     if isinstance(max_lr, (int, float)) and any("lr_scale" in g for g in opt.param_groups):
         overrides["max_lr"] = [max_lr * g.get("lr_scale", 1.0) for g in opt.param_groups]
     sched = scheduler(opt, **overrides)
+    if isinstance(sched, torch.optim.lr_scheduler.ReduceLROnPlateau):  # decays when the task's score stalls
+        metric, mode, _ = module.MONITOR
+        if sched.mode != mode:
+            raise UserError(f"model.scheduler: ReduceLROnPlateau follows {metric}, which needs mode: {mode}")
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "epoch", "monitor": metric}}
     return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": interval}}
 
 
