@@ -73,6 +73,9 @@ def test_fit_logs_metrics_samples_checkpoints_and_vocab(trained):
     scalars = set(acc.Tags()["scalars"])
     metrics = {f"val/bleu_{n}" for n in range(1, 5)} | {"val/cider_d", "val/rouge_l", "val/caption_cosine"}
     assert metrics | {"val/loss", "val/perplexity", "train/loss_step", "train/perplexity"} <= scalars
+    collapse = {"val/distinct_captions", "val/ended", "val/vocabulary_used"}  # collapse shows on the dashboard
+    assert collapse <= scalars and not any("constant" in tag for tag in scalars)  # baselines: evaluations only
+    assert 0 < acc.Scalars("val/distinct_captions")[-1].value <= 1 and acc.Scalars("val/vocabulary_used")[-1].value > 1
     assert "val/meteor" not in scalars  # off unless model.meteor
     assert {"hp/best_val_bleu_4", "hp/val_cider_d"} <= scalars  # the HPARAMS tab's scores
     assert len(acc.Scalars("val/bleu_4")) == 4  # one point per epoch
@@ -100,6 +103,11 @@ def test_validate_and_test_from_the_checkpoint(trained, capsys):
     assert "val/bleu_4" in events(run / "validate").Tags()["scalars"]
     acc = events(run / "test")
     assert {"test/bleu_4", "test/cider_d", "test/perplexity"} <= set(acc.Tags()["scalars"])
+    for stage, stage_events in (("val", events(run / "validate")), ("test", acc)):  # each score beside its floors
+        tags = set(stage_events.Tags()["scalars"])
+        for baseline in ("constant", "nearest"):
+            assert {f"{stage}/{baseline}_bleu_4", f"{stage}/{baseline}_cider_d", f"{stage}/{baseline}_rouge_l"} <= tags
+        assert stage_events.Scalars(f"{stage}/constant_distinct_captions")[0].value < 0.1  # one caption for all
 
 
 @pytest.mark.parametrize("suffix", ["csv", "json"])
@@ -124,7 +132,7 @@ def test_predict_writes_one_caption_per_image_and_images_get_different_captions(
     else:
         rows = json.loads(out.read_text())
     assert sorted(Path(row["file"]).name for row in rows) == sorted(truth)
-    assert set(rows[0]) == {"file", "caption", "score"}
+    assert set(rows[0]) == {"file", "caption", "score"}  # one caption unless model.num_captions says more
     generated = [row["caption"] for row in rows]
     assert all(caption.split() for caption in generated)
     assert len(set(generated)) >= len(generated) // 2, generated  # not the same caption for every image
@@ -166,3 +174,29 @@ def test_compare_shows_caption_scores(trained, capsys):
     cells = row.split()
     assert cells[:3] == [str(Path("logs") / "demo-caption" / "version_0"), "fit", "complete"]
     assert all(0.0 <= float(value) for value in cells[3:8]) and cells[8] == "4"  # scores, 4 epochs
+
+
+def test_predict_writes_the_n_best_captions_with_their_scores(trained):
+    os.chdir(trained)
+    write_scenes(trained / "scenes_nbest", range(9100, 9104))
+    out = trained / "predictions" / "nbest.json"
+    main(
+        [
+            "predict",
+            "--config",
+            str(CONFIGS / "predict" / "caption.yaml"),
+            f"--ckpt_path={CKPT_DIR / 'last.ckpt'}",  # trained with greedy decoding: these options replace it
+            "--model.decoding=beam",
+            "--model.beam_width=4",
+            "--model.num_captions=3",
+            f"--data.predict_dir={trained / 'scenes_nbest'}",
+            "--data.image_size=64",
+            f"--writer.output={out}",
+        ]
+    )
+    rows = json.loads(out.read_text())
+    assert len(rows) == 4
+    for row in rows:
+        captions, scores = zip(*row["alternatives"])
+        assert len(captions) == 3 == len(set(captions)) and list(scores) == sorted(scores, reverse=True)
+        assert (row["caption"], row["score"]) == (captions[0], scores[0]) and all(s <= 0 for s in scores)

@@ -25,6 +25,7 @@ from lightning.pytorch.utilities.exceptions import MisconfigurationException
 
 from vlc import checkpoints
 from vlc.callbacks.bad_image_check import BadImageCheck
+from vlc.callbacks.caption_baselines import CaptionBaselines
 from vlc.callbacks.caption_files import CaptionSamples, VocabularyFile
 from vlc.callbacks.checkpoint import Checkpoint
 from vlc.callbacks.divergence import StopOnDivergence
@@ -134,8 +135,9 @@ class VlcCLI(LightningCLI):
         """Resolve, read and check ``--ckpt_path``, then apply its hyper-parameters (replaces LightningCLI's).
 
         ``last``/``best``/``auto`` and folders are resolved to a file, which is read once with one-line errors and
-        checked for its task; its hyper-parameters then replace the model's arguments (as Lightning does), and the
-        values given in the config or on the command line that they replace are listed.
+        checked for its task; its hyper-parameters then replace the model's arguments (as Lightning does), except
+        the task's ``EVALUATION_ARGS`` given in the config or on the command line (how captions are decoded and
+        scored), and the values given that they replace are listed.
         """
         subcommand = self.config.get("subcommand")
         if not subcommand:
@@ -155,6 +157,8 @@ class VlcCLI(LightningCLI):
             return
         given = _flat(self._given(subcommand).get("model") or {})
         class_path = hparams.pop("_class_path", config.model.class_path)
+        task = checkpoints.import_class(class_path)
+        hparams.update({key: given[key] for key in getattr(task, "EVALUATION_ARGS", ()) if key in given})
         try:
             self.config = self.parser.parse_object(
                 {subcommand: {"model": {"class_path": class_path, "dict_kwargs": hparams}}}, self.config
@@ -351,6 +355,7 @@ def _cli(argv: list[str], args: ArgsType) -> VlcCLI:
         BadImageCheck(),
         CaptionSamples(),
         VocabularyFile(),
+        CaptionBaselines(),
     ]  # fresh ones for every run
     return VlcCLI(
         subclass_mode_model=True,

@@ -84,15 +84,20 @@ class CaptionDataset(Dataset):
     def __len__(self) -> int:
         return len(self.keys) if self.pairs is None else len(self.pairs)
 
+    def image(self, i: int) -> torch.Tensor | Unreadable:
+        """The pixels of image ``i`` (not item ``i``: with ``every_caption`` an image has several items)."""
+        if isinstance(self.images, torch.Tensor):
+            return self.images[i]
+        try:
+            return self.reader(self.images[i])
+        except BadImage as bad:
+            return Unreadable(bad.path, bad.reason)
+
     def __getitem__(self, item: int) -> tuple[torch.Tensor, list[torch.Tensor], list[str], int] | Unreadable:
         i, r = (item, None) if self.pairs is None else self.pairs[item]
-        if isinstance(self.images, torch.Tensor):
-            image = self.images[i]
-        else:
-            try:
-                image = self.reader(self.images[i])
-            except BadImage as bad:
-                return Unreadable(bad.path, bad.reason)
+        image = self.image(i)
+        if isinstance(image, Unreadable):
+            return image
         if r is not None:  # one (image, caption) pair
             options = self.encoded[i][r : r + 1]
         else:

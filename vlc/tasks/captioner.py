@@ -98,9 +98,17 @@ class ImageCaptioner(Task):
             Java): BLEU, CIDEr-D and ROUGE-L then equal the COCO evaluation server's.
         meteor: also compute METEOR (needs Java; starts a Java process per evaluation, a few seconds).
         num_samples: validation images shown with their captions on the dashboard each epoch.
+        baselines: ``vlc validate`` and ``vlc test`` also score a constant caption and nearest-neighbour retrieval
+            on the same images (``vlc.callbacks.caption_baselines``; encodes the training images once).
     """
 
     BACKBONE = "encoder"
+    EVALUATION_ARGS = (
+        *("decoding", "beam_width", "max_len", "length_penalty", "min_len", "no_repeat_ngram", "banned_endings"),
+        *("num_captions", "tokenizer", "meteor", "num_samples", "baselines"),
+    )
+    """Arguments that change how captions are decoded and scored, not the weights: given with ``--ckpt_path``
+    (``vlc validate``/``test``/``predict``/a resumed ``fit``), they replace the checkpoint's values."""
     MONITOR = ("val/bleu_4", "max", "best-epoch{epoch:02d}-bleu4{val/bleu_4:.4f}")
 
     def __init__(
@@ -131,6 +139,7 @@ class ImageCaptioner(Task):
         tokenizer: Literal["vlc", "ptb"] = "vlc",
         meteor: bool = False,
         num_samples: NonNegativeInt = 8,
+        baselines: bool = True,
     ) -> None:
         super().__init__()
         if vocab is None:
@@ -167,8 +176,8 @@ class ImageCaptioner(Task):
             metric.persistent(True)
         self.val_perplexity = Perplexity(ignore_index=Vocabulary.PAD)
         self.test_perplexity = Perplexity(ignore_index=Vocabulary.PAD)
-        self.val_metrics = self._caption_metrics("val")
-        self.test_metrics = self._caption_metrics("test")
+        self.val_metrics = self.caption_metrics("val/")
+        self.test_metrics = self.caption_metrics("test/")
 
     def _load_glove(self, path: str) -> str:
         """Fill the word embeddings (and the vectors caption cosine scores with) from a GloVe file; a report."""
@@ -178,7 +187,7 @@ class ImageCaptioner(Task):
             self.decoder.embedding.weight.copy_(matrix)
         return self.glove_report
 
-    def _caption_metrics(self, stage: str) -> MetricCollection:
+    def caption_metrics(self, prefix: str) -> MetricCollection:
         """BLEU-1..4, CIDEr-D, ROUGE-L, caption cosine, the collapse indicators and, when asked for, METEOR.
 
         Caption cosine scores with the GloVe vectors, else with the live learnt embedding: the collections are
@@ -195,7 +204,7 @@ class ImageCaptioner(Task):
         }
         if self.hparams.meteor and meteor_available():
             metrics["meteor"] = Meteor(tokenizer=tokenizer)
-        return MetricCollection(metrics, prefix=f"{stage}/")
+        return MetricCollection(metrics, prefix=prefix)
 
     # -- model -----------------------------------------------------------------------------------------------
     def encode(self, images: torch.Tensor) -> torch.Tensor:
