@@ -45,6 +45,14 @@ def test_the_decoder_gets_pooled_features_or_annotation_vectors():
         assert captioner(decoder).encode(images(2)).shape == shape  # the 8x8 grid of 16 channels
 
 
+def test_attention_grid_pools_the_annotation_vectors_to_its_size():
+    model = captioner("attention", attention_grid=4)
+    grid = model.encoder(images(2)).float()  # (2, 16, 8, 8)
+    expected = grid.view(2, 16, 4, 2, 4, 2).mean(dim=(3, 5)).flatten(2).transpose(1, 2)  # 2x2 cells averaged
+    torch.testing.assert_close(model.encode(images(2)), expected)  # (2, 16, 16): a 4x4 grid
+    assert captioner("lstm", attention_grid=4).encode(images(2)).shape == (2, 16)  # pooled decoders ignore it
+
+
 # -- feature cache -----------------------------------------------------------------------------------------
 @pytest.mark.parametrize("on_disk", [False, True])
 def test_feature_cache_encodes_each_image_once(tmp_path, on_disk):
