@@ -74,7 +74,9 @@ def test_coco_recipes_train_and_predict_on_coco_format_files(
     assert len(rows) == 16 and all(isinstance(row["caption"], str) for row in rows)
 
 
-@pytest.mark.parametrize("config", ["demo/caption", "coco/resnet50_lstm", "coco/inceptionv3_glove", "coco/attention"])
+@pytest.mark.parametrize(
+    "config", ["demo/caption", "coco/resnet50_lstm", "coco/inceptionv3_glove", "coco/attention", "flickr800/attention"]
+)
 def test_caption_configs_parse(config, capsys):
     with pytest.raises(SystemExit) as exit_info:
         main(["fit", "--config", str(CONFIGS / f"{config}.yaml"), "--print_config"])
