@@ -17,6 +17,28 @@ TINY_NET = [
 ]
 
 
+def tiny_captioner(images_dir: Path, captions_file: Path) -> list[str]:
+    """CLI arguments: the COCO LSTM recipe shrunk for tests (vlc's CNN at 16 px, random init; a small LSTM) on
+    COCO-format files, in float32."""
+    return [
+        "--config",
+        str(CONFIGS / "coco" / "resnet50_lstm.yaml"),
+        "--model.encoder.name=cnn",
+        "--model.encoder.weights=null",
+        "--model.encoder.widths=[8, 16]",
+        "--model.encoder.stem_width=8",
+        "--model.encoder.image_size=16",
+        "--model.decoder.hidden_dim=16",
+        "--model.decoder.embed_dim=8",
+        f"--data.images_dir={images_dir}",
+        f"--data.captions_file={captions_file}",
+        "--data.image_size=16",
+        "--data.min_word_count=1",
+        "--trainer.enable_progress_bar=false",
+        "--trainer.precision=32-true",
+    ]
+
+
 def _image(rng: np.random.Generator, label: int, size: int) -> np.ndarray:
     """A learnable image: class ``label`` sets the mean colour, noise makes each image different."""
     base = np.array([(label * 67) % 256, (label * 131) % 256, (label * 199) % 256], dtype=np.float32)

@@ -5,6 +5,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import tiny_captioner
 from PIL import Image
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
@@ -13,7 +14,6 @@ from vlc.data import CocoCaptionsDataModule
 from vlc.metrics.baselines import constant_caption
 from vlc.metrics.bleu import CorpusBLEU
 
-CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 COLOURS = {"red": (200, 30, 30), "green": (30, 200, 30), "blue": (30, 30, 200)}
 CAPTIONS = {
     "red": ["a red square on a wall", "a red square", "a big red square on a wall"],
@@ -41,25 +41,7 @@ def write_colours(root: Path, n: int = 36) -> tuple[Path, Path]:
 def test_validate_and_test_score_a_constant_and_a_nearest_neighbour_baseline(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     images_dir, captions_file = write_colours(tmp_path / "colours")
-    args = [
-        "--config",
-        str(CONFIGS / "coco" / "resnet50_lstm.yaml"),
-        "--model.encoder.name=cnn",
-        "--model.encoder.weights=null",
-        "--model.encoder.widths=[8, 16]",
-        "--model.encoder.stem_width=8",
-        "--model.encoder.image_size=16",
-        "--model.decoder.hidden_dim=16",
-        "--model.decoder.embed_dim=8",
-        f"--data.images_dir={images_dir}",
-        f"--data.captions_file={captions_file}",
-        "--data.image_size=16",
-        "--data.min_word_count=1",
-        "--data.batch_size=8",
-        "--data.split=[0.5, 0.25, 0.25]",
-        "--trainer.enable_progress_bar=false",
-        "--trainer.precision=32-true",
-    ]
+    args = [*tiny_captioner(images_dir, captions_file), "--data.batch_size=8", "--data.split=[0.5, 0.25, 0.25]"]
     main(["fit", *args, "--trainer.max_epochs=1"])
     main(["test", *args, "--ckpt_path=last"])
     (run,) = [p for p in (tmp_path / "logs").rglob("test") if p.is_dir()]

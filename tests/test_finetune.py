@@ -3,14 +3,12 @@ reference caption once per epoch."""
 
 import logging
 from collections import Counter
-from pathlib import Path
 
 import torch
+from helpers import tiny_captioner
 from test_caption_data import coco, write_coco
 
 from vlc.cli import main
-
-CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 
 
 def test_every_caption_gives_each_image_caption_pair_once_per_epoch(tmp_path):
@@ -34,27 +32,13 @@ def _fit(tmp_path, *extra):
     main(
         [
             "fit",
-            "--config",
-            str(CONFIGS / "coco" / "resnet50_lstm.yaml"),
-            "--model.encoder.name=cnn",
-            "--model.encoder.weights=null",
-            "--model.encoder.widths=[8, 16]",
-            "--model.encoder.stem_width=8",
-            "--model.encoder.image_size=16",
+            *tiny_captioner(images_dir, captions_file),
             "--model.freeze_encoder=blocks:1",  # the stem stays fixed; block 1 is fine-tuned
             "--model.finetune_from_epoch=1",
             "--model.pretrained_lr_scale=0.1",
-            "--model.decoder.hidden_dim=16",
-            "--model.decoder.embed_dim=8",
-            f"--data.images_dir={images_dir}",
-            f"--data.captions_file={captions_file}",
-            "--data.image_size=16",
-            "--data.min_word_count=1",
             "--data.batch_size=4",
             "--data.num_workers=0",
             "--data.every_caption=true",
-            "--trainer.enable_progress_bar=false",
-            "--trainer.precision=32-true",
             *extra,
         ]
     )

@@ -5,6 +5,7 @@ more than half of the available memory is not built: the data module then decode
 The tensor is allocated once at its final size and filled in place, so the peak is the cache itself.
 """
 
+import os
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -17,12 +18,17 @@ from vlc.errors import UserError, warn
 
 
 def available_memory() -> int | None:
-    """Bytes of memory available to new allocations (Linux ``MemAvailable``), or None where unknown."""
+    """Bytes of memory available to new allocations now (Linux ``MemAvailable``, else free pages), None if unknown."""
     try:
         with open("/proc/meminfo") as f:
-            fields = dict(line.split(":", 1) for line in f)
-        return int(fields["MemAvailable"].split()[0]) * 1024
-    except (OSError, KeyError, ValueError):
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError):
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (AttributeError, ValueError, OSError):  # no sysconf (Windows) or no such name (macOS)
         return None
 
 

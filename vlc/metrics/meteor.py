@@ -1,10 +1,7 @@
 """METEOR for captions through pycocoevalcap's Java scorer (needs ``java`` on the PATH)."""
 
 import contextlib
-import functools
 import math
-import shutil
-import subprocess
 import warnings
 from pathlib import Path
 
@@ -12,19 +9,12 @@ import torch
 from pycocoevalcap.meteor import meteor as coco_meteor
 
 from vlc.metrics.caption_metric import CaptionMetric
+from vlc.metrics.java import java_runs
 
 
-@functools.cache
 def meteor_available() -> bool:
     """Return whether METEOR can run: ``java`` starts and pycocoevalcap's jar is installed (checked once)."""
-    java = shutil.which("java")
-    jar = Path(coco_meteor.__file__).with_name(coco_meteor.METEOR_JAR)
-    if java is None or not jar.is_file():
-        return False
-    try:
-        return subprocess.run([java, "-version"], capture_output=True, timeout=60).returncode == 0
-    except (OSError, subprocess.SubprocessError):
-        return False
+    return java_runs(Path(coco_meteor.__file__).with_name(coco_meteor.METEOR_JAR))
 
 
 def _close(scorer: coco_meteor.Meteor) -> None:

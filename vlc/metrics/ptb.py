@@ -10,6 +10,7 @@ from pathlib import Path
 from pycocoevalcap.tokenizer import ptbtokenizer
 
 from vlc.errors import UserError
+from vlc.metrics.java import java_runs
 
 PTB_JAR = Path(ptbtokenizer.__file__).with_name(ptbtokenizer.STANFORD_CORENLP_3_4_1_JAR)
 """The Stanford CoreNLP 3.4.1 jar that pycocoevalcap ships."""
@@ -21,16 +22,9 @@ LINE_BREAKS = re.compile("[\n\r\v\f\u2028\u2029]")
 """The characters the Java tokenizer starts a new line at (pycocoevalcap replaces only ``\\n``)."""
 
 
-@functools.cache
 def ptb_available() -> bool:
     """Return whether PTB tokenisation can run: ``java`` starts and pycocoevalcap's jar is installed (checked once)."""
-    java = shutil.which("java")
-    if java is None or not PTB_JAR.is_file():
-        return False
-    try:
-        return subprocess.run([java, "-version"], capture_output=True, timeout=60).returncode == 0
-    except (OSError, subprocess.SubprocessError):
-        return False
+    return java_runs(PTB_JAR)
 
 
 def require_ptb() -> None:

@@ -1,7 +1,6 @@
 """A store of per-image encoder features, so that a frozen encoder runs once per image and not once per epoch."""
 
 import math
-import os
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -10,6 +9,7 @@ from typing import Literal
 import numpy as np
 import torch
 
+from vlc.data.image_cache import available_memory
 from vlc.errors import warn
 
 DTYPES = {"float32": torch.float32, "float16": torch.float16}
@@ -168,21 +168,6 @@ def open_feature_cache(
         if free < size:
             warn(f"feature cache: {format_bytes(size)} ({what}) will not fit the {format_bytes(free)} free in {folder}")
     return cache
-
-
-def available_memory() -> int | None:
-    """Bytes of memory available to new allocations now (Linux ``MemAvailable``), or None where unknown."""
-    try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    try:
-        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    except (AttributeError, ValueError, OSError):  # no sysconf (Windows) or no such name (macOS)
-        return None
 
 
 def format_bytes(size: float) -> str:
