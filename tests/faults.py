@@ -1,4 +1,4 @@
-"""Faults that tests inject into real runs: a callback that fires at a chosen training step.
+"""Faults that tests inject into real runs: a callback that fires at a chosen training step, and a fake clock.
 
 Added on the command line (``--trainer.callbacks+=faults.Fault --trainer.callbacks.step=5``), with the tests folder on
 ``PYTHONPATH`` for runs in a subprocess.
@@ -26,3 +26,28 @@ class Fault(L.Callback):
                     param.fill_(float("nan"))
         else:
             os.kill(os.getpid(), getattr(signal, self.fault))
+
+
+CLOCK = [0.0]
+"""The fake clock's time in seconds, advanced by :class:`FakeClock`."""
+
+
+class FakeTime:
+    """Stands in for the ``time`` module of the code a test patches: ``monotonic()`` reads :data:`CLOCK`."""
+
+    @staticmethod
+    def monotonic() -> float:
+        return CLOCK[0]
+
+
+class FakeClock(L.Callback):
+    """Makes each training step take ``step`` seconds and each validation batch ``val_batch`` seconds of CLOCK."""
+
+    def __init__(self, step: float = 1.0, val_batch: float = 0.25) -> None:
+        self.step, self.val_batch = step, val_batch
+
+    def on_train_batch_start(self, trainer: L.Trainer, pl_module: L.LightningModule, batch, batch_idx: int) -> None:
+        CLOCK[0] += self.step
+
+    def on_validation_batch_start(self, trainer, pl_module, batch, batch_idx: int, dataloader_idx: int = 0) -> None:
+        CLOCK[0] += self.val_batch

@@ -88,14 +88,6 @@ def test_resume_with_more_epochs_continues_on_the_longer_schedule(data, tmp_path
     assert [(e.step, e.value) for e in resumed][3:] == [(e.step, e.value) for e in planned][3:]
 
 
-def test_a_max_time_that_cuts_the_schedule_short_is_said_at_the_start(data, capsys):
-    main([*fit_args(data), "--trainer.max_epochs=200", "--trainer.max_time=00:00:00:03"])
-    err = capsys.readouterr().err
-    assert "vlc: warning: trainer.max_time (3 s) will stop this run after about " in err
-    assert "of its 600 steps" in err and "the learning-rate schedule will not finish" in err
-    assert err.count("vlc: warning: trainer.max_time") == 1  # once
-
-
 def test_plateau_decay_follows_the_tasks_score_once_per_epoch():
     from functools import partial
     from types import SimpleNamespace

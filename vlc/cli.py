@@ -33,7 +33,7 @@ from vlc.callbacks.interruption import EXIT_CODES, Interruption
 from vlc.callbacks.prediction_writer import PredictionWriter
 from vlc.callbacks.run_record import RunRecord
 from vlc.callbacks.step_seed import StepSeed
-from vlc.callbacks.time_budget import TimeBudgetCheck
+from vlc.callbacks.time_budget import TimeBudget
 from vlc.checks import check_config_files, check_trainer_numbers, check_writable
 from vlc.errors import UserError, find_user_error
 from vlc.tasks.base import Task
@@ -351,7 +351,7 @@ def _cli(argv: list[str], args: ArgsType) -> VlcCLI:
         interruption,
         StepSeed(),
         StopOnDivergence(),
-        TimeBudgetCheck(),
+        TimeBudget(),
         BadImageCheck(),
         CaptionSamples(),
         VocabularyFile(),

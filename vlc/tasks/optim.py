@@ -5,6 +5,7 @@ from typing import Any
 
 import lightning as L
 import torch
+from lightning.pytorch.callbacks import Timer
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import nn
 
@@ -48,13 +49,23 @@ def configure(
     return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": interval}}
 
 
+PROVISIONAL_STEPS = 1_000_000
+"""The length of a step-wise schedule whose run only has a time budget, until ``TimeBudget`` sizes it."""
+
+
 def run_length(trainer: L.Trainer, interval: str) -> int:
     """The number of scheduler steps in the run (optimizer steps, or epochs), at least 1.
 
+    A run with ``max_time`` but neither ``max_epochs`` nor ``max_steps`` gets :data:`PROVISIONAL_STEPS`, which
+    ``vlc.callbacks.TimeBudget`` replaces with what fits in the budget after the first steps.
+
     Raises:
-        UserError: the run has no set length (``max_epochs: -1`` without ``max_steps``).
+        UserError: the run has no set length (``max_epochs: -1`` without ``max_steps`` or ``max_time``).
     """
     length = trainer.estimated_stepping_batches if interval == "step" else trainer.max_epochs
+    budget = any(isinstance(cb, Timer) and cb._duration is not None for cb in trainer.callbacks)
+    if interval == "step" and math.isinf(length) and budget:
+        return PROVISIONAL_STEPS
     if length is None or length < 0 or math.isinf(length):
         needed = "trainer.max_epochs or trainer.max_steps" if interval == "step" else "trainer.max_epochs"
         raise UserError(

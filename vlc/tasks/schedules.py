@@ -17,11 +17,16 @@ class OneCycleLR(TorchOneCycleLR):
     - a step past the end keeps the final learning rate (torch raises ``Tried to step N times``);
     - :meth:`load_state_dict` restores the step reached but keeps the length this schedule was built with: a run
       resumed with a larger ``max_epochs`` continues, from the step it reached, on the schedule of the new length
-      (its learning rate jumps to the new schedule's value at that step), and says so.
+      (its learning rate jumps to the new schedule's value at that step), and says so;
+    - :meth:`resize` changes the length in mid-run (``vlc.callbacks.TimeBudget`` sizes it to ``trainer.max_time``).
+      A length sized to a time budget is saved with the schedule and kept when the run resumes.
 
     ``ImageClassifier`` and ``ImageCaptioner`` give it ``total_steps`` from the trainer when the config leaves it
     out. The arguments are torch's.
     """
+
+    budget: float | None = None
+    """The time budget (seconds) the length was sized to by :meth:`resize`; None while it follows the trainer."""
 
     def values(self, step: int) -> list[tuple[float, float | None]]:
         """``(lr, momentum)`` of each parameter group at ``step`` (momentum None without ``cycle_momentum``)."""
@@ -56,20 +61,41 @@ class OneCycleLR(TorchOneCycleLR):
             else:
                 group["momentum"] = momentum
 
-    def load_state_dict(self, state_dict: dict) -> None:
-        planned, phases = self.total_steps, self._schedule_phases
-        super().load_state_dict(state_dict)
-        saved, self.total_steps, self._schedule_phases = self.total_steps, planned, phases
-        if saved == planned:
-            return
-        values = self.values(self.last_epoch)
+    def resize(self, total_steps: int, budget: float | None = None) -> None:
+        """Make the schedule ``total_steps`` long; the step reached stays, its learning rate jumps to the new value.
+
+        Each phase keeps its share of the length (``pct_start``). ``budget``: the time budget in seconds that
+        ``total_steps`` was sized to, which makes the length survive a resume (see :meth:`load_state_dict`).
+        """
+        pct_start = (self._schedule_phases[0]["end_step"] + 1) / self.total_steps
+        self.total_steps, self.budget = max(1, int(total_steps)), budget
+        ends = [pct_start * self.total_steps - 1, self.total_steps - 1]  # torch's phase ends
+        if len(self._schedule_phases) == 3:  # three_phase: up, down to the start, annihilation
+            ends.insert(1, 2 * pct_start * self.total_steps - 2)
+        for phase, end in zip(self._schedule_phases, ends):
+            phase["end_step"] = float(end)
+        self._jump_to(self.last_epoch)
+
+    def _jump_to(self, step: int) -> None:
+        """Set the learning rate (and momentum) of every group to this schedule's values at ``step``."""
+        values = self.values(step)
         for group, (lr, _) in zip(self.optimizer.param_groups, values):
             group["lr"] = lr
         self._apply_momentum(values)
         self._last_lr = [lr for lr, _ in values]
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        planned, phases = self.total_steps, self._schedule_phases
+        super().load_state_dict(state_dict)
+        if self.budget is not None:  # sized to a time budget: the run continues the same schedule
+            return
+        saved, self.total_steps, self._schedule_phases = self.total_steps, planned, phases
+        if saved == planned:
+            return
+        self._jump_to(self.last_epoch)
         warn(
             f"the one-cycle schedule was planned for {saved} steps and now has {planned}: it continues at step "
-            f"{self.last_epoch} of the new length, learning rate {_fmt(values[0][0])}"
+            f"{self.last_epoch} of the new length, learning rate {_fmt(self._last_lr[0])}"
         )
 
 

@@ -1,0 +1,95 @@
+"""Time budgets: a run with ``trainer.max_time`` sizes its one-cycle schedule to what fits, ends it, and resumes it.
+
+The runs are real ``vlc fit`` runs on a fake clock (``faults.FakeClock``: 1 s a training step, 0.25 s a validation
+batch), so the budget, the timings and the sized length are exact and the same on every machine.
+"""
+
+import os
+
+import lightning.pytorch.callbacks.timer
+import pytest
+import torch
+from faults import CLOCK, FakeTime
+from helpers import CONFIGS, TINY_NET, events, write_tinyimagenet30
+
+import vlc.callbacks.time_budget
+from vlc.callbacks.time_budget import steps_in_budget
+from vlc.cli import main
+
+RUN = os.path.join("tinyimagenet30-cnn", "version_0")
+LAST = os.path.join("checkpoints", RUN, "last.ckpt")
+SIGTERM_AT_35 = [
+    "--trainer.callbacks+=faults.Fault",
+    "--trainer.callbacks.step=35",
+    "--trainer.callbacks.fault=SIGTERM",
+]
+
+
+@pytest.fixture
+def data(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    for module in (vlc.callbacks.time_budget, lightning.pytorch.callbacks.timer):
+        monkeypatch.setattr(module, "time", FakeTime)
+    CLOCK[0] = 0.0
+    write_tinyimagenet30(tmp_path / "data", per_class=24)  # 54 training images (18 steps of 3), 18 for validation
+    return tmp_path / "data"
+
+
+def fit(root, *extra: str) -> None:
+    main(
+        [
+            "fit",
+            "--config",
+            str(CONFIGS / "tinyimagenet30" / "cnn.yaml"),
+            f"--data.root={root}",
+            "--data.val_fraction=0.25",
+            "--data.batch_size=3",
+            "--trainer.max_epochs=50",  # 900 steps planned: far more than the budget holds
+            "--trainer.max_time=00:00:02:00",
+            "--trainer.log_every_n_steps=1",
+            "--trainer.enable_progress_bar=false",
+            "--trainer.precision=32-true",
+            "--trainer.callbacks+=faults.FakeClock",
+            *TINY_NET,
+            *extra,
+        ]
+    )
+
+
+def test_steps_in_budget_counts_validation_each_epoch_and_at_the_end():
+    # 100 s left, 1 s a step, a 5 s validation every 10 steps and one at the end: 95 / 1.5 = 63 steps
+    assert steps_in_budget(100.0, 1.0, 5.0, 10) == 63
+    assert steps_in_budget(100.0, 1.0, 0.0, float("inf")) == 100
+    assert steps_in_budget(3.0, 1.0, 5.0, 10) == 0
+
+
+def test_the_schedule_is_sized_to_the_budget_ends_with_the_run_and_resumes_exactly(data, capsys):
+    fit(data)
+    out = capsys.readouterr().out
+    assert "vlc: time budget: trainer.max_time 2 min fits about " in out and "of the 900 steps planned" in out
+    ckpt = torch.load(LAST, weights_only=False)
+    (schedule,) = ckpt["lr_schedulers"]
+    assert schedule["budget"] == 120.0 and ckpt["global_step"] == schedule["total_steps"] < 900  # stopped at its end
+    elapsed = next(v for k, v in ckpt["callbacks"].items() if k.startswith("Timer"))["time_elapsed"]["train"]
+    assert 0.9 * 120 <= elapsed <= 120  # the budget used, not overrun (fake seconds: 1 a step, 1.5 a validation)
+    lrs = events(os.path.join("logs", RUN)).Scalars("lr-SGD")
+    assert len(lrs) == schedule["total_steps"]
+    assert lrs[-1].value == pytest.approx(schedule["_last_lr"][0]) and lrs[-1].value < 1e-4  # the schedule's end
+    assert max(e.value for e in lrs) == pytest.approx(0.2, rel=0.05)  # and its peak on the way
+
+    os.chdir(data)  # the same run, interrupted after it was sized, then resumed (in another folder)
+    CLOCK[0] = 0.0
+    with pytest.raises(SystemExit):
+        fit(data, *SIGTERM_AT_35)
+    assert torch.load(LAST, weights_only=False)["global_step"] == 36  # stopped after the batch it was sent in
+    fit(data, "--ckpt_path=last")
+    resumed = events(os.path.join("logs", RUN)).Scalars("lr-SGD")
+    assert [(e.step, e.value) for e in resumed] == [(e.step, e.value) for e in lrs]
+
+
+def test_a_schedule_that_cannot_be_resized_is_warned_about(data, capsys):
+    fit(data, "--model.scheduler_interval=epoch", "--trainer.max_time=00:00:00:40")  # per epoch: not resized
+    err = capsys.readouterr().err
+    assert "vlc: warning: trainer.max_time (40 s) will stop this run after about " in err
+    assert "of its 900 steps" in err and "cannot be resized to the budget" in err
+    assert err.count("vlc: warning: trainer.max_time") == 1  # once
