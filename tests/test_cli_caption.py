@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from helpers import FAST_PRECISION
 from PIL import Image
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
@@ -28,6 +29,7 @@ DEMO = [
     "--data.num_images=800",
     "--data.batch_size=32",
     "--trainer.enable_progress_bar=false",
+    f"--trainer.precision={FAST_PRECISION}",
 ]
 CKPT_DIR = Path("checkpoints") / "demo-caption" / "version_0"
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from helpers import CONFIGS, TINY_NET, events
+from helpers import CONFIGS, FAST_PRECISION, TINY_NET, events
 
 from vlc.cli import main
 
@@ -30,6 +30,7 @@ FIT = [
     "--trainer.max_epochs=3",
     "--trainer.log_every_n_steps=1",
     "--trainer.enable_progress_bar=false",
+    f"--trainer.precision={FAST_PRECISION}",  # bf16 where the CPU runs it natively (emulated bf16 is slow)
     *TINY_NET,
 ]
 

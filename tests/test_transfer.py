@@ -126,7 +126,7 @@ def test_param_groups_split_the_head_from_the_backbone():
 
 def test_one_cycle_max_lr_follows_the_lr_scale():
     model = ImageClassifier(backbone=partial(ImageBackbone, widths=[8, 16], stem_width=8), num_classes=10)
-    module = SimpleNamespace(trainer=SimpleNamespace(estimated_stepping_batches=10, max_epochs=1))
+    module = SimpleNamespace(trainer=SimpleNamespace(estimated_stepping_batches=10, max_epochs=1, callbacks=[]))
     scheduler = partial(torch.optim.lr_scheduler.OneCycleLR, max_lr=0.2, total_steps=None)
     out = configure(module, param_groups(model, 0.25), partial(torch.optim.SGD, lr=0.1), scheduler)
     groups = out["optimizer"].param_groups
