@@ -92,6 +92,17 @@ class ImageDataModule(L.LightningDataModule):
         agree = partial(agreed, self.trainer)
         return load_readable(files, self.reader, self.bad_images, self.cache, what, agree)
 
+    def sample_images(self, n: int) -> torch.Tensor:
+        """Up to ``n`` training images ``(n, 3, H, W)`` uint8, evenly spaced over the training set.
+
+        A fixed sample that covers every class even when the set is ordered by class (image folders); for layers
+        computed from the data (``ImageBackbone.init_from_data``). Images that cannot be read are left out.
+        """
+        dataset = self.datasets["train"]
+        positions = range(0, len(dataset), max(1, len(dataset) // n))[:n]
+        samples = (dataset[i] for i in positions)
+        return torch.stack([sample["images"] for sample in samples if isinstance(sample, dict)])
+
     def loader(self, split: str, shuffle: bool = False) -> DataLoader:
         """The loader of a split; a training loader drops its last batch when partial (every step sees a full one)."""
         dataset = self.datasets[split]

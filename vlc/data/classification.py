@@ -7,10 +7,12 @@ from pathlib import Path
 from typing import Literal
 
 import torch
+from jsonargparse.typing import PositiveInt
 
-from vlc.data.augment import augment
+from vlc.data.augment import alternating_flips, augment
 from vlc.data.base import ImageDataModule
 from vlc.data.datasets import FileImages, TensorImages
+from vlc.data.loading import run_seed
 from vlc.errors import UserError
 
 Samples = tuple[list[Path] | torch.Tensor, torch.Tensor]
@@ -35,19 +37,29 @@ class ClassificationDataModule(ImageDataModule):
 
     Args:
         val_fraction: share of each class held out for validation (seeded, stratified).
-        augment: training augmentation preset: ``none``, ``flip`` or ``crop_flip`` (reflect-pad by 1/8 of the
-            side, random crop, horizontal flip).
+        augment: training augmentation preset: ``none``, ``flip`` or ``crop_flip`` (reflect-pad by
+            ``crop_padding``, random crop, horizontal flip).
+        flip: how ``flip`` and ``crop_flip`` choose the images they mirror: ``random`` (a random half of each
+            batch) or ``alternating`` (airbench's derandomised flips: each image on alternate epochs, from a seeded
+            random half; ``vlc.data.augment.alternating_flips``).
+        crop_padding: reflect padding of ``crop_flip``, in pixels, so that crops shift by up to that much (``null``:
+            1/8 of the side, 4 px at 32 px; airbench: 2).
         **kwargs: the options every data module shares (``vlc.data.base.ImageDataModule``: batch size, workers,
             image size, cache, seed, predict folder, bad images).
     """
 
     def __init__(
-        self, val_fraction: float = 0.1, augment: Literal["none", "flip", "crop_flip"] = "crop_flip", **kwargs
+        self,
+        val_fraction: float = 0.1,
+        augment: Literal["none", "flip", "crop_flip"] = "crop_flip",
+        flip: Literal["random", "alternating"] = "random",
+        crop_padding: PositiveInt | None = None,
+        **kwargs,
     ) -> None:
         super().__init__(**kwargs)
         if not 0.0 < val_fraction < 1.0:
             raise UserError(f"data.val_fraction must be between 0 and 1, got {val_fraction}")
-        self.val_fraction, self.augment = val_fraction, augment
+        self.val_fraction, self.augment, self.flip, self.crop_padding = val_fraction, augment, flip, crop_padding
 
     # -- what subclasses provide ---------------------------------------------------------------------------
     @property
@@ -95,4 +107,7 @@ class ClassificationDataModule(ImageDataModule):
         return FileImages([images[rows[i]] for i in keep], labels[keep], self.reader)
 
     def train_batch(self, batch: dict, generator: torch.Generator) -> dict:
-        return {**batch, "images": augment(batch["images"], self.augment, generator)}
+        flips = None
+        if self.flip == "alternating":
+            flips = alternating_flips(batch["index"], self.trainer.current_epoch, run_seed())
+        return {**batch, "images": augment(batch["images"], self.augment, generator, self.crop_padding, flips)}

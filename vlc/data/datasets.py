@@ -1,7 +1,9 @@
 """Map-style datasets of uint8 images: in memory (one tensor) or decoded from files on every access.
 
-Each sample is a dict ``{"images": (3, H, W) uint8, field: target}``, so torch's default collate makes the named
-batches of ``vlc.data.base`` (``field`` is ``labels`` for labelled images, ``files`` for prediction).
+Each sample is a dict ``{"images": (3, H, W) uint8, field: target, "index": i}``, so torch's default collate makes the
+named batches of ``vlc.data.base`` (``field`` is ``labels`` for labelled images, ``files`` for prediction; ``index``,
+the sample's position in its dataset, is what per-image augmentation such as ``vlc.data.augment.alternating_flips``
+follows across epochs).
 """
 
 from collections.abc import Sequence
@@ -35,7 +37,7 @@ class TensorImages(Dataset):
         return len(self.index)
 
     def __getitem__(self, i: int) -> dict:
-        return {"images": self.images[self.index[i]], self.field: self.targets[i]}
+        return {"images": self.images[self.index[i]], self.field: self.targets[i], "index": i}
 
 
 class FileImages(Dataset):
@@ -54,6 +56,6 @@ class FileImages(Dataset):
 
     def __getitem__(self, i: int) -> dict | Unreadable:
         try:
-            return {"images": self.reader(self.paths[i]), self.field: self.targets[i]}
+            return {"images": self.reader(self.paths[i]), self.field: self.targets[i], "index": i}
         except BadImage as bad:
             return Unreadable(bad.path, bad.reason)

@@ -5,16 +5,18 @@ Tell) or flattens it into annotation vectors (Show, Attend and Tell). Both tasks
 transfer it the same way, so a classifier's backbone is a captioner's encoder by loading the same module.
 """
 
+import inspect
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-from jsonargparse.typing import PositiveInt
+from jsonargparse.typing import ClosedUnitInterval, PositiveFloat, PositiveInt
 from torch import nn
 
 from vlc.checkpoints import classifier_backbone
 from vlc.data.image_io import resize
 from vlc.errors import UserError, given
+from vlc.models.airbench import PatchWhitening, airbench_net
 from vlc.models.cnn import residual_cnn
 from vlc.models.torchvision_body import build_torchvision, torchvision_body
 
@@ -61,21 +63,34 @@ class ImageBackbone(nn.Module):
     The backbone owns its preprocessing: one resize (bilinear, antialiased) to ``image_size`` and one
     normalisation, held in persistent buffers, so a checkpoint always feeds its network what it was trained on.
     Pre-trained ``weights`` are not read here: the task loads them (:meth:`load_pretrained`) when it starts
-    fitting from scratch, so a checkpoint never needs the weights file again.
+    fitting from scratch, so a checkpoint never needs the weights file again; nor are the statistics of the training
+    data that some layers are computed from (airbench's whitening stem): the task passes a sample of the training
+    images to :meth:`init_from_data` at the same moment.
 
     Args:
-        name: ``cnn`` (vlc's residual CNN) or a torchvision classifier such as ``resnet18``, ``resnet50`` (224 px)
-            or ``inception_v3`` (299 px), cut before its global average pooling.
+        name: ``cnn`` (vlc's residual CNN), ``airbench`` (Jordan 2024, for 32 px images: ``vlc.models.airbench``)
+            or a torchvision classifier such as ``resnet18``, ``resnet50`` (224 px) or ``inception_v3`` (299 px),
+            cut before its global average pooling.
         weights: torchvision networks only: a weights name (``DEFAULT``, ``IMAGENET1K_V2``; downloaded once when
             online) or the path of a local state dict (offline machines); ``null`` for random weights.
         image_size: every input is resized to ``image_size x image_size`` first (``null``: used as given).
         mean: per-channel mean of the normalisation (0-1 scale); ``null``: ImageNet's (inception_v3: 0.5).
         std: per-channel standard deviation of the normalisation; ``null`` as for ``mean``.
-        widths: ``cnn`` only: channels of each stage (the grid has ``widths[-1]`` channels).
+        widths: ``cnn`` and ``airbench``: channels of each stage (the grid has ``widths[-1]`` channels; airbench:
+            ``[64, 256, 256]``).
         depths: ``cnn`` only: residual blocks per stage.
         stem_width: ``cnn`` only: channels of the stem convolution.
         batch_norm: ``cnn`` only: batch normalisation after every convolution.
         channels_last: run the convolutions in channels-last memory format (faster on CPUs and tensor cores).
+        whiten: ``airbench`` only: its 2x2 stem whitens image patches, its filters computed from training images
+            (:meth:`init_from_data`) and then fixed; ``false``: an ordinary trained convolution of the same shape.
+        identity_init: ``airbench`` only: the first ``in_channels`` filters of every 3x3 convolution start as the
+            identity.
+        bn_momentum: ``airbench`` only: momentum of the batch norms' running statistics, torch's convention
+            (airbench: 0.4).
+        bn_eps: ``airbench`` only: the batch norms' ``eps`` (airbench: 1e-12).
+        bn_scale: ``airbench`` only: learn the batch norms' scale; ``false``: fixed at 1, only the bias is learnt
+            (airbench).
     """
 
     def __init__(
@@ -90,14 +105,26 @@ class ImageBackbone(nn.Module):
         stem_width: int = 32,
         batch_norm: bool = True,
         channels_last: bool = True,
+        whiten: bool = False,
+        identity_init: bool = False,
+        bn_momentum: ClosedUnitInterval = 0.1,
+        bn_eps: PositiveFloat = 1e-5,
+        bn_scale: bool = True,
     ) -> None:
         super().__init__()
         self.name, self.weights = name, given(weights)
         self.image_size, self.channels_last = image_size, channels_last
+        if name in ("cnn", "airbench") and self.weights is not None:
+            raise UserError(f"backbone weights apply to torchvision networks; for {name} use model.init_from")
+        options = dict(
+            whiten=whiten, identity_init=identity_init, bn_momentum=bn_momentum, bn_eps=bn_eps, bn_scale=bn_scale
+        )
+        if name != "airbench" and (changed := _non_default(options)):
+            raise UserError(f"backbone {', '.join(changed)}: options of the airbench network only, not of {name}")
         if name == "cnn":
-            if self.weights is not None:
-                raise UserError("backbone weights apply to torchvision networks; for cnn use model.init_from")
             self.body, self.num_features = residual_cnn(widths, depths, stem_width, batch_norm), widths[-1]
+        elif name == "airbench":
+            self.body, self.num_features = airbench_net(widths, **options), widths[-1]
         else:
             self.body = torchvision_body(name)
             self.num_features = self._probe_channels()
@@ -118,12 +145,16 @@ class ImageBackbone(nn.Module):
         self.body.train()
         return channels
 
-    def forward_features(self, images: torch.Tensor) -> torch.Tensor:
-        """Feature grid ``(B, C, h, w)`` of a uint8 (or 0-255 float) batch ``(B, 3, H, W)``."""
+    def preprocess(self, images: torch.Tensor) -> torch.Tensor:
+        """The network's input: a uint8 (or 0-255 float) batch ``(B, 3, H, W)`` resized and normalised."""
         x = images.float()
         if self.image_size is not None and tuple(x.shape[-2:]) != (self.image_size, self.image_size):
             x = resize(x, self.image_size)
-        x = (x - self.mean) / self.std
+        return (x - self.mean) / self.std
+
+    def forward_features(self, images: torch.Tensor) -> torch.Tensor:
+        """Feature grid ``(B, C, h, w)`` of a uint8 (or 0-255 float) batch ``(B, 3, H, W)``."""
+        x = self.preprocess(images)
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         return self.body(x)  # (B, 3, S, S) -> (B, C, h, w)
@@ -143,6 +174,25 @@ class ImageBackbone(nn.Module):
         full = build_torchvision(self.name, self.weights).state_dict()
         self.body.load_state_dict({k: full[k] for k in self.body.state_dict()})
         return f"backbone: {self.name} weights {self.weights}"
+
+    @property
+    def whitening(self) -> PatchWhitening | None:
+        """The layer computed from training data (airbench's whitening stem), or None."""
+        return next((m for m in self.body.modules() if isinstance(m, PatchWhitening)), None)
+
+    @torch.no_grad()
+    def init_from_data(self, images: torch.Tensor) -> str | None:
+        """Compute the layers that are statistics of the training data from ``images``; what was done, or None.
+
+        ``images``: a sample of training images, uint8 ``(N, 3, H, W)``, preprocessed here as :meth:`forward` does.
+        The whitening stem (the body's first layer) gets the whitening filters of their 2x2 patches; they are
+        buffers, so checkpoints carry them. None when the backbone has no such layer.
+        """
+        layer = self.whitening
+        if layer is None:
+            return None
+        layer.fit(self.preprocess(images.to(self.mean.device)))
+        return f"backbone: whitening stem fitted to the 2x2 patches of {len(images):,} training images"
 
     def load_classifier_checkpoint(self, path: str | Path, key: str = "model.init_from") -> LoadReport:
         """Copy in the backbone tensors of a vlc classification checkpoint whose names and shapes fit.
@@ -220,3 +270,9 @@ class ImageBackbone(nn.Module):
         for module in self.frozen_batch_norms:
             module.eval()
         return self
+
+
+def _non_default(values: dict) -> list[str]:
+    """The names in ``values`` whose value differs from its default in :class:`ImageBackbone`."""
+    parameters = inspect.signature(ImageBackbone.__init__).parameters
+    return [name for name, value in values.items() if value != parameters[name].default]

@@ -3,13 +3,16 @@
 One rule for every file that initialises a model (the backbone's torchvision ``weights``, the task's ``init_from``
 classification checkpoint, the captioner's GloVe vectors): it is read only when fitting starts from scratch, never
 when a run resumes, is evaluated or predicts, because the checkpoint holds the weights. ``vlc fit`` reads them right
-after building the model, so a missing file or an offline download stops before any data is loaded.
+after building the model, so a missing file or an offline download stops before any data is loaded. The same rule
+holds for layers computed from the training data (airbench's whitening stem, ``ImageBackbone.init_from_data``):
+they are computed when fitting starts from scratch, once the data module is set up, and checkpoints carry them.
 """
 
 import lightning as L
 
 from vlc.checkpoint_upgrade import upgrade
 from vlc.checkpoints import fill_metric_states
+from vlc.errors import UserError
 from vlc.models.backbone import ImageBackbone
 from vlc.tasks.hparams import log_parameter_counts
 from vlc.tasks.optim import configure, param_groups
@@ -23,6 +26,9 @@ class Task(L.LightningModule):
 
     MONITOR: tuple[str, str, str]
     """The metric, mode and file name of the best checkpoints a fit keeps unless its config names a Checkpoint."""
+
+    DATA_SAMPLE = 5000
+    """How many training images :meth:`init_from_data` passes to the backbone (airbench's whitening uses 5,000)."""
 
     pretrained_loaded = False
 
@@ -48,6 +54,22 @@ class Task(L.LightningModule):
             reports.append(self.image_backbone.load_classifier_checkpoint(self.hparams.init_from, key).summary())
         return reports
 
+    def init_from_data(self) -> None:
+        """Compute the backbone's layers that are statistics of the training data, printing what was done.
+
+        The sample is ``DATA_SAMPLE`` training images of the data module (``ImageDataModule.sample_images``);
+        nothing is read when the backbone has no such layer.
+        """
+        backbone = self.image_backbone
+        if backbone.whitening is None:
+            return
+        sample = getattr(self.trainer.datamodule, "sample_images", None)
+        if sample is None:
+            raise UserError("the backbone's whitening stem is fitted to the training images of a vlc data module")
+        report = backbone.init_from_data(sample(self.DATA_SAMPLE))
+        if self.trainer.is_global_zero:
+            print(report)
+
     def frozen_note(self) -> str:
         """What is frozen, for the parameter counts printed when fitting starts."""
         return ""
@@ -55,11 +77,18 @@ class Task(L.LightningModule):
     def on_fit_start(self) -> None:
         if self.trainer.ckpt_path is None:  # a resumed run restores its own weights
             self.load_pretrained()
+            self.init_from_data()
         log_parameter_counts(self, self.frozen_note())
 
     def configure_optimizers(self):
-        """``self.optimizer`` over the trainable parameters (the backbone's apart with ``pretrained_lr_scale``)."""
-        params = param_groups(self, self.hparams.get("pretrained_lr_scale", 1.0), self.BACKBONE)
+        """``self.optimizer`` over the trainable parameters, grouped by ``param_groups``.
+
+        The backbone's apart with ``pretrained_lr_scale``, the batch norms' biases apart with ``norm_bias_lr_scale``.
+        """
+        hparams = self.hparams
+        params = param_groups(
+            self, hparams.get("pretrained_lr_scale", 1.0), self.BACKBONE, hparams.get("norm_bias_lr_scale", 1.0)
+        )
         return configure(self, params, self.optimizer, self.scheduler, self.hparams.scheduler_interval)
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:

@@ -17,6 +17,7 @@ from torchmetrics.classification import (
     MulticlassROC,
 )
 
+from vlc.data.augment import evaluation_views
 from vlc.errors import UserError
 from vlc.metrics.figures import confusion_matrix_figure, log_figure, roc_figure
 from vlc.models.backbone import ImageBackbone
@@ -54,6 +55,9 @@ class ImageClassifier(Task):
         scheduler_interval: step the scheduler every ``step`` or every ``epoch``.
         label_smoothing: label smoothing of the cross-entropy.
         flip_average: at evaluation and prediction, average the logits of each image and its mirror image.
+        translate_average: at evaluation and prediction, also average over one-pixel shifts (airbench's test-time
+            translation: half the weight on the image, a quarter on each of two diagonal shifts); with
+            ``flip_average`` each shifted view is mirrored too (six views; ``vlc.data.augment.evaluation_views``).
         top_k: how many labels each prediction row lists.
         roc_thresholds: thresholds of the ROC and AUROC metrics (constant memory).
         init_from: a vlc classification checkpoint whose backbone initialises this one when fitting starts from
@@ -62,8 +66,14 @@ class ImageClassifier(Task):
         freeze: backbone layers kept fixed: ``none``, ``all``, ``blocks:N`` (its first N layers) or a list of its
             layer names (see ``ImageBackbone.freeze``). Frozen batch norms stay in eval mode.
         pretrained_lr_scale: learning-rate multiplier for the trainable parameters of the backbone.
+        norm_bias_lr_scale: learning-rate multiplier for the biases of the batch norms, whose weight decay is divided
+            by it, so that their decay per step stays that of the other parameters (airbench's bias scaler: 64).
     """
 
+    EVALUATION_ARGS = ("flip_average", "translate_average")
+    """Arguments that change how images are evaluated, not the weights: given with ``--ckpt_path`` (``vlc validate``,
+    ``test``, ``predict``, a resumed ``fit``), they replace the checkpoint's values, so that one checkpoint can be
+    scored with and without test-time augmentation."""
     MONITOR = ("val/acc", "max", "best-epoch{epoch:02d}-acc{val/acc:.4f}")
 
     def __init__(
@@ -77,11 +87,13 @@ class ImageClassifier(Task):
         scheduler_interval: Literal["step", "epoch"] = "step",
         label_smoothing: float = 0.0,
         flip_average: bool = False,
+        translate_average: bool = False,
         top_k: PositiveInt = 5,
         roc_thresholds: PositiveInt = 200,
         init_from: str | None = None,
         freeze: str | list[str | int] = "none",
         pretrained_lr_scale: float = 1.0,
+        norm_bias_lr_scale: float = 1.0,
     ) -> None:
         super().__init__()
         if num_classes is None:
@@ -109,11 +121,19 @@ class ImageClassifier(Task):
 
     # -- model -----------------------------------------------------------------------------------------------
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        """Class logits ``(B, num_classes)`` for a uint8 (or 0-255 float) batch ``(B, 3, H, W)``."""
-        logits = self.head(self.dropout(self.backbone(images).mean(dim=(2, 3))))  # (B, C, h, w) -> (B, C) -> (B, K)
-        if self.hparams.flip_average and not self.training:
-            logits = (logits + self.head(self.backbone(images.flip(-1)).mean(dim=(2, 3)))) / 2
-        return logits
+        """Class logits ``(B, num_classes)`` for a uint8 (or 0-255 float) batch ``(B, 3, H, W)``.
+
+        In evaluation, the weighted average of the logits of the test-time views (``flip_average``,
+        ``translate_average``).
+        """
+        if self.training:
+            return self.logits(images)
+        views = evaluation_views(images, self.hparams.flip_average, self.hparams.translate_average)
+        return sum(weight * self.logits(view) for weight, view in views)
+
+    def logits(self, images: torch.Tensor) -> torch.Tensor:
+        """Class logits of one view: backbone, global average pooling, dropout, linear head."""
+        return self.head(self.dropout(self.backbone(images).mean(dim=(2, 3))))  # (B, C, h, w) -> (B, C) -> (B, K)
 
     # -- training and evaluation -----------------------------------------------------------------------------
     def frozen_note(self) -> str:

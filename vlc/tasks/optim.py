@@ -25,12 +25,15 @@ def configure(
     the length of the run from the trainer, in steps or epochs following ``interval``, so that YAML never
     hard-codes it (use ``vlc.tasks.OneCycleLR``: torch's fails on very short runs and on resumed runs). A
     parameter group with an ``lr_scale`` key (see ``param_groups``) gets its learning rate,
-    and its share of a scalar ``max_lr``, multiplied by it. ``ReduceLROnPlateau`` steps once per epoch on the task's
+    and its share of a scalar ``max_lr``, multiplied by it, and one with a ``weight_decay_scale`` key its weight
+    decay. ``ReduceLROnPlateau`` steps once per epoch on the task's
     ``MONITOR`` score (the captioner's validation BLEU-4, with ``mode: max``).
     """
     opt = optimizer(params)
     for group in opt.param_groups:
         group["lr"] *= group.get("lr_scale", 1.0)
+        if "weight_decay_scale" in group:
+            group["weight_decay"] *= group["weight_decay_scale"]
     if scheduler is None:
         return opt
     keywords = getattr(scheduler, "keywords", {})  # the init args jsonargparse parsed from YAML
@@ -89,19 +92,41 @@ def zero_loss(module: L.LightningModule) -> torch.Tensor:
     return sum(p.sum() for p in module.parameters() if p.requires_grad) * 0.0
 
 
-def param_groups(module: nn.Module, lr_scale: float = 1.0, backbone: str = "backbone") -> list:
-    """The trainable parameters of ``module`` for the optimizer, split in two groups when ``lr_scale != 1``.
+def param_groups(
+    module: nn.Module, lr_scale: float = 1.0, backbone: str = "backbone", norm_bias_lr_scale: float = 1.0
+) -> list:
+    """The trainable parameters of ``module`` for the optimizer, in groups when a scale is not 1.
 
-    The group ``pretrained`` (the trainable parameters of the image backbone, the attribute ``backbone``) carries
-    ``lr_scale``, which :func:`configure` applies to its learning rate (and to ``OneCycleLR``'s ``max_lr``); the
-    group ``head`` holds the others (the classifier's head, the captioner's decoder).
+    Two rules, each applied only when its scale is not 1:
+
+    - ``lr_scale``: the trainable parameters of the image backbone (the attribute ``backbone``) form the group
+      ``pretrained``, which carries ``lr_scale``; the others (the classifier's head, the captioner's decoder) form
+      ``head``.
+    - ``norm_bias_lr_scale``: the biases of the batch norms form a group of their own (``norm_bias``, or
+      ``head.norm_bias`` and ``pretrained.norm_bias`` under the first rule) whose ``lr_scale`` is multiplied by
+      ``norm_bias_lr_scale`` and which carries ``weight_decay_scale = 1 / norm_bias_lr_scale``: their weight decay
+      per step (learning rate x decay) stays that of the others, as with airbench's bias scaler (Jordan 2024). The
+      other parameters are then ``other`` when the first rule does not split them.
+
+    :func:`configure` applies ``lr_scale`` to a group's learning rate (and to ``OneCycleLR``'s ``max_lr``) and
+    ``weight_decay_scale`` to its weight decay.
     """
     trainable = [(name, p) for name, p in module.named_parameters() if p.requires_grad]
-    if lr_scale == 1.0:
+    if lr_scale == 1.0 and norm_bias_lr_scale == 1.0:
         return [p for _, p in trainable]
-    in_backbone = [name.startswith(backbone + ".") for name, _ in trainable]
-    groups = [
-        {"params": [p for (_, p), b in zip(trainable, in_backbone) if not b], "name": "head"},
-        {"params": [p for (_, p), b in zip(trainable, in_backbone) if b], "name": "pretrained", "lr_scale": lr_scale},
-    ]
-    return [g for g in groups if g["params"]]
+    norm_biases = {id(m.bias) for m in module.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)}
+
+    def group_of(name: str, param: nn.Parameter) -> tuple[str, dict]:
+        in_backbone = name.startswith(backbone + ".")
+        scale = lr_scale if in_backbone else 1.0
+        part = ("pretrained" if in_backbone else "head") if lr_scale != 1.0 else ""
+        if norm_bias_lr_scale != 1.0 and id(param) in norm_biases:
+            scales = {"lr_scale": scale * norm_bias_lr_scale, "weight_decay_scale": 1 / norm_bias_lr_scale}
+            return f"{part}.norm_bias".lstrip("."), scales
+        return part or "other", {"lr_scale": scale} if scale != 1.0 else {}
+
+    groups: dict[str, dict] = {}
+    for name, param in sorted(trainable, key=lambda item: item[0].startswith(backbone + ".")):  # the head first
+        part, scales = group_of(name, param)
+        groups.setdefault(part, {"params": [], "name": part, **scales})["params"].append(param)
+    return list(groups.values())
