@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: help install demo demo-classify demo-caption test test-fast lint format tensorboard clean
+.PHONY: help install demo demo-classify demo-caption test test-fast bench bench-quick lint format tensorboard clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -29,6 +29,12 @@ test: $(BIN)/vlc  ## run the whole test suite (offline, CPU)
 
 test-fast: $(BIN)/vlc  ## the tests without the slow end-to-end ones
 	$(BIN)/python -m pytest -m "not slow"
+
+bench: $(BIN)/vlc  ## the benchmark suite, full sizes (many minutes): benchmarks/results.json and results.md
+	$(BIN)/python benchmarks/suite.py --full --json benchmarks/results.json --markdown benchmarks/results.md
+
+bench-quick: $(BIN)/vlc  ## the benchmark suite on small sizes (about a minute on 2 idle cores)
+	$(BIN)/python benchmarks/suite.py --quick
 
 lint: $(BIN)/vlc  ## ruff lint and format check
 	$(BIN)/ruff check vlc tests benchmarks

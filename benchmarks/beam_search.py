@@ -14,9 +14,9 @@ way: the number of differing captions is reported instead.
 
 import argparse
 import contextlib
-import time
 
 import torch
+from common import best_time
 
 from vlc.data.vocab import Vocabulary
 from vlc.models.attention_decoder import AttentionLSTMDecoder
@@ -43,73 +43,90 @@ def parse_args() -> argparse.Namespace:
     return parser.parse_args()
 
 
-def best_time(fn, repeats: int, device: torch.device) -> tuple[float, object]:
-    """Best wall-clock time of ``repeats`` calls (after one warm-up call) and the last result."""
-    result = fn()
-    times = []
-    for _ in range(repeats):
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        start = time.perf_counter()
-        result = fn()
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        times.append(time.perf_counter() - start)
-    return min(times), result
+def make_decoder(
+    kind: str = "lstm",
+    vocab_size: int = 3000,
+    feature_dim: int = 2048,
+    embed_dim: int = 256,
+    hidden_dim: int = 512,
+    batch_size: int = 64,
+    grid: int = 49,
+    device: str = "cpu",
+    seed: int = 0,
+) -> tuple[torch.nn.Module, torch.Tensor]:
+    """A decoder with random weights in eval mode and random image features for it: ``(B, F)``, or ``(B, N, F)``."""
+    torch.manual_seed(seed)
+    if kind == "lstm":
+        decoder = LSTMDecoder(vocab_size, feature_dim, Vocabulary.PAD, embed_dim, hidden_dim)
+        features = torch.randn(batch_size, feature_dim)
+    else:
+        decoder = AttentionLSTMDecoder(vocab_size, feature_dim, Vocabulary.PAD, embed_dim, hidden_dim)
+        features = torch.randn(batch_size, grid, feature_dim)
+    return decoder.to(device).eval(), features.to(device)
+
+
+def search_options(beam_width: int, max_len: int) -> dict:
+    """The keyword arguments of ``beam_search`` (the special tokens of ``Vocabulary``)."""
+    ids = {"start_idx": Vocabulary.START, "end_idx": Vocabulary.END, "pad_idx": Vocabulary.PAD}
+    return {"beam_width": beam_width, "max_len": max_len, **ids}
+
+
+def compare(
+    decoder: torch.nn.Module, features: torch.Tensor, beam_width: int, max_len: int, repeats: int, bf16: bool = False
+) -> dict:
+    """Time greedy decoding, batched beam search and one-at-a-time beam search on the same features.
+
+    Returns:
+        ``seconds`` (best of ``repeats`` after one warm-up call) of ``greedy``, ``batched`` and ``one_by_one``;
+        ``differ``: captions that differ between the two beam searches; ``max_score_diff``; ``mean_length`` of
+        the batched captions in tokens.
+    """
+    device, kwargs = features.device, search_options(beam_width, max_len)
+    greedy_kwargs = {k: v for k, v in kwargs.items() if k != "beam_width"}
+    runs = {
+        "greedy": lambda: greedy_decode(decoder, features, **greedy_kwargs),
+        "batched": lambda: beam_search(decoder, features, **kwargs),
+        "one_by_one": lambda: beam_search_one_by_one(decoder, features, **kwargs),
+    }
+    precision = torch.autocast(device.type, dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
+    with precision:
+        results = {name: best_time(fn, repeats, device) for name, fn in runs.items()}
+    (tokens, scores), (ref_tokens, ref_scores) = results["batched"][1], results["one_by_one"][1]
+    L = max(tokens.size(1), ref_tokens.size(1))
+    tokens, ref_tokens = (
+        torch.nn.functional.pad(t, (0, L - t.size(1)), value=decoder.pad_idx) for t in (tokens, ref_tokens)
+    )
+    return {
+        "seconds": {name: seconds for name, (seconds, _) in results.items()},
+        "differ": int((tokens != ref_tokens).any(dim=1).sum()),
+        "max_score_diff": (scores - ref_scores).abs().max().item(),
+        "mean_length": (tokens != decoder.pad_idx).sum(dim=1).float().mean().item(),
+    }
 
 
 def main() -> None:
     args = parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    torch.manual_seed(args.seed)
-    device = torch.device(args.device)
     B, K = args.batch_size, args.beam_width
-    if args.decoder == "lstm":
-        decoder = LSTMDecoder(args.vocab_size, args.feature_dim, Vocabulary.PAD, args.embed_dim, args.hidden_dim)
-        features = torch.randn(B, args.feature_dim)
-    else:
-        decoder = AttentionLSTMDecoder(
-            args.vocab_size, args.feature_dim, Vocabulary.PAD, args.embed_dim, args.hidden_dim
-        )
-        features = torch.randn(B, args.grid, args.feature_dim)
-    decoder, features = decoder.to(device).eval(), features.to(device)
-    ids = {"start_idx": Vocabulary.START, "end_idx": Vocabulary.END, "pad_idx": Vocabulary.PAD}
-    kwargs = {"beam_width": K, "max_len": args.max_len, **ids}
-
-    runs = {
-        "greedy (batched)": lambda: (greedy_decode(decoder, features, args.max_len, **ids), None),
-        f"beam K={K} batched": lambda: beam_search(decoder, features, **kwargs),
-        f"beam K={K} one-by-one": lambda: beam_search_one_by_one(decoder, features, **kwargs),
-    }
-    precision = torch.autocast(device.type, dtype=torch.bfloat16) if args.bf16 else contextlib.nullcontext()
-    with precision:
-        results = {name: best_time(fn, args.repeats, device) for name, fn in runs.items()}
+    sizes = {k: getattr(args, k) for k in ("vocab_size", "feature_dim", "embed_dim", "hidden_dim", "grid", "seed")}
+    decoder, features = make_decoder(args.decoder, batch_size=B, device=args.device, **sizes)
+    result = compare(decoder, features, K, args.max_len, args.repeats, args.bf16)
 
     print(
         f"decoder={args.decoder} batch={B} width={K} max_len={args.max_len} vocab={args.vocab_size} "
-        f"embed={args.embed_dim} hidden={args.hidden_dim} device={device} threads={torch.get_num_threads()} "
+        f"embed={args.embed_dim} hidden={args.hidden_dim} device={args.device} threads={torch.get_num_threads()} "
         f"{'bf16 autocast' if args.bf16 else 'float32'} "
         "(random weights)"
     )
     print(f"{'method':<24}{'seconds':>10}{'captions/s':>12}{'speed-up':>10}")
-    reference = results[f"beam K={K} one-by-one"][0]
-    for name, (seconds, _) in results.items():
-        print(f"{name:<24}{seconds:>10.3f}{B / seconds:>12.1f}{reference / seconds:>9.1f}x")
-
-    (tokens, scores), (ref_tokens, ref_scores) = (
-        results[f"beam K={K} batched"][1],
-        results[f"beam K={K} one-by-one"][1],
-    )
-    L = max(tokens.size(1), ref_tokens.size(1))
-    tokens, ref_tokens = (
-        torch.nn.functional.pad(t, (0, L - t.size(1)), value=decoder.pad_idx) for t in (tokens, ref_tokens)
-    )
-    differ = int((tokens != ref_tokens).any(dim=1).sum())
-    max_diff = (scores - ref_scores).abs().max().item()
-    lengths = (tokens != decoder.pad_idx).sum(dim=1).float()
-    print(f"captions that differ batched vs one-by-one: {differ} of {B} (max |score diff| = {max_diff:.2e})")
-    print(f"mean caption length: {lengths.mean():.1f} tokens")
+    names = {"greedy": "greedy (batched)", "batched": f"beam K={K} batched", "one_by_one": f"beam K={K} one-by-one"}
+    reference = result["seconds"]["one_by_one"]
+    for name, seconds in result["seconds"].items():
+        print(f"{names[name]:<24}{seconds:>10.3f}{B / seconds:>12.1f}{reference / seconds:>9.1f}x")
+    differ, score_diff = result["differ"], result["max_score_diff"]
+    print(f"captions that differ batched vs one-by-one: {differ} of {B} (max |score diff| = {score_diff:.2e})")
+    print(f"mean caption length: {result['mean_length']:.1f} tokens")
     if differ and not args.bf16:
         raise SystemExit(1)
 

@@ -1,24 +1,21 @@
 """Benchmark the classification image cache: the header check's cost, the cache build's time and its memory peak.
 
 Sets up a TinyImageNet30-layout folder for ``fit`` (header check of every file, then the cache build at
-``--image-size``) and reports the seconds of each and how far the process's peak resident memory rose above
-the final size of the cache (the cache is allocated once at its final size, so the peak should stay close to it).
+``--image-size``) and reports the seconds of each and how far the process's peak resident memory rose during the
+setup, against the final size of the cache (the cache is allocated once at its final size, so the peak should stay
+close to it). The rise is measured as ``common.PeakMemory`` measures every benchmark's memory.
 
     python benchmarks/image_cache.py /tmp/vlc-data/tinyimagenet30                   # 64x64, as trained
     python benchmarks/image_cache.py /tmp/vlc-data/tinyimagenet30 --image-size 224  # 2 GB of cache
 """
 
 import argparse
-import resource
 import time
+
+from common import PeakMemory
 
 from vlc.data import TinyImageNet30DataModule
 from vlc.data.bad_images import check_files
-
-
-def peak_rss() -> int:
-    """The process's peak resident memory so far, in bytes (Linux reports KiB)."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
 def main() -> None:
@@ -33,11 +30,11 @@ def main() -> None:
     check_files(paths, dm.reader, dm.bad_images)
     header_s = time.perf_counter() - start
 
-    before = peak_rss()
-    start = time.perf_counter()
-    dm.setup("fit")  # the header check again, then the cache build
-    setup_s = time.perf_counter() - start
-    rise = peak_rss() - before
+    with PeakMemory() as memory:
+        start = time.perf_counter()
+        dm.setup("fit")  # the header check again, then the cache build
+        setup_s = time.perf_counter() - start
+    rise = memory.rise
     print(f"{len(paths)} files: header check {header_s:.2f} s; setup (check + cache build) {setup_s:.1f} s")
     cache = getattr(dm.datasets["train"], "images", None)
     if cache is None:
