@@ -146,7 +146,8 @@ def test_averaged_weights_are_validated_checkpointed_and_evaluated(tmp_path, cap
     args += ["--model.backbone.widths=[8, 16, 16]", "--data.batch_size=8", "--data.val_fraction=0.25"]
     args += ["--trainer.max_time=null"]
     args += ["--trainer.precision=32-true", "--trainer.enable_progress_bar=false"]
-    main(["fit", *args, "--trainer.max_epochs=1"])
+    ema = ["--trainer.callbacks+=lightning.pytorch.callbacks.EMAWeightAveraging", "--trainer.callbacks.decay=0.9"]
+    main(["fit", *args, *ema, "--trainer.max_epochs=1"])
     assert "whitening stem fitted to the 2x2 patches of 30 training images" in capsys.readouterr().out
     checkpoint = torch.load(next(tmp_path.rglob("last.ckpt")), weights_only=False)
     averaged, trained = checkpoint["state_dict"], checkpoint["current_model_state"]

@@ -256,6 +256,8 @@ class VlcCLI(LightningCLI):
             warnings.filterwarnings("ignore", r"Found \d+ module\(s\) in eval mode")  # frozen batch norms: intended
             if subcommand != "fit":  # evaluating or predicting needs none of the callbacks that trained the model
                 warnings.filterwarnings("ignore", r"Be aware that when using `ckpt_path`, callbacks used to create")
+                # the checkpoint's state_dict already holds the averaged weights, which is what is evaluated
+                warnings.filterwarnings("ignore", r"You're using the WeightAveraging callback, but loading")
             try:
                 super()._run_subcommand(subcommand)
             except (SystemExit, KeyboardInterrupt):

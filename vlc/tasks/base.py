@@ -5,7 +5,8 @@ classification checkpoint, the captioner's GloVe vectors): it is read only when 
 when a run resumes, is evaluated or predicts, because the checkpoint holds the weights. ``vlc fit`` reads them right
 after building the model, so a missing file or an offline download stops before any data is loaded. The same rule
 holds for layers computed from the training data (airbench's whitening stem, ``ImageBackbone.init_from_data``):
-they are computed when fitting starts from scratch, once the data module is set up, and checkpoints carry them.
+they are computed when fitting starts from scratch without ``init_from`` (whose layers keep the statistics they were
+trained with), once the data module is set up, and checkpoints carry them.
 """
 
 import lightning as L
@@ -77,7 +78,8 @@ class Task(L.LightningModule):
     def on_fit_start(self) -> None:
         if self.trainer.ckpt_path is None:  # a resumed run restores its own weights
             self.load_pretrained()
-            self.init_from_data()
+            if not self.hparams.get("init_from"):  # transferred layers keep the statistics they were trained with
+                self.init_from_data()
         log_parameter_counts(self, self.frozen_note())
 
     def configure_optimizers(self):
