@@ -53,6 +53,23 @@ def test_the_whitening_stem_whitens_the_patches_it_was_fitted_on_and_stays_fixed
     assert not any(p is stem.weight for p in model.parameters())
 
 
+def test_a_stem_stride_of_2_whitens_the_non_overlapping_patches_and_halves_the_grid():
+    def whitened_moment(filters: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        out = F.conv2d(x, filters[:12], stride=2).transpose(0, 1).flatten(1)  # (12, N 16 16)
+        return out @ out.T / out.shape[1]
+
+    strided, overlapping = AIRBENCH(**SWITCHES, stem_stride=2), AIRBENCH(**SWITCHES)
+    images = smooth_images(64, size=32)
+    for backbone in (strided, overlapping):
+        backbone.init_from_data(images)
+    x = strided.preprocess(images)
+    torch.testing.assert_close(whitened_moment(strided.whitening.weight, x), torch.eye(12), atol=0.01, rtol=0)
+    assert not torch.allclose(whitened_moment(overlapping.whitening.weight, x), torch.eye(12), atol=0.05)
+    assert strided.whitening(x).shape == (64, 24, 16, 16)
+    assert strided(smooth_images(2, size=64)).shape == (2, 16, 2, 2)  # 64 px: 32x32 after the stem, as at 32 px
+    overlapping.load_state_dict(strided.state_dict())  # the same tensors: a 64 px checkpoint serves 32 px images
+
+
 def test_identity_init_passes_the_input_through_the_first_channels_of_every_conv():
     def convs(identity_init: bool) -> list[torch.nn.Conv2d]:
         backbone = AIRBENCH(widths=[24, 32, 32], identity_init=identity_init)

@@ -8,7 +8,15 @@ your ResNet" (Myrtle.ai, 2018, https://myrtle.ai/learn/how-to-train-your-resnet/
     (B, 3, 32, 32) -> stem (B, 24, 31, 31) -> group1 (B, 64, 15, 15) -> group2 (B, 256, 7, 7)
     -> group3 (B, 256, 3, 3) -> pool (B, 256, 1, 1)
 
-with widths ``[64, 256, 256]``. What the paper adds to the plain network is a set of switches (see
+with widths ``[64, 256, 256]``. For 64 px images (TinyImageNet30) the stem can step by its patch side
+(``stem_stride: 2``): its 2x2 patches then tile the image without overlap, a lossless change of basis (12 numbers in,
+12 directions with both signs out) that halves the resolution at once, so that the rest of the network sees a 32x32
+grid and costs what it costs at 32 px:
+
+    (B, 3, 64, 64) -> stem (B, 24, 32, 32) -> group1 (B, 64, 16, 16) -> group2 (B, 256, 8, 8)
+    -> group3 (B, 256, 4, 4) -> pool (B, 256, 2, 2)
+
+What the paper adds to the plain network is a set of switches (see
 :func:`airbench_net`), so that an ablation can turn each off: the whitening stem fitted to the training data, the
 identity initialisation of the 3x3 convolutions and airbench's batch-norm settings. The output is scaled by 1/9, as
 airbench scales its logits (the classifier's linear head follows).
@@ -46,39 +54,44 @@ class PatchWhitening(nn.Module):
         in_channels: channels of the images.
         patch: side of the square patches.
         eps: added to each eigenvalue before its inverse square root.
+        stride: step between patches (``patch``: non-overlapping patches, half the resolution for 2x2).
     """
 
-    def __init__(self, in_channels: int = 3, patch: int = PATCH, eps: float = WHITENING_EPS) -> None:
+    def __init__(self, in_channels: int = 3, patch: int = PATCH, eps: float = WHITENING_EPS, stride: int = 1) -> None:
         super().__init__()
         dim = in_channels * patch * patch
         weight = torch.empty(2 * dim, in_channels, patch, patch)
         nn.init.kaiming_uniform_(weight, a=math.sqrt(5))  # nn.Conv2d's own initialisation
         self.register_buffer("weight", weight)
         self.bias = nn.Parameter(torch.zeros(2 * dim))
-        self.eps, self.out_channels = eps, 2 * dim
+        self.eps, self.stride, self.out_channels = eps, stride, 2 * dim
 
     def extra_repr(self) -> str:
         c_out, c_in, p, _ = self.weight.shape
-        return f"{c_in}, {c_out}, patch={p}, eps={self.eps:g}"
+        return f"{c_in}, {c_out}, patch={p}, stride={self.stride}, eps={self.eps:g}"
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.conv2d(x, self.weight, self.bias)  # (B, C, H, W) -> (B, 2 C p^2, H - p + 1, W - p + 1)
+        return F.conv2d(x, self.weight, self.bias, self.stride)  # (B, C, H, W) -> (B, 2 C p^2, (H - p) / s + 1, ...)
 
     @torch.no_grad()
     def fit(self, images: torch.Tensor) -> None:
         """Set the filters from normalised images ``(N, C, H, W)`` (float64 statistics, on the CPU)."""
         _, c, p, _ = self.weight.shape
-        moment = sum(patch_moment(chunk, p) for chunk in images.cpu().split(256))  # (C p^2, C p^2)
-        count = len(images) * (images.shape[-2] - p + 1) * (images.shape[-1] - p + 1)
+        s = self.stride
+        moment = sum(patch_moment(chunk, p, s) for chunk in images.cpu().split(256))  # (C p^2, C p^2)
+        count = len(images) * ((images.shape[-2] - p) // s + 1) * ((images.shape[-1] - p) // s + 1)
         eigenvalues, eigenvectors = torch.linalg.eigh(moment / count)  # ascending; eigenvectors in the columns
         filters = (eigenvectors / (eigenvalues + self.eps).sqrt()).T.flip(0)  # (C p^2 directions, C p^2)
         filters = filters.reshape(-1, c, p, p)  # (C p^2, C, p, p)
         self.weight.copy_(torch.cat([filters, -filters]))
 
 
-def patch_moment(images: torch.Tensor, patch: int) -> torch.Tensor:
-    """The sum of ``x x^T`` over every ``patch x patch`` patch ``x`` of ``images`` ``(N, C, H, W)``, in float64."""
-    patches = F.unfold(images.double(), patch)  # (N, C p^2, L): each column one patch, channels slowest
+def patch_moment(images: torch.Tensor, patch: int, stride: int = 1) -> torch.Tensor:
+    """The sum of ``x x^T`` over the patches ``x`` of ``images`` ``(N, C, H, W)`` that a convolution sees, in float64.
+
+    The patches are ``patch x patch``, ``stride`` apart.
+    """
+    patches = F.unfold(images.double(), patch, stride=stride)  # (N, C p^2, L): one patch a column, channels slowest
     patches = patches.transpose(1, 2).flatten(0, 1)  # (N L, C p^2)
     return patches.T @ patches
 
@@ -148,6 +161,7 @@ def airbench_net(
     bn_momentum: float = 0.4,
     bn_eps: float = 1e-12,
     bn_scale: bool = False,
+    stem_stride: int = 1,
 ) -> nn.Sequential:
     """The airbench body: ``(B, 3, H, W) -> (B, widths[-1], h, w)``, ``h = 1`` at 32 px (see the module docstring).
 
@@ -165,8 +179,12 @@ def airbench_net(
             ``batchnorm_momentum: 0.6`` is torch's 0.4).
         bn_eps: the batch norms' ``eps``.
         bn_scale: learn the batch norms' scale; otherwise it stays 1 and only their bias is learnt.
+        stem_stride: step of the stem (airbench: 1; 2: non-overlapping patches, for 64 px images).
     """
-    stem = PatchWhitening() if whiten else nn.Conv2d(3, 3 * PATCH * PATCH * 2, PATCH)
+    if whiten:
+        stem = PatchWhitening(stride=stem_stride)
+    else:
+        stem = nn.Conv2d(3, 3 * PATCH * PATCH * 2, PATCH, stride=stem_stride)
     layers: OrderedDict[str, nn.Module] = OrderedDict(stem=stem, act=nn.GELU())
     norm = partial(batch_norm, momentum=bn_momentum, eps=bn_eps, scale=bn_scale)
     c_in = stem.out_channels

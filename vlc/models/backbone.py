@@ -68,9 +68,9 @@ class ImageBackbone(nn.Module):
     images to :meth:`init_from_data` at the same moment.
 
     Args:
-        name: ``cnn`` (vlc's residual CNN), ``airbench`` (Jordan 2024, for 32 px images: ``vlc.models.airbench``)
-            or a torchvision classifier such as ``resnet18``, ``resnet50`` (224 px) or ``inception_v3`` (299 px),
-            cut before its global average pooling.
+        name: ``cnn`` (vlc's residual CNN), ``airbench`` (Jordan 2024, for 32 px images, 64 px with ``stem_stride:
+            2``: ``vlc.models.airbench``) or a torchvision classifier such as ``resnet18``, ``resnet50`` (224 px) or
+            ``inception_v3`` (299 px), cut before its global average pooling.
         weights: torchvision networks only: a weights name (``DEFAULT``, ``IMAGENET1K_V2``; downloaded once when
             online) or the path of a local state dict (offline machines); ``null`` for random weights.
         image_size: every input is resized to ``image_size x image_size`` first (``null``: used as given).
@@ -91,6 +91,8 @@ class ImageBackbone(nn.Module):
         bn_eps: ``airbench`` only: the batch norms' ``eps`` (airbench: 1e-12).
         bn_scale: ``airbench`` only: learn the batch norms' scale; ``false``: fixed at 1, only the bias is learnt
             (airbench).
+        stem_stride: ``airbench`` only: step of its 2x2 stem; 1 (airbench, 32 px images) or 2 (non-overlapping
+            patches: 64 px images cost what 32 px ones cost, and a checkpoint fits either setting).
     """
 
     def __init__(
@@ -110,6 +112,7 @@ class ImageBackbone(nn.Module):
         bn_momentum: ClosedUnitInterval = 0.1,
         bn_eps: PositiveFloat = 1e-5,
         bn_scale: bool = True,
+        stem_stride: PositiveInt = 1,
     ) -> None:
         super().__init__()
         self.name, self.weights = name, given(weights)
@@ -117,7 +120,12 @@ class ImageBackbone(nn.Module):
         if name in ("cnn", "airbench") and self.weights is not None:
             raise UserError(f"backbone weights apply to torchvision networks; for {name} use model.init_from")
         options = dict(
-            whiten=whiten, identity_init=identity_init, bn_momentum=bn_momentum, bn_eps=bn_eps, bn_scale=bn_scale
+            whiten=whiten,
+            identity_init=identity_init,
+            bn_momentum=bn_momentum,
+            bn_eps=bn_eps,
+            bn_scale=bn_scale,
+            stem_stride=stem_stride,
         )
         if name != "airbench" and (changed := _non_default(options)):
             raise UserError(f"backbone {', '.join(changed)}: options of the airbench network only, not of {name}")
