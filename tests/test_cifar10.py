@@ -32,6 +32,20 @@ def test_pickle_format_reads_images_labels_and_names(tmp_path):
     assert len(dm.datasets["train"]) == 30 and len(dm.datasets["val"]) == 10 and len(dm.datasets["test"]) == 20
 
 
+def test_train_fraction_keeps_a_stratified_share_of_training_and_the_same_validation(tmp_path):
+    write_cifar_pickles(tmp_path, per_class=20)
+    full, small = Cifar10DataModule(str(tmp_path)), Cifar10DataModule(str(tmp_path), train_fraction=0.2)
+    for dm in (full, small):
+        dm.setup("fit")
+    assert torch.equal(small.datasets["val"].targets, full.datasets["val"].targets)  # 2 a class either way
+    assert small.datasets["val"].index == full.datasets["val"].index
+    train = small.datasets["train"]
+    assert torch.bincount(train.targets).tolist() == [4] * 10  # 20% of each class's 18
+    assert set(train.index) < set(full.datasets["train"].index)
+    with pytest.raises(UserError, match="data.train_fraction must be above 0 and at most 1, got 0"):
+        Cifar10DataModule(str(tmp_path), train_fraction=0)
+
+
 def test_pickle_format_resizes_and_accepts_the_batches_folder_as_root(tmp_path):
     folder = write_cifar_pickles(tmp_path, per_class=2)
     dm = Cifar10DataModule(str(folder), image_size=64)

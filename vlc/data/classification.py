@@ -37,6 +37,8 @@ class ClassificationDataModule(ImageDataModule):
 
     Args:
         val_fraction: share of each class held out for validation (seeded, stratified).
+        train_fraction: share of each class's remaining images that training uses (seeded, stratified; 1: all):
+            a small-data setting whose validation split is the full one's, so that runs compare.
         augment: training augmentation preset: ``none``, ``flip`` or ``crop_flip`` (reflect-pad by
             ``crop_padding``, random crop, horizontal flip).
         flip: how ``flip`` and ``crop_flip`` choose the images they mirror: ``random`` (a random half of each
@@ -51,6 +53,7 @@ class ClassificationDataModule(ImageDataModule):
     def __init__(
         self,
         val_fraction: float = 0.1,
+        train_fraction: float = 1.0,
         augment: Literal["none", "flip", "crop_flip"] = "crop_flip",
         flip: Literal["random", "alternating"] = "random",
         crop_padding: PositiveInt | None = None,
@@ -59,6 +62,9 @@ class ClassificationDataModule(ImageDataModule):
         super().__init__(**kwargs)
         if not 0.0 < val_fraction < 1.0:
             raise UserError(f"data.val_fraction must be between 0 and 1, got {val_fraction}")
+        if not 0.0 < train_fraction <= 1.0:
+            raise UserError(f"data.train_fraction must be above 0 and at most 1, got {train_fraction}")
+        self.train_fraction = train_fraction
         self.val_fraction, self.augment, self.flip, self.crop_padding = val_fraction, augment, flip, crop_padding
 
     # -- what subclasses provide ---------------------------------------------------------------------------
@@ -81,6 +87,9 @@ class ClassificationDataModule(ImageDataModule):
         if stage in ("fit", "validate") and "val" not in self.datasets:
             samples, labels = self.labelled("train")
             train_idx, val_idx = stratified_split(labels, self.val_fraction, self.seed)  # of every file, bad or not
+            if self.train_fraction < 1.0:
+                unused = 1.0 - self.train_fraction
+                train_idx = train_idx[stratified_split(labels[train_idx], unused, self.seed)[0]]
             images, rows = self._readable(samples, "training and validation images")
             self.datasets["train"] = self._dataset(images, rows, labels, train_idx)
             self.datasets["val"] = self._dataset(images, rows, labels, val_idx)
