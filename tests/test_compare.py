@@ -12,7 +12,7 @@ from vlc.cli import main
 def scratch(root, *extra: str) -> list[str]:
     return [
         "--config",
-        str(CONFIGS / "cifar10" / "scratch.yaml"),
+        str(CONFIGS / "cifar10" / "airbench.yaml"),
         f"--data.root={root}",
         "--data.image_size=16",
         "--data.batch_size=10",
@@ -53,7 +53,7 @@ def test_compare_fit_validate_and_test_sessions(tmp_path, monkeypatch, capsys):
     assert rows["version_2"][1:3] == ["validate", "complete"] and rows["version_2"][6] == "-"  # no epochs
     assert rows["version_3"][1:3] == ["fit", "interrupted"]
     assert rows["version_0"][6] == "1" and rows["version_1"][6] == "2"  # epochs
-    assert rows["version_0"][8] == "5,346" == rows["version_1"][8]
+    assert rows["version_0"][8] == "6,002" == rows["version_1"][8]  # 24 + 5,760 conv + 48 norm biases + 170 head
     with open(tmp_path / "table.csv") as f:
         table = {row["run"].rsplit("/", 1)[-1]: row for row in csv.DictReader(f)}
     assert table["version_0"]["task"] == "classification" and 0.0 <= float(table["version_0"]["test_acc"]) <= 1.0
@@ -61,8 +61,8 @@ def test_compare_fit_validate_and_test_sessions(tmp_path, monkeypatch, capsys):
     assert float(table["version_1"]["val_acc_best"]) >= float(table["version_1"]["val_acc_final"])
     assert 0 < float(table["version_0"]["train_time_s"]) < 120
 
-    run = tmp_path / "logs" / "cifar10" / "scratch" / "version_1"
-    assert "lr-SGD" in events(run).Tags()["scalars"]  # one group: one lr curve
+    run = tmp_path / "logs" / "cifar10" / "airbench" / "version_1"
+    assert {"lr-SGD/other", "lr-SGD/norm_bias"} <= set(events(run).Tags()["scalars"])  # a curve a group
     main(["compare", str(run)])  # one run folder
     assert capsys.readouterr().out.strip().splitlines()[1].startswith(f"{run} ")
 

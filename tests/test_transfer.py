@@ -14,7 +14,7 @@ from vlc.models import ImageBackbone
 from vlc.tasks.classifier import ImageClassifier
 from vlc.tasks.optim import configure, param_groups
 
-TIN_CKPT = "checkpoints/tinyimagenet30-cnn/version_0/last.ckpt"
+TIN_CKPT = "checkpoints/tinyimagenet30-airbench/version_0/last.ckpt"
 
 
 def cifar_args(variant: str, root, *extra: str) -> list[str]:
@@ -43,7 +43,7 @@ def work(tmp_path_factory):
     cwd = os.getcwd()
     os.chdir(work)
     try:
-        tin = ["--config", str(CONFIGS / "tinyimagenet30" / "cnn.yaml"), f"--data.root={work / 'tin'}"]
+        tin = ["--config", str(CONFIGS / "tinyimagenet30" / "airbench.yaml"), f"--data.root={work / 'tin'}"]
         main(["fit", *tin, "--data.batch_size=6", "--trainer.max_epochs=1", "--trainer.max_time=null", *TINY_NET])
         yield work
     finally:
@@ -76,7 +76,7 @@ def test_frozen_features_stay_bit_identical(work, capsys):
 
 def test_partial_freeze_with_scaled_lr(work, capsys):
     os.chdir(work)
-    frozen = "--model.init_args.freeze=[0, 1]"
+    frozen = "--model.init_args.freeze=[stem, group1]"
     args = cifar_args("transfer_full", work / "cifar", frozen, "--model.init_args.pretrained_lr_scale=0.5")
     main([*args, "--model.init_args.scheduler=null"])  # OneCycleLR cannot resume with more epochs
     before, after = (
@@ -84,13 +84,14 @@ def test_partial_freeze_with_scaled_lr(work, capsys):
         state(work / "checkpoints" / "cifar10" / "transfer_full" / "version_0" / "last.ckpt"),
     )
     for key in before:
-        if key.startswith(("backbone.body.0.", "backbone.body.1.")):
+        if key.startswith(("backbone.body.stem.", "backbone.body.group1.")):
             assert torch.equal(before[key], after[key]), key  # frozen, batch-norm statistics included
-    changed = [k for k in before if k.startswith("backbone.body.2.") and not torch.equal(before[k], after[k])]
-    assert "backbone.body.2.conv2.weight" in changed and "backbone.body.2.bn2.running_mean" in changed
+    changed = [k for k in before if k.startswith("backbone.body.group2.") and not torch.equal(before[k], after[k])]
+    assert "backbone.body.group2.conv2.weight" in changed and "backbone.body.group2.norm2.running_mean" in changed
     run = events(work / "logs" / "cifar10" / "transfer_full")
-    assert run.Scalars("lr-SGD/head")[0].value == pytest.approx(0.1)  # the optimizer's lr in transfer_full.yaml
-    assert run.Scalars("lr-SGD/pretrained")[0].value == pytest.approx(0.05)
+    assert run.Scalars("lr-SGD/head")[0].value == pytest.approx(1.5)  # the optimizer's lr in transfer_full.yaml
+    assert run.Scalars("lr-SGD/pretrained")[0].value == pytest.approx(0.75)
+    assert run.Scalars("lr-SGD/pretrained.norm_bias")[0].value == pytest.approx(0.75 * 64)
 
     # resuming restores the run's own weights: init_from is not read again (here it no longer exists)
     last = work / "checkpoints" / "cifar10" / "transfer_full" / "version_0" / "last.ckpt"
@@ -110,9 +111,9 @@ def test_bad_init_from_and_freeze(work, capsys):
     err = run_fails(capsys, cifar_args("transfer_full", cifar, f"--model.init_args.init_from={work / 'other.ckpt'}"))
     assert "not a vlc classification checkpoint" in err and "other.ckpt" in err
     err = run_fails(capsys, cifar_args("transfer_full", cifar, "--model.init_args.freeze=[featurez.0]"))
-    assert "'featurez.0' matches no layer of the backbone" in err and "0, 1, 2" in err
+    assert "'featurez.0' matches no layer of the backbone" in err and "stem, act, group1" in err
     err = run_fails(capsys, cifar_args("transfer_full", cifar, "--model.init_args.freeze=blocks:99"))
-    assert "blocks:N" in err and "0..3" in err
+    assert "blocks:N" in err and "0..6" in err
 
 
 def test_param_groups_split_the_head_from_the_backbone():
