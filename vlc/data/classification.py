@@ -64,8 +64,8 @@ class ClassificationDataModule(ImageDataModule):
             raise UserError(f"data.val_fraction must be between 0 and 1, got {val_fraction}")
         if not 0.0 < train_fraction <= 1.0:
             raise UserError(f"data.train_fraction must be above 0 and at most 1, got {train_fraction}")
-        self.train_fraction = train_fraction
-        self.val_fraction, self.augment, self.flip, self.crop_padding = val_fraction, augment, flip, crop_padding
+        self.val_fraction, self.train_fraction = val_fraction, train_fraction
+        self.augment, self.flip, self.crop_padding = augment, flip, crop_padding
 
     # -- what subclasses provide ---------------------------------------------------------------------------
     @property

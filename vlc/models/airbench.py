@@ -77,23 +77,22 @@ class PatchWhitening(nn.Module):
     def fit(self, images: torch.Tensor) -> None:
         """Set the filters from normalised images ``(N, C, H, W)`` (float64 statistics, on the CPU)."""
         _, c, p, _ = self.weight.shape
-        s = self.stride
-        moment = sum(patch_moment(chunk, p, s) for chunk in images.cpu().split(256))  # (C p^2, C p^2)
-        count = len(images) * ((images.shape[-2] - p) // s + 1) * ((images.shape[-1] - p) // s + 1)
-        eigenvalues, eigenvectors = torch.linalg.eigh(moment / count)  # ascending; eigenvectors in the columns
+        sums, counts = zip(*(patch_moment(chunk, p, self.stride) for chunk in images.cpu().split(256)))
+        moment = sum(sums) / sum(counts)  # (C p^2, C p^2)
+        eigenvalues, eigenvectors = torch.linalg.eigh(moment)  # ascending; eigenvectors in the columns
         filters = (eigenvectors / (eigenvalues + self.eps).sqrt()).T.flip(0)  # (C p^2 directions, C p^2)
         filters = filters.reshape(-1, c, p, p)  # (C p^2, C, p, p)
         self.weight.copy_(torch.cat([filters, -filters]))
 
 
-def patch_moment(images: torch.Tensor, patch: int, stride: int = 1) -> torch.Tensor:
-    """The sum of ``x x^T`` over the patches ``x`` of ``images`` ``(N, C, H, W)`` that a convolution sees, in float64.
+def patch_moment(images: torch.Tensor, patch: int, stride: int = 1) -> tuple[torch.Tensor, int]:
+    """The sum of ``x x^T`` over the patches ``x`` of ``images`` ``(N, C, H, W)``, in float64, and their number.
 
-    The patches are ``patch x patch``, ``stride`` apart.
+    The patches are those a ``patch x patch`` convolution with that ``stride`` sees.
     """
     patches = F.unfold(images.double(), patch, stride=stride)  # (N, C p^2, L): one patch a column, channels slowest
     patches = patches.transpose(1, 2).flatten(0, 1)  # (N L, C p^2)
-    return patches.T @ patches
+    return patches.T @ patches, len(patches)
 
 
 def batch_norm(channels: int, momentum: float, eps: float, scale: bool) -> nn.BatchNorm2d:
