@@ -11,7 +11,7 @@ from torch.utils.data import Dataset
 
 from vlc.data.bad_images import Unreadable
 from vlc.data.captioning import CaptionDataModule
-from vlc.data.image_io import BadImage, ImageReader
+from vlc.data.image_io import BadImage, ImageReader, inside
 from vlc.data.text import read_text
 from vlc.data.vocab import tokenize
 from vlc.errors import UserError, warn
@@ -70,7 +70,8 @@ def image_files(images: list, path: Path, skips: "Skips") -> dict[int, str]:
     """``{id: file_name}`` of the ``images`` list; entries without both are skipped.
 
     Raises:
-        UserError: two entries share an id or a file name (their captions would go to the wrong picture).
+        UserError: two entries share an id or a file name (their captions would go to the wrong picture), or a
+            file name leads out of the images folder (an absolute path, or ``..``).
     """
     files: dict[int, str] = {}
     where: dict[int, int] = {}  # id -> position in images
@@ -79,7 +80,12 @@ def image_files(images: list, path: Path, skips: "Skips") -> dict[int, str]:
         if not isinstance(entry, dict) or not isinstance(entry.get("id"), int) or not entry.get("file_name"):
             skips.add("image entries without id or file_name", entry)
             continue
-        image_id, name = entry["id"], str(entry["file_name"])
+        image_id, name = entry["id"], inside(str(entry["file_name"]))
+        if name is None:
+            raise UserError(
+                f"{path}: images[{position}] has file_name {entry['file_name']!r}, outside data.images_dir; "
+                "file names must be relative to data.images_dir"
+            )
         if image_id in files:
             raise UserError(f"{path}: images[{position}] and images[{where[image_id]}] both have id {image_id}")
         if name in by_name:

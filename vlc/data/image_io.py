@@ -12,6 +12,8 @@ same ``(3, H, W)`` uint8 RGB tensor, and every failure into a reason attached to
 """
 
 import contextlib
+import errno
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -82,7 +84,7 @@ class ImageReader:
     def _open(self, path: Path) -> Iterator[Image.Image]:
         """``Image.open(path)`` with every reason it can fail, the pixel limit included, raised as ``BadImage``."""
         if path.is_symlink() and not path.exists():
-            raise BadImage(path, f"broken symbolic link (to {path.readlink()})")
+            raise BadImage(path, _dangling(path))
         try:
             if path.stat().st_size == 0:
                 raise BadImage(path, "empty file (0 bytes)")
@@ -137,9 +139,31 @@ def to_rgb(image: Image.Image) -> Image.Image:
     return image.convert("RGB")
 
 
+def _dangling(path: Path) -> str:
+    """Why the symbolic link ``path`` leads to no file: a loop of links, or a missing target."""
+    try:
+        path.stat()
+    except OSError as err:
+        if err.errno == errno.ELOOP:
+            return f"symbolic link loop (to {path.readlink()}; the links never reach a file)"
+    return f"broken symbolic link (to {path.readlink()})"
+
+
 def _describe(err: Exception) -> str:
     text = str(err).strip()
     return text if text else type(err).__name__
+
+
+def inside(name: str) -> str | None:
+    """``name`` normalised (``a/./b`` as ``a/b``) when it is a relative path that stays inside its folder, else None.
+
+    The check is on the name alone (an absolute path, or ``..`` leading out of the folder), so a data folder made
+    of symbolic links to files elsewhere still works.
+    """
+    relative = os.path.normpath(name)
+    if os.path.isabs(relative) or relative.split(os.sep)[0] == "..":
+        return None
+    return relative
 
 
 def list_images(folder: str | Path) -> list[Path]:
