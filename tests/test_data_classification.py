@@ -95,10 +95,10 @@ def test_tinyimagenet30_reads_layout_greyscale_and_labels(tmp_path, cache):
 def test_tinyimagenet30_labels_by_name_and_bad_category(tmp_path):
     write_tinyimagenet30(tmp_path / "d", per_class=2, test_per_class=1)
     csv = tmp_path / "names.csv"
-    csv.write_text("Id,Category\ntest_0_0.JPEG,baboon\ntest_1_0.JPEG,1\n")
+    csv.write_text("Id,Category\ntest_0_0.JPEG,baboon\ntest_1_0.JPEG,1\ntest_2_0.JPEG,bee\n")
     dm = TinyImageNet30DataModule(root=str(tmp_path / "d"), test_labels=str(csv))
     dm.setup("test")
-    assert torch.as_tensor(dm.datasets["test"].targets).tolist() == [0, 1]
+    assert torch.as_tensor(dm.datasets["test"].targets).tolist() == [0, 1, 2]
     csv.write_text("Id,Category\ntest_0_0.JPEG,zebra\n")
     with pytest.raises(UserError, match="line 2: unknown Category 'zebra'"):
         TinyImageNet30DataModule(root=str(tmp_path / "d"), test_labels=str(csv)).setup("test")

@@ -8,7 +8,7 @@ import torch
 
 from vlc.data.classification import ClassificationDataModule, Samples
 from vlc.data.datasets import FileImages
-from vlc.data.image_io import ImageReader, list_images
+from vlc.data.image_io import ImageReader, inside, list_images
 from vlc.data.text import read_text
 from vlc.errors import UserError
 
@@ -53,46 +53,107 @@ def _nested(folder: Path) -> Path:
     return inner if inner.is_dir() else folder
 
 
+def check_class_folders(train_dir: Path, class_names: list[str], class_file: Path) -> None:
+    """Every class of ``class_file`` has its folder in ``train_dir``, and every folder there is such a class.
+
+    Hidden folders (``.ipynb_checkpoints``, ...) are not classes and are left alone.
+
+    Raises:
+        UserError: naming the classes without a folder and the folders ``class_file`` does not list.
+    """
+    if not train_dir.is_dir():
+        raise UserError(f"{train_dir}: missing; expected a folder per class of {class_file}")
+    folders = {p.name for p in train_dir.iterdir() if p.is_dir() and not p.name.startswith(".")}
+    missing = [name for name in class_names if name not in folders]
+    unlisted = sorted(folders - set(class_names))
+    problems = [f"folders missing for the classes {_names(missing)} of {class_file}"] if missing else []
+    problems += [f"{class_file} does not list the folders {_names(unlisted)}"] if unlisted else []
+    if problems:
+        raise UserError(f"{train_dir}: " + "; ".join(problems) + " (expected one folder per class, named as there)")
+
+
+def _names(names: list[str], first: int = 5) -> str:
+    """``'a', 'b'`` for the first few names, with how many more there are."""
+    listed = ", ".join(repr(name) for name in names[:first])
+    return listed + (f" and {len(names) - first} more" if len(names) > first else "")
+
+
 def read_train_set(root: Path, class_names: list[str]) -> Samples:
     """Every training image (``train_set/<name>/*``) with its label, in class order."""
     train_dir = _nested(root / "train_set")
+    check_class_folders(train_dir, class_names, root / "class.txt")
     paths, labels = [], []
     for label, name in enumerate(class_names):
-        folder = train_dir / name
-        if not folder.is_dir():
-            raise UserError(f"{folder}: missing; class.txt names class {label} '{name}'")
-        files = list_images(folder)
+        files = list_images(train_dir / name)
         if not files:
-            raise UserError(f"{folder}: no images for class '{name}' (expected *.JPEG files)")
+            raise UserError(f"{train_dir / name}: no images for class '{name}' (expected *.JPEG files)")
         paths += files
         labels += [label] * len(files)
     return paths, torch.tensor(labels)
 
 
 def read_test_set(root: Path, test_labels: str | Path, class_names: list[str]) -> Samples:
-    """The test images named by ``test_labels`` (a CSV ``Id,Category``: file name, class index or name)."""
+    """The images of ``test_set/`` with their labels from ``test_labels`` (a CSV ``Id,Category``).
+
+    ``Id`` is a file name in ``test_set/``, ``Category`` a class index or name. A test scores every test image once:
+    an ``Id`` that is repeated, missing, or outside ``test_set/``, an image of ``test_set/`` without a row, and a
+    file without rows are errors naming the file (and the line).
+    """
     path = Path(test_labels)
     if not path.is_file():
         raise UserError(f"data.test_labels: {path} does not exist; expected a CSV with columns Id,Category")
     test_dir = _nested(root / "test_set")
     lookup = {name: i for i, name in enumerate(class_names)}
-    paths, labels = [], []
     reader = csv.DictReader(io.StringIO(read_text(path), newline=""))
     if not {"Id", "Category"} <= set(reader.fieldnames or []):
         raise UserError(f"{path}: expected the header 'Id,Category', got {reader.fieldnames}")
-    for lineno, row in enumerate(reader, 2):
-        file = test_dir / row["Id"]
-        if not file.is_file():
-            raise UserError(f"{path}, line {lineno}: image {row['Id']!r} not found in {test_dir}")
-        category = row["Category"].strip()
-        if category.isdigit() and int(category) < len(class_names):
-            labels.append(int(category))
-        elif category in lookup:
-            labels.append(lookup[category])
-        else:
-            raise UserError(f"{path}, line {lineno}: unknown Category {category!r}; expected 0-29 or a class name")
-        paths.append(file)
-    return paths, torch.tensor(labels)
+    lines: dict[Path, int] = {}  # file -> line
+    labels = []
+    for row in reader:
+        where = f"{path}, line {reader.line_num}"
+        if row["Id"] is None or row["Category"] is None:
+            raise UserError(f"{where}: expected two fields 'Id,Category'")
+        file = _test_file(test_dir, row["Id"], where)
+        if file in lines:
+            raise UserError(f"{where}: Id {row['Id']!r} is already listed on line {lines[file]}")
+        lines[file] = reader.line_num
+        labels.append(_category(row["Category"].strip(), lookup, where))
+    if not lines:
+        raise UserError(f"{path}: no rows; expected a line 'Id,Category' for each image of {test_dir.name}")
+    _check_all_listed(path, test_dir, set(lines))
+    return list(lines), torch.tensor(labels)
+
+
+def _test_file(test_dir: Path, name: str, where: str) -> Path:
+    """The file ``test_dir / name``, which must exist and lie inside ``test_dir``."""
+    relative = inside(name)
+    if relative is None:
+        raise UserError(f"{where}: Id {name!r} is not inside {test_dir}; expected a file name of the test set")
+    if not (test_dir / relative).is_file():
+        raise UserError(f"{where}: image {name!r} not found in {test_dir}")
+    return test_dir / relative
+
+
+def _category(category: str, lookup: dict[str, int], where: str) -> int:
+    """The label of ``category``: a class index, or a class name of ``lookup``."""
+    if category.isdigit() and int(category) < len(lookup):
+        return int(category)
+    if category in lookup:
+        return lookup[category]
+    raise UserError(f"{where}: unknown Category {category!r}; expected 0-{len(lookup) - 1} or a class name")
+
+
+def _check_all_listed(path: Path, test_dir: Path, listed: set[Path]) -> None:
+    """Every image of ``test_dir`` has a row in ``path``: a test of part of the test set is not its score."""
+    images = list_images(test_dir)
+    unlisted = [file for file in images if file not in listed]
+    if unlisted:
+        names = ", ".join(str(file.relative_to(test_dir)) for file in unlisted[:3])
+        more = ", ..." if len(unlisted) > 3 else ""
+        raise UserError(
+            f"{path}: no row for {len(unlisted)} of the {len(images)} images of {test_dir} ({names}{more}); "
+            "a test scores every test image: add their rows, or move them out of the folder"
+        )
 
 
 class TinyImageNet30(FileImages):
@@ -125,8 +186,9 @@ class TinyImageNet30DataModule(ClassificationDataModule):
 
     Args:
         root: the dataset folder holding ``class.txt``, ``train_set/`` and ``test_set/``.
-        test_labels: a CSV with columns ``Id,Category`` (file name, class index or name) for ``test_set``;
-            with it ``vlc test`` reports test accuracy. Without it, ``vlc predict`` predicts ``test_set``.
+        test_labels: a CSV with columns ``Id,Category`` (file name, class index or name), one row for each image
+            of ``test_set``, read and checked at once (:func:`read_test_set`); with it ``vlc test`` reports test
+            accuracy. Without it, ``vlc predict`` predicts ``test_set``.
         **kwargs: the shared options of ``ClassificationDataModule`` (batch size, augmentation, cache, ...).
     """
 
@@ -137,6 +199,8 @@ class TinyImageNet30DataModule(ClassificationDataModule):
             raise UserError(f"data.root: {self.root} is not a folder; expected the extracted TinyImageNet30")
         self.test_labels = test_labels
         self._class_names = read_class_file(self.root / "class.txt")
+        # read now, before a run logs anything: a labels file that cannot be scored leaves the run's logs as they were
+        self._test = None if test_labels is None else read_test_set(self.root, test_labels, self._class_names)
 
     @property
     def class_names(self) -> list[str]:
@@ -145,7 +209,7 @@ class TinyImageNet30DataModule(ClassificationDataModule):
     def labelled(self, split: str) -> Samples | None:
         if split == "train":
             return read_train_set(self.root, self._class_names)
-        return None if self.test_labels is None else read_test_set(self.root, self.test_labels, self._class_names)
+        return self._test
 
     def predict_folder(self) -> str | Path:
         """``predict_dir`` when given, else ``test_set/``."""
