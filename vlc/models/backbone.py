@@ -18,6 +18,7 @@ from vlc.data.image_io import resize
 from vlc.errors import UserError, given
 from vlc.models.airbench import PatchWhitening, airbench_net
 from vlc.models.cnn import residual_cnn
+from vlc.models.memory_format import to_channels_last
 from vlc.models.torchvision_body import build_torchvision, torchvision_body
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -81,7 +82,8 @@ class ImageBackbone(nn.Module):
         depths: ``cnn`` only: residual blocks per stage.
         stem_width: ``cnn`` only: channels of the stem convolution.
         batch_norm: ``cnn`` only: batch normalisation after every convolution.
-        channels_last: run the convolutions in channels-last memory format (faster on CPUs and tensor cores).
+        channels_last: run the convolutions in channels-last memory format (faster on CPUs and tensor cores), except
+            the few that a oneDNN bug breaks in that layout (``vlc.models.memory_format``).
         whiten: ``airbench`` only: its 2x2 stem whitens image patches, its filters computed from training images
             (:meth:`init_from_data`) and then fixed; ``false``: an ordinary trained convolution of the same shape.
         identity_init: ``airbench`` only: the first ``in_channels`` filters of every 3x3 convolution start as the
@@ -143,7 +145,7 @@ class ImageBackbone(nn.Module):
         self.register_buffer("mean", torch.tensor(mean or default_mean, dtype=torch.float32).view(1, 3, 1, 1) * 255)
         self.register_buffer("std", torch.tensor(std or default_std, dtype=torch.float32).view(1, 3, 1, 1) * 255)
         if channels_last:
-            self.body = self.body.to(memory_format=torch.channels_last)
+            self.body = to_channels_last(self.body)
         self.frozen_batch_norms: list[nn.Module] = []
 
     @torch.no_grad()
