@@ -12,7 +12,11 @@ import torch
 
 
 class Fault(L.Callback):
-    """At training step ``step``: send this process ``SIGKILL``, ``SIGTERM`` or ``SIGINT``, or make the weights NaN."""
+    """At training step ``step``: send this process ``SIGKILL``, ``SIGTERM`` or ``SIGINT``, or make the weights NaN.
+
+    ``fault: nan_val_loss``: from the first validation at or after ``step``, every batch norm's running variance is
+    negative, so the validation loss is NaN while the weights and the training loss stay finite.
+    """
 
     def __init__(self, step: int = 5, fault: str = "SIGKILL") -> None:
         self.step, self.fault = step, fault
@@ -24,8 +28,14 @@ class Fault(L.Callback):
             with torch.no_grad():
                 for param in pl_module.parameters():
                     param.fill_(float("nan"))
-        else:
+        elif self.fault != "nan_val_loss":
             os.kill(os.getpid(), getattr(signal, self.fault))
+
+    def on_validation_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if self.fault == "nan_val_loss" and not trainer.sanity_checking and trainer.global_step >= self.step:
+            for module in pl_module.modules():
+                if isinstance(module, torch.nn.BatchNorm2d):
+                    module.running_var.fill_(-1.0)
 
 
 CLOCK = [0.0]
