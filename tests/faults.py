@@ -38,6 +38,17 @@ class Fault(L.Callback):
                     module.running_var.fill_(-1.0)
 
 
+class TestFault(L.Callback):
+    """At test batch ``batch``: send this process ``fault`` (``SIGINT``, ``SIGTERM``), before the test scores."""
+
+    def __init__(self, batch: int = 0, fault: str = "SIGINT") -> None:
+        self.batch, self.fault = batch, fault
+
+    def on_test_batch_start(self, trainer: L.Trainer, pl_module: L.LightningModule, batch, batch_idx: int, *_) -> None:
+        if batch_idx == self.batch:
+            os.kill(os.getpid(), getattr(signal, self.fault))
+
+
 CLOCK = [0.0]
 """The fake clock's time in seconds, advanced by :class:`FakeClock`."""
 

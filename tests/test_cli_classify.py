@@ -103,7 +103,7 @@ def test_predict_folder_csv_and_json(trained, tmp_path):
     assert {Path(r["file"]).name for r in rows} == {p.name for p in folder.glob("*.JPEG")}
     for row in rows:
         assert row["label"] in CLASSES
-        top = [item.split(":") for item in row["top_k"].split(";")]
+        top = json.loads(row["top_k"])
         assert len(top) == 3 and top[0][0] == row["label"]
         assert abs(sum(float(p) for _, p in top) - 1.0) < 1e-3  # 3 classes: top-3 covers all the mass
     json_rows = json.loads((tmp_path / "preds.json").read_text())

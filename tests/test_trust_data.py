@@ -121,6 +121,29 @@ def test_an_empty_labels_file_stops_before_logging_keeping_the_earlier_score(tra
     assert 0.0 <= float(row["test_acc"]) <= 1.0  # the earlier test's score
 
 
+def test_an_interrupted_test_keeps_the_earlier_score_in_compare(trained, tmp_path, monkeypatch, capsys):
+    work, ckpt = trained
+    monkeypatch.chdir(tmp_path)
+    shutil.copytree(work / "logs", tmp_path / "logs")
+    labels = work / "data" / "test_labels.csv"
+    test = ["test", *classify(work / "data"), f"--ckpt_path={ckpt}", f"--data.test_labels={labels}"]
+    code, _ = run_cli(capsys, test)
+    assert code == 0
+    table = tmp_path / "table.csv"
+    run_cli(capsys, ["compare", "logs", "--csv", str(table)])
+    with open(table) as f:
+        (scored,) = csv.DictReader(f)
+    sessions = len(list((tmp_path / "logs").rglob("test/events.out.tfevents.*")))
+    # the next test stops at its first batch, after its logger wrote an event file without scores
+    err = run_fails(capsys, [*test, "--trainer.callbacks+=faults.TestFault"], code=130)
+    assert "interrupted by SIGINT" in err
+    assert len(list((tmp_path / "logs").rglob("test/events.out.tfevents.*"))) == sessions + 1
+    run_cli(capsys, ["compare", "logs", "--csv", str(table)])
+    with open(table) as f:
+        (row,) = csv.DictReader(f)
+    assert row["test_acc"] == scored["test_acc"] != ""
+
+
 # -- 4. annotation paths that leave their folder ------------------------------------------------------------------
 def test_a_test_label_id_outside_test_set_is_an_error(trained, tmp_path, monkeypatch, capsys):
     work, ckpt = trained

@@ -3,7 +3,6 @@
 The files that could not be read are listed, with the reason, in ``<output stem>.skipped.csv`` beside it.
 """
 
-import csv
 import json
 import os
 from pathlib import Path
@@ -13,14 +12,14 @@ import lightning as L
 import torch.distributed as dist
 from lightning.pytorch.callbacks import BasePredictionWriter
 
-from vlc.errors import UserError
+from vlc.csv_cells import FORMULA_STARTS, write_rows
+from vlc.data.image_io import IMAGE_SUFFIXES
+from vlc.errors import UserError, warn
 
 
 def _cell(value: Any) -> Any:
-    """Flatten a nested value for a CSV cell: ``[["lion", 0.9], ["tiger", 0.1]]`` -> ``lion:0.9;tiger:0.1``."""
-    if isinstance(value, list):
-        return ";".join(":".join(map(str, v)) if isinstance(v, list) else str(v) for v in value)
-    return value
+    """A CSV cell: a list (``top_k``, ``alternatives``) as JSON, which parses back whatever the class names hold."""
+    return json.dumps(value, ensure_ascii=False) if isinstance(value, (list, dict)) else value
 
 
 class PredictionWriter(BasePredictionWriter):
@@ -56,9 +55,30 @@ class PredictionWriter(BasePredictionWriter):
         """Where the files that could not be read are listed: ``predictions.csv`` -> ``predictions.skipped.csv``."""
         return self.output.with_name(self.output.stem + ".skipped.csv")
 
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        """Stop before predicting a folder without a readable image, once its skip list is written.
+
+        Raises:
+            UserError: no file under the folder can be read (each is listed in :attr:`skipped_file`).
+        """
+        super().setup(trainer, pl_module, stage)
+        datamodule = trainer.datamodule
+        dataset = getattr(datamodule, "datasets", {}).get("predict")
+        if stage != "predict" or dataset is None or len(dataset):
+            return
+        bad = getattr(datamodule, "bad_images", None)  # every process checked every file: no gathering
+        self._write_outputs(trainer, [], [vars(u) for u in bad.found] if bad else [], submission=False)
+        folder = datamodule.predict_folder() if hasattr(datamodule, "predict_folder") else "data.predict_dir"
+        suffixes = ", ".join(sorted(IMAGE_SUFFIXES))
+        raise UserError(f"{folder}: no readable images (expected {suffixes} files; see {self.skipped_file})")
+
     def on_predict_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         bad = getattr(trainer.datamodule, "bad_images", None)
         rows, skipped = _gather(trainer, self.rows), _gather(trainer, [vars(u) for u in bad.found] if bad else [])
+        self._write_outputs(trainer, rows, skipped, submission=bool(self.submission))
+
+    def _write_outputs(self, trainer: L.Trainer, rows: list[dict], skipped: list[dict], submission: bool) -> None:
+        """On rank 0: the predictions sorted by file, the skip list, and optionally the submission."""
         if not trainer.is_global_zero:
             return
         unique = {row["file"]: row for row in rows}
@@ -68,25 +88,23 @@ class PredictionWriter(BasePredictionWriter):
         _write(self.skipped_file, lambda f: _skipped(f, skipped), "writer.output")
         print(f"wrote {len(rows)} predictions to {self.output}")
         print(f"skipped {len(skipped)} files that could not be read, listed in {self.skipped_file}")
-        if self.submission:
+        if submission:
             if "class_index" not in (rows[0] if rows else {"class_index": 0}):
                 raise UserError("writer.submission: a submission file needs a classifier's predictions")
             _write(Path(self.submission), lambda f: self._submission(f, rows), "writer.submission")
             print(f"wrote the submission ({len(rows)} rows) to {self.submission}")
 
-    def _predictions(self, f, rows: list[dict]) -> None:
+    def _predictions(self, f, rows: list[dict]) -> int:
         if self.output.suffix.lower() == ".json":
             json.dump(rows, f, indent=1)
-        else:
-            writer = csv.DictWriter(f, fieldnames=list(rows[0]) if rows else ["file"])
-            writer.writeheader()
-            writer.writerows({k: _cell(v) for k, v in row.items()} for row in rows)
+            return 0
+        keys = list(rows[0]) if rows else ["file"]
+        return write_rows(f, keys, ([_cell(row.get(key)) for key in keys] for row in rows))
 
     @staticmethod
-    def _submission(f, rows: list[dict]) -> None:
-        writer = csv.writer(f)
-        writer.writerow(["Id", "Category"])
-        writer.writerows(zip(submission_ids([row["file"] for row in rows]), (row["class_index"] for row in rows)))
+    def _submission(f, rows: list[dict]) -> int:
+        ids = submission_ids([row["file"] for row in rows])
+        return write_rows(f, ["Id", "Category"], zip(ids, (row["class_index"] for row in rows)))
 
 
 def submission_ids(files: list[str]) -> list[str]:
@@ -110,14 +128,15 @@ def _gather(trainer: L.Trainer, rows: list[dict]) -> list[dict]:
     return rows
 
 
-def _skipped(f, skipped: list[dict]) -> None:
-    writer = csv.writer(f)
-    writer.writerow(["file", "reason"])
-    writer.writerows([row["path"], row["reason"]] for row in skipped)
+def _skipped(f, skipped: list[dict]) -> int:
+    return write_rows(f, ["file", "reason"], ([row["path"], row["reason"]] for row in skipped))
 
 
 def _write(path: Path, write, key: str) -> None:
     """``write(file)`` into a temporary file beside ``path``, then rename it: a complete file or none.
+
+    ``write`` returns how many CSV cells it wrote with a leading ``'`` (they would run as spreadsheet formulas): a
+    warning says so, as a program reading the file must strip it.
 
     Raises:
         UserError: the file cannot be written (a full disk, a folder that is gone), naming ``key`` and the reason.
@@ -126,8 +145,11 @@ def _write(path: Path, write, key: str) -> None:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         with tmp.open("w", newline="") as f:
-            write(f)
+            changed = write(f)
         os.replace(tmp, path)
     except OSError as err:
         tmp.unlink(missing_ok=True)
         raise UserError(f"{key}: cannot write {path} ({err.strerror or err})") from None
+    if changed:
+        starts = " ".join(repr(c)[1:-1] for c in FORMULA_STARTS)
+        warn(f"{path}: {changed} cells start with one of {starts} (a spreadsheet formula): written with a leading '")

@@ -63,6 +63,13 @@ def outcome(exception: BaseException) -> str:
     return "failed"
 
 
+def _log_dir(trainer: L.Trainer) -> Path | None:
+    """The run's log folder as ``trainer.log_dir`` gives it, read by this process alone (that is a collective call)."""
+    logger = trainer.logger
+    folder = getattr(logger, "log_dir", None) or getattr(logger, "save_dir", None)
+    return Path(folder) if folder else None
+
+
 class _Dumper(yaml.SafeDumper):
     """Lists of plain values on one line (class names, versions), everything else in block style."""
 
@@ -80,8 +87,9 @@ class RunRecord(SaveConfigCallback):
     ``run.yaml`` holds what the config does not: the command, the seed, the values linked from the data (class
     names, vocabulary size), the package versions, the git commit of vlc's source when it is a checkout, and one
     entry per session (start, duration, how it ended: ``running``, ``complete``, ``interrupted``, ``diverged``,
-    ``failed``; a session killed outright stays ``running``). A resumed run adds a session to the same file.
-    Nothing is written without a logger (``vlc predict``).
+    ``failed``; a session killed outright stays ``running``). A resumed run adds a session to the same file. A run
+    stopped during set-up, before this callback's ``setup`` (the data module's comes first: a cache build, a bad
+    image), is recorded too, with its stage and 0 epochs. Nothing is written without a logger (``vlc predict``).
 
     Args:
         parser: the CLI's parser (saves ``config.yaml``).
@@ -98,6 +106,7 @@ class RunRecord(SaveConfigCallback):
         self.folder: Path | None = None
         self.write_failed = False
         self.started = time.monotonic()
+        self.training = False  # until training starts, a resumed run's epochs are its checkpoint's, not yet restored
 
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         if trainer.logger is None:  # prediction: no run folder, nothing to record
@@ -109,11 +118,17 @@ class RunRecord(SaveConfigCallback):
             raise UserError(f"cannot write the run's config.yaml into {self.folder}/ ({err.strerror or err})") from None
 
     def save_config(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        self._start(pl_module, stage)
+        self._write(trainer)
+
+    def _start(self, pl_module: L.LightningModule, stage: str) -> None:
+        """A new session in the record (a resumed run adds one to its ``run.yaml``), ``running``."""
         hparams = pl_module.hparams
         linked = {key: hparams[key] for key in self.linked if hparams.get(key) is not None}
         if "vocab" in linked:
             linked["vocab"] = f"{len(linked['vocab'].get('words', []))} words (vocab.json)"
-        previous = read_run(self.folder) if stage == "fit" else {}  # a resumed run adds a session
+        stage = str(stage.value if hasattr(stage, "value") else stage)
+        previous = read_run(self.folder) if stage == "fit" else {}
         session = {
             "command": shlex.join(["vlc", *self.command]),
             "started": datetime.now().isoformat(timespec="seconds"),
@@ -122,7 +137,7 @@ class RunRecord(SaveConfigCallback):
             "checkpoint": self.config.get("ckpt_path"),
         }
         self.record = {
-            "stage": str(stage.value if hasattr(stage, "value") else stage),
+            "stage": stage,
             "task": type(pl_module).__name__,
             "status": "running",
             "epochs": previous.get("epochs", 0),
@@ -135,13 +150,20 @@ class RunRecord(SaveConfigCallback):
             "platform": f"{platform.node()} ({platform.machine()}, {os.cpu_count()} CPUs), {sys.platform}",
         }
         self.started = time.monotonic()
-        self._write(trainer)
 
     # -- progress and outcome --------------------------------------------------------------------------------
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.training = True
+
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._update(trainer, "running")
 
     def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
+        if self.folder is None and trainer.is_global_zero:  # stopped before setup (the data's): still recorded
+            folder = _log_dir(trainer)
+            if folder is not None and folder.is_dir():
+                self.folder = folder
+                self._start(pl_module, trainer.state.fn)
         self._update(trainer, outcome(exception))
 
     def teardown(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
@@ -154,7 +176,7 @@ class RunRecord(SaveConfigCallback):
         session = self.record["sessions"][-1]
         session["seconds"] = round(time.monotonic() - self.started, 1)
         session["status"] = self.record["status"] = status
-        if self.record["stage"] == "fit":
+        if self.record["stage"] == "fit" and self.training:
             self.record["epochs"] = trainer.fit_loop.epoch_progress.current.processed
             self.record["steps"] = trainer.global_step
         self._write(trainer)

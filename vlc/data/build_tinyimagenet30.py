@@ -12,12 +12,12 @@ Every source file is checked before anything is written; files are copied as the
 into a hidden ``.partial-*`` folder inside the output, then moved into place.
 """
 
-import csv
 import re
 import shutil
 import tempfile
 from pathlib import Path
 
+from vlc.csv_cells import write_rows
 from vlc.errors import UserError
 
 CLASSES: dict[str, str] = {
@@ -186,4 +186,4 @@ def _write_all(folder: Path, train: dict[str, list[Path]], test: list[tuple[Path
     for file, _ in test:
         shutil.copy2(file, folder / "test_set" / file.name)
     with (folder / "test_labels.csv").open("w", newline="") as f:
-        csv.writer(f).writerows([("Id", "Category"), *((file.name, label) for file, label in test)])
+        write_rows(f, ("Id", "Category"), ((file.name, label) for file, label in test))

@@ -4,15 +4,17 @@ from pathlib import Path
 
 from vlc.data.bad_images import BadImages, check_files
 from vlc.data.datasets import FileImages
-from vlc.data.image_io import IMAGE_SUFFIXES, ImageReader, scan_folder
+from vlc.data.image_io import ImageReader, scan_folder
 from vlc.errors import UserError
 
 
 def folder_images(folder: str | Path, reader: ImageReader, bad: BadImages) -> list[Path]:
     """The files under ``folder`` (recursively) that pass the reader's header check; the others go to ``bad``.
 
+    None may pass: the prediction writer then lists them all and stops.
+
     Raises:
-        UserError: ``folder`` is not a folder, or holds no readable image.
+        UserError: ``folder`` is not a folder.
     """
     if not Path(folder).is_dir():
         raise UserError(f"{folder}: not a folder (data.predict_dir must be a folder of images)")
@@ -23,9 +25,6 @@ def folder_images(folder: str | Path, reader: ImageReader, bad: BadImages) -> li
     candidates = [path for path, reason in entries if reason is None]
     files = [candidates[i] for i in check_files(candidates, reader, bad)]
     bad.settle(f"files under {folder}", len(entries))
-    if not files:
-        suffixes = ", ".join(sorted(IMAGE_SUFFIXES))
-        raise UserError(f"{folder}: no readable images (expected {suffixes} files; see the warnings above)")
     return files
 
 
@@ -35,7 +34,7 @@ def folder_dataset(folder: str | Path | None, reader: ImageReader) -> tuple[File
     The one way every data module predicts a folder; the prediction writer lists the record beside its output.
 
     Raises:
-        UserError: no folder was given, ``folder`` is not a folder, or it holds no readable image.
+        UserError: no folder was given, or ``folder`` is not a folder.
     """
     if folder is None:
         raise UserError("vlc predict needs a folder of images: set data.predict_dir")

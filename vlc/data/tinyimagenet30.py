@@ -6,6 +6,7 @@ from pathlib import Path
 
 import torch
 
+from vlc.csv_cells import uncell
 from vlc.data.classification import ClassificationDataModule, Samples
 from vlc.data.datasets import FileImages
 from vlc.data.image_io import ImageReader, inside, list_images
@@ -113,6 +114,7 @@ def read_test_set(root: Path, test_labels: str | Path, class_names: list[str]) -
         where = f"{path}, line {reader.line_num}"
         if row["Id"] is None or row["Category"] is None:
             raise UserError(f"{where}: expected two fields 'Id,Category'")
+        row = {"Id": uncell(row["Id"]), "Category": uncell(row["Category"])}  # as vlc.csv_cells writes them
         file = _test_file(test_dir, row["Id"], where)
         if file in lines:
             raise UserError(f"{where}: Id {row['Id']!r} is already listed on line {lines[file]}")
