@@ -24,9 +24,23 @@ KEYWORDS = ("last", "best", "auto")
 def experiment_folder(name: str | None) -> Path:
     """``checkpoints/<experiment>``: where the runs of an experiment (the logger's name) keep their checkpoints.
 
-    Without a logger (``logger: false``) there are no run names: ``checkpoints/`` itself.
+    Without a logger (``logger: false``) there are no run names: ``checkpoints/`` itself, which holds one
+    ``version_<n>`` folder per run (:func:`new_unlogged_run`).
     """
     return CHECKPOINTS / name if name else CHECKPOINTS
+
+
+def new_unlogged_run() -> Path:
+    """A new, empty ``checkpoints/version_<n>`` for a run without a logger: the next number, claimed by creating it."""
+    CHECKPOINTS.mkdir(parents=True, exist_ok=True)
+    taken = [int(p.name[8:]) for p in CHECKPOINTS.glob("version_*") if p.name[8:].isdigit()]
+    number = max(taken, default=-1) + 1
+    while True:
+        try:
+            (CHECKPOINTS / f"version_{number}").mkdir()
+            return CHECKPOINTS / f"version_{number}"
+        except FileExistsError:  # another run took it meanwhile
+            number += 1
 
 
 def run_folder(name: str | None, version: str | None) -> Path:

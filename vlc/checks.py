@@ -1,8 +1,11 @@
 """Checks of a run's settings made before any work: config files readable, numbers in range, output folders writable."""
 
 import os
+import re
+from collections.abc import Callable
 from pathlib import Path
 
+import torch
 import yaml
 
 from vlc.data.text import read_text
@@ -35,6 +38,27 @@ def check_trainer_numbers(trainer: dict) -> None:
         value = trainer.get(key)
         if isinstance(value, (int, float)) and not isinstance(value, bool) and value < minimum:
             raise UserError(f"trainer.{key}: expected {expected}, got {value}")
+
+
+OPTIMIZER_WORDS = {"learning rate": "lr", "epsilon": "eps", "beta": "betas", "eta": "etas"}
+"""How torch's optimizers name some of their arguments in their errors (``Invalid learning rate: -1.0``)."""
+
+
+def check_optimizer(optimizer: Callable, params: list[torch.nn.Parameter], key: str = "model.optimizer") -> None:
+    """Build ``optimizer`` over ``params`` once, so that torch's checks of its arguments stop a run before any work.
+
+    Raises:
+        UserError: naming the argument torch refused (``model.optimizer.lr: ...``) and torch's reason.
+    """
+    try:
+        optimizer(params or [torch.nn.Parameter(torch.zeros(1))])
+    except ValueError as err:
+        reason = " ".join(str(err).split())
+        names = {**OPTIMIZER_WORDS, **{name: name for name in getattr(optimizer, "keywords", {})}}
+        found = [(m.start(), name) for word, name in names.items() if (m := re.search(rf"\b{word}\b", reason, re.I))]
+        cls = next((arg for arg in getattr(optimizer, "args", ()) if isinstance(arg, type)), None)
+        where = f"{key}.{min(found)[1]}" if found else key
+        raise UserError(f"{where}: {cls.__name__ if cls else 'the optimizer'} refuses it ({reason})") from None
 
 
 def check_writable(folder: str | Path, key: str) -> None:

@@ -34,7 +34,7 @@ from vlc.callbacks.prediction_writer import PredictionWriter
 from vlc.callbacks.run_record import RunRecord
 from vlc.callbacks.step_seed import StepSeed
 from vlc.callbacks.time_budget import TimeBudget
-from vlc.checks import check_config_files, check_trainer_numbers, check_writable
+from vlc.checks import check_config_files, check_optimizer, check_trainer_numbers, check_writable
 from vlc.errors import UserError, find_user_error
 from vlc.tasks.base import Task
 
@@ -92,7 +92,13 @@ def _one_line(message: str) -> str:
 
 
 class VlcArgumentParser(LightningArgumentParser):
-    """A parser whose errors are one line for the user (jsonargparse prints the usage and a nested report)."""
+    """A parser whose errors are one line for the user (jsonargparse prints the usage and a nested report).
+
+    Options are never abbreviated: a misspelled ``--trainer.max_epoch`` is an unknown option, not ``max_epochs``.
+    """
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **{"allow_abbrev": False, **kwargs})
 
     def error(self, message: str, ex: Exception | None = None):
         raise UserError(_one_line(message))
@@ -245,7 +251,11 @@ class VlcCLI(LightningCLI):
     def after_instantiate_classes(self) -> None:
         if self.checkpoint is not None:
             checkpoints.check_fits(self.model, self.checkpoint, self.config[self.subcommand].ckpt_path)
-        elif self.subcommand == "fit" and isinstance(self.model, Task):
+        if self.subcommand != "fit":
+            return
+        if callable(getattr(self.model, "optimizer", None)):  # torch checks its values: a bad one stops here
+            check_optimizer(self.model.optimizer, [p for p in self.model.parameters() if p.requires_grad])
+        if self.checkpoint is None and isinstance(self.model, Task):
             self.model.load_pretrained()  # before any data is loaded: a missing file or download stops at once
 
     # -- running: signals and exit codes --------------------------------------------------------------------
@@ -308,9 +318,9 @@ class VlcCLI(LightningCLI):
             print(f"last checkpoint: {_relative(checkpoint.last_model_path)}")
         logger = trainer.logger  # under ddp_spawn this process's logger is not the workers' one: no folder known
         spawned = isinstance(trainer.strategy.launcher, _MultiProcessingLauncher)
-        logger = logger if isinstance(logger, TensorBoardLogger) and not spawned else None
-        if logger is not None:
-            print(f"logs: {_relative(logger.log_dir)}")
+        folder = getattr(logger, "log_dir", None) if not spawned else None
+        if folder:
+            print(f"logs: {_relative(folder)}")
         if not checkpoint.best_model_path:
             return
         best = _relative(checkpoint.best_model_path)
@@ -323,7 +333,7 @@ class VlcCLI(LightningCLI):
             ["--data.image_size", str(size)] if size else []
         )
         print(f"  {shlex.join(predict)}")
-        if logger is not None:
+        if isinstance(logger, TensorBoardLogger) and not spawned:
             print(f"  {shlex.join([program('tensorboard'), '--logdir', _relative(logger.root_dir)])}")
 
 

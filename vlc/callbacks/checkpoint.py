@@ -1,5 +1,6 @@
 """Checkpoints a user can rely on: the latest state always in ``last.ckpt``, written atomically, never NaN."""
 
+import contextlib
 import os
 from pathlib import Path
 
@@ -8,7 +9,7 @@ import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
-from vlc.checkpoints import LAST, run_folder
+from vlc.checkpoints import LAST, experiment_folder, new_unlogged_run, run_folder
 from vlc.errors import Diverged, UserError
 
 
@@ -33,8 +34,9 @@ class Checkpoint(ModelCheckpoint):
     - ``last.ckpt`` holds the state at the end of the latest epoch, whatever the monitored metric did, and the
       state at the moment of an interruption (SIGTERM, Ctrl-C): ``--ckpt_path last`` resumes from there.
     - ``best-...ckpt`` (``save_top_k`` of them) follow the monitored metric.
-    - Each run has its own folder, ``checkpoints/<experiment>/<version>/`` (the logger's name and version), unless
-      ``dirpath`` names one; a resumed run continues in its folder.
+    - Each run has its own folder, ``checkpoints/<experiment>/<version>/`` (the logger's name and version;
+      ``checkpoints/version_<n>/`` without a logger), unless ``dirpath`` names one; a resumed run continues in its
+      folder.
     - Every file is written under a temporary name in its own folder, then renamed: a kill at any moment leaves
       the previous complete file.
     - Weights that are not finite are never written: saving them stops the run as diverged instead.
@@ -68,12 +70,34 @@ class Checkpoint(ModelCheckpoint):
         self.fixed_dirpath = dirpath is not None
         self.last_step_saved: int | None = None  # the global step last.ckpt holds
         self.restored_scores: dict[str, float] = {}
+        self.unlogged = False  # a run without a logger in its own version_<n> folder (see setup)
 
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        self.unlogged = not self.fixed_dirpath and run_name(trainer) is None
         if not self.fixed_dirpath:
-            run = run_name(trainer) or {}
-            self.dirpath = str(run_folder(run.get("name"), run.get("version")))
+            self.dirpath = str(self._run_folder(trainer, stage))
         super().setup(trainer, pl_module, stage)
+
+    @staticmethod
+    def _run_folder(trainer: L.Trainer, stage: str) -> Path:
+        """The run's folder: from its logger's name and version, or, without a logger, a new ``version_<n>``.
+
+        (A resumed run without a logger continues in its checkpoint's folder: see :meth:`load_state_dict`.)
+        """
+        run = run_name(trainer)
+        if run is not None:
+            return run_folder(run["name"], run["version"])
+        folder = new_unlogged_run() if trainer.is_global_zero and stage == "fit" else None
+        return Path(trainer.strategy.broadcast(str(folder) if folder else None) or experiment_folder(None))
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        """Restore the best checkpoints' record; a run without a logger goes back to the folder it was saved in."""
+        saved, new = state_dict.get("dirpath"), self.dirpath
+        if self.unlogged and saved and saved != new and Path(saved).is_dir():
+            self.dirpath = saved
+            with contextlib.suppress(OSError):  # the empty folder setup claimed (another process may have removed it)
+                Path(new).rmdir()
+        super().load_state_dict(state_dict)
 
     def on_save_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict) -> None:
         """Record the run and the latest validation scores in every checkpoint.

@@ -5,18 +5,33 @@ from typing import Any
 
 import lightning as L
 import torch
+from lightning.pytorch.loggers import TensorBoardLogger
+
+NOT_HPARAMS = ("_class_path", "_instantiator")
+"""Keys LightningCLI adds to a module's hyper-parameters (how to rebuild it), which are no settings to compare."""
 
 
 def log_final_hparams(module: L.LightningModule, hparams: Mapping) -> None:
-    """Log ``hparams`` with ``hp/<val metric>`` (last values) and ``hp/best_<monitor>`` to the module's logger."""
+    """Log ``hparams`` with ``hp/<val metric>`` (last values) and ``hp/best_<monitor>`` to every logger of the run.
+
+    TensorBoard gets them together (its HParams tab); the other loggers take the hyper-parameters alone, and the
+    scores as metrics at the last step.
+    """
     trainer = module.trainer
     val = {k: v for k, v in trainer.callback_metrics.items() if k.startswith("val/")}
     scores = {f"hp/{k.replace('/', '_')}": float(v) for k, v in val.items()}
     checkpoint = trainer.checkpoint_callback
     if checkpoint is not None and checkpoint.best_model_score is not None:
         scores[f"hp/best_{checkpoint.monitor.replace('/', '_')}"] = float(checkpoint.best_model_score)
-    if scores and module.logger is not None:
-        module.logger.log_hyperparams(hparams, scores)
+    if not scores:
+        return
+    hparams = {key: value for key, value in hparams.items() if key not in NOT_HPARAMS}
+    for logger in module.loggers:
+        if isinstance(logger, TensorBoardLogger):
+            logger.log_hyperparams(hparams, scores)
+        else:
+            logger.log_hyperparams(hparams)
+            logger.log_metrics(scores, step=trainer.global_step)
 
 
 def parameter_counts(module: torch.nn.Module) -> tuple[int, int]:
