@@ -4,9 +4,11 @@ oneDNN (torch's CPU convolution library) has an open bug, uxlfoundation/oneDNN#6
 convolution with stride > 1 in channels-last (nhwc) layout with fewer input channels than its channel block writes
 past its workspace. Measured with torch 2.14.1 on an AVX-512 BF16 CPU: 5 to 15 input channels abort the process
 (``free(): invalid next size``) in float32 and bfloat16; 4 input channels under bfloat16 autocast give a silently wrong
-weight gradient (75% relative error); 16 or more channels, or the contiguous layout, are exact. The upstream report
-shows the AVX2 form with 4 input channels. Such convolutions are vlc's CNN's projection shortcuts on a small network
-(``stem_width: 8``) and any torchvision body's downsampling layer with few channels.
+weight gradient (75% relative error); 16 or more channels, or the contiguous layout, are exact. With oneDNN held to
+its AVX2 kernels (``ONEDNN_MAX_CPU_ISA=AVX2``, as on an AVX2 machine), 1 to 7 input channels give silently wrong
+float32 weight gradients (50% to 670% off), 8 or more are exact; the upstream report shows that form with 4.
+Such convolutions are vlc's CNN's projection shortcuts on a small network (``stem_width: 8``) and any torchvision
+body's downsampling layer with few channels.
 
 :func:`to_channels_last` converts a network and keeps each matching convolution (and its input) contiguous; its
 output goes back to channels-last, so the layers around it keep the fast layout. The guard's threshold leaves a
