@@ -27,9 +27,8 @@ from vlc import checkpoints
 from vlc.callbacks.bad_image_check import BadImageCheck
 from vlc.callbacks.caption_baselines import CaptionBaselines
 from vlc.callbacks.caption_files import CaptionSamples, VocabularyFile
-from vlc.callbacks.checkpoint import Checkpoint
 from vlc.callbacks.divergence import StopOnDivergence
-from vlc.callbacks.interruption import EXIT_CODES, Interruption
+from vlc.callbacks.interruption import EXIT_CODES, Interruption, progress
 from vlc.callbacks.prediction_writer import PredictionWriter
 from vlc.callbacks.run_record import RunRecord
 from vlc.callbacks.step_seed import StepSeed
@@ -268,6 +267,7 @@ class VlcCLI(LightningCLI):
                 warnings.filterwarnings("ignore", r"Be aware that when using `ckpt_path`, callbacks used to create")
                 # the checkpoint's state_dict already holds the averaged weights, which is what is evaluated
                 warnings.filterwarnings("ignore", r"You're using the WeightAveraging callback, but loading")
+            stop.watch(self.trainer, training=subcommand == "fit")
             try:
                 super()._run_subcommand(subcommand)
             except (SystemExit, KeyboardInterrupt):
@@ -277,16 +277,15 @@ class VlcCLI(LightningCLI):
                 raise SystemExit(EXIT_CODES[stop.signal]) from None
 
     def _report_interruption(self, signal_name: str) -> None:
-        trainer = self.trainer
-        if not trainer.is_global_zero:
+        if not self.trainer.is_global_zero:
             return
-        where = f"at epoch {trainer.current_epoch}, step {trainer.global_step}"
-        callback = trainer.checkpoint_callback
-        saved = callback.last_model_path if isinstance(callback, Checkpoint) else ""
-        if self.subcommand != "fit" or not saved or not Path(saved).is_file():
+        stopped = self.interruption.stopped or progress(self.trainer)  # ddp_spawn: what the workers reached
+        where = f"at epoch {stopped.epoch}, step {stopped.step}"
+        saved = stopped.last
+        if self.subcommand != "fit" or not saved:
             print(f"vlc: interrupted by {signal_name} {where}; nothing was saved", file=sys.stderr)
             return
-        if callback.last_step_saved == trainer.global_step:
+        if stopped.last_step == stopped.step:
             print(f"vlc: interrupted by {signal_name} {where}; the progress is saved in {saved}", file=sys.stderr)
         else:  # an immediate stop: what the run saved before
             print(f"vlc: interrupted by {signal_name} {where}; the newest checkpoint is {saved}", file=sys.stderr)
