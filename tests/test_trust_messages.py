@@ -10,11 +10,12 @@ from pathlib import Path
 import lightning as L
 import pytest
 import torch
-from helpers import CONFIGS, TINY_NET, write_tinyimagenet30
+from helpers import CONFIGS, TINY_NET, run_cli, write_tinyimagenet30
 
 pytestmark = pytest.mark.slow
 TESTS = Path(__file__).resolve().parent
 LAST = Path("checkpoints") / "tinyimagenet30-cnn" / "version_0" / "last.ckpt"
+RUN = Path("logs") / "tinyimagenet30-cnn" / "version_0"
 
 
 class GroupSignal(L.Callback):
@@ -60,4 +61,24 @@ def test_ddp_spawn_interruption_names_the_workers_step_and_checkpoint(tmp_path):
     assert f"vlc: interrupted by SIGTERM {where}" in stopped.stderr
     assert "nothing was saved" not in stopped.stderr
     assert f"--ckpt_path {LAST}" in stopped.stderr
-    assert "status: interrupted" in (tmp_path / "logs" / "tinyimagenet30-cnn" / "version_0" / "run.yaml").read_text()
+    assert "status: interrupted" in (tmp_path / RUN / "run.yaml").read_text()
+
+
+@pytest.mark.parametrize("max_epochs", [1, 2])
+def test_resume_past_max_epochs_says_so_in_one_line_and_changes_nothing(tmp_path, monkeypatch, capsys, max_epochs):
+    monkeypatch.chdir(tmp_path)
+    write_tinyimagenet30(tmp_path / "data", per_class=4)
+    args = fit_args(tmp_path / "data", "--trainer.enable_progress_bar=false")
+    assert run_cli(capsys, [*args, "--trainer.max_epochs=2"])[0] == 0
+    files = [LAST, RUN / "run.yaml", *sorted(RUN.glob("events.out.tfevents.*"))]
+    before = [f.read_bytes() for f in files]
+    code, err = run_cli(capsys, [*args, f"--trainer.max_epochs={max_epochs}", "--ckpt_path=last"])
+    assert code == 0
+    steps = torch.load(LAST, weights_only=True)["global_step"]
+    assert err.strip().splitlines()[-1] == (
+        f"vlc: nothing to train: {LAST} has trained 2 epochs ({steps} steps), as far as "
+        f"trainer.max_epochs={max_epochs} goes; raise it to train on"
+    )
+    assert "planned for" not in err  # no schedule resized for steps that never run
+    assert [f.read_bytes() for f in files] == before  # no new session, checkpoint or log event
+    assert [p.name for p in RUN.parent.iterdir()] == ["version_0"]  # no new run folder either

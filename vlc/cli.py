@@ -116,6 +116,32 @@ def _flat(value, prefix: str = "") -> dict:
     return out
 
 
+def _stop_if_trained(checkpoint: dict, path: str, trainer: Namespace) -> None:
+    """Exit (0) with one line when the checkpoint has reached ``trainer``'s ``max_epochs`` or ``max_steps``.
+
+    Lightning would restore it and stop at once, after vlc had resized its schedule for steps that never run and
+    opened a session in the run's logs and record for nothing.
+    """
+    steps = checkpoint.get("global_step", 0)
+    epochs = checkpoint.get("loops", {}).get("fit_loop", {}).get("epoch_progress", {}).get("current", {})
+    epochs = epochs.get("processed", 0)  # what Lightning's fit loop counts, a mid-epoch checkpoint included
+    max_steps = -1 if trainer.get("max_steps") is None else trainer.max_steps
+    max_epochs = trainer.get("max_epochs")
+    max_epochs = (1000 if max_steps == -1 else -1) if max_epochs is None else max_epochs  # Lightning's defaults
+    if 0 <= max_steps <= steps:
+        limit = f"trainer.max_steps={max_steps}"
+    elif 0 <= max_epochs <= epochs:
+        limit = f"trainer.max_epochs={max_epochs}"
+    else:
+        return
+    print(
+        f"vlc: nothing to train: {path} has trained {epochs} epochs ({steps} steps), as far as {limit} goes; "
+        "raise it to train on",
+        file=sys.stderr,
+    )
+    raise SystemExit(0)
+
+
 class VlcCLI(LightningCLI):
     """LightningCLI with vlc's links, defaults, checkpoint handling, signals and messages."""
 
@@ -156,6 +182,8 @@ class VlcCLI(LightningCLI):
             return
         self.checkpoint = checkpoints.read(path)
         checkpoints.check_task(self.checkpoint, path, checkpoints.import_class(config.model.class_path), subcommand)
+        if subcommand == "fit":
+            _stop_if_trained(self.checkpoint, path, config.trainer)
         hparams = dict(self.checkpoint.get("hyper_parameters") or {})
         hparams.pop("_instantiator", None)
         if not hparams:
