@@ -22,6 +22,25 @@ TINY_NET = [
 ]
 
 
+def tiny_classifier_fit(root: Path, *extra: str) -> list[str]:
+    """``vlc fit`` arguments: the TinyImageNet30 CNN recipe shrunk for tests (TINY_NET, 8 images a batch, a quarter
+    for validation, 1 epoch, no time budget, the fast precision) on ``root``; ``extra`` overrides any of them."""
+    return [
+        "fit",
+        "--config",
+        str(CONFIGS / "tinyimagenet30" / "cnn.yaml"),
+        f"--data.root={root}",
+        "--data.batch_size=8",
+        "--data.val_fraction=0.25",
+        "--trainer.max_epochs=1",
+        "--trainer.max_time=null",
+        "--trainer.enable_progress_bar=false",
+        f"--trainer.precision={FAST_PRECISION}",
+        *TINY_NET,
+        *extra,
+    ]
+
+
 def tiny_captioner(images_dir: Path, captions_file: Path) -> list[str]:
     """CLI arguments: the COCO LSTM recipe shrunk for tests (vlc's CNN at 16 px, random init; a small LSTM) on
     COCO-format files, in float32."""

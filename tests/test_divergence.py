@@ -4,25 +4,13 @@ from pathlib import Path
 
 import pytest
 import torch
-from helpers import CONFIGS, TINY_NET, run_fails, write_tinyimagenet30
+from helpers import run_fails, tiny_classifier_fit, write_tinyimagenet30
 
 EXPERIMENT = Path("checkpoints") / "tinyimagenet30-cnn" / "version_0"
 
 
 def fit_args(root, *extra: str) -> list[str]:
-    return [
-        "fit",
-        "--config",
-        str(CONFIGS / "tinyimagenet30" / "cnn.yaml"),
-        f"--data.root={root}",
-        "--data.val_fraction=0.25",
-        "--data.batch_size=3",  # 3 steps an epoch
-        "--trainer.max_time=null",
-        "--trainer.precision=32-true",
-        "--trainer.enable_progress_bar=false",
-        *TINY_NET,
-        *extra,
-    ]
+    return tiny_classifier_fit(root, "--data.batch_size=3", "--trainer.precision=32-true", *extra)  # 3 steps an epoch
 
 
 @pytest.fixture

@@ -6,26 +6,19 @@ import os
 
 import pytest
 import torch
-from helpers import CONFIGS, FAST_PRECISION, TINY_NET, events, run_cli, run_fails, write_tinyimagenet30
+from helpers import (
+    events,
+    run_cli,
+    run_fails,
+    tiny_classifier_fit,
+    write_tinyimagenet30,
+)
 
 from vlc.cli import main
 
 
 def fit_args(root, *extra: str) -> list[str]:
-    return [
-        "fit",
-        "--config",
-        str(CONFIGS / "tinyimagenet30" / "cnn.yaml"),
-        f"--data.root={root}",
-        "--data.batch_size=8",
-        "--data.val_fraction=0.25",
-        "--trainer.max_epochs=1",
-        "--trainer.max_time=null",
-        "--trainer.enable_progress_bar=false",
-        f"--trainer.precision={FAST_PRECISION}",
-        *TINY_NET,
-        *extra,
-    ]
+    return tiny_classifier_fit(root, *extra)
 
 
 @pytest.fixture(scope="module")

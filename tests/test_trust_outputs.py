@@ -9,7 +9,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from helpers import CONFIGS, FAST_PRECISION, TINY_NET, run_cli, run_fails, write_tinyimagenet30
+from helpers import CONFIGS, run_cli, run_fails, tiny_classifier_fit, write_tinyimagenet30
 from PIL import Image
 
 from vlc.cli import main
@@ -20,20 +20,7 @@ CLASSES = ("=HYPERLINK(1)", "+a;b:c", "@SUM(1)")
 
 
 def fit_args(root: Path, *extra: str) -> list[str]:
-    return [
-        "fit",
-        "--config",
-        str(CONFIGS / "tinyimagenet30" / "cnn.yaml"),
-        f"--data.root={root}",
-        "--data.batch_size=8",
-        "--data.val_fraction=0.25",
-        "--trainer.max_epochs=1",
-        "--trainer.max_time=null",
-        "--trainer.enable_progress_bar=false",
-        f"--trainer.precision={FAST_PRECISION}",
-        *TINY_NET,
-        *extra,
-    ]
+    return tiny_classifier_fit(root, *extra)
 
 
 @pytest.fixture(scope="module")
