@@ -139,6 +139,7 @@ class RunRecord(SaveConfigCallback):
         self.record = {
             "stage": stage,
             "task": type(pl_module).__name__,
+            "kind": getattr(pl_module, "KIND", None),  # classification or captioning, read by vlc compare
             "status": "running",
             "epochs": previous.get("epochs", 0),
             "steps": previous.get("steps", 0),

@@ -22,6 +22,9 @@ from vlc.tasks.optim import configure, param_groups
 class Task(L.LightningModule):
     """A LightningModule with an :class:`ImageBackbone` named by ``BACKBONE`` and an optional ``init_from``."""
 
+    KIND: str
+    """``classification`` or ``captioning``: written in ``run.yaml`` and read back by ``vlc compare`` and the hints."""
+
     BACKBONE = "backbone"
     """The attribute that holds the task's image backbone."""
 

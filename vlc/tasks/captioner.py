@@ -102,6 +102,7 @@ class ImageCaptioner(Task):
             on the same images (``vlc.callbacks.caption_baselines``; encodes the training images once).
     """
 
+    KIND = "captioning"
     BACKBONE = "encoder"
     EVALUATION_ARGS = (
         *("decoding", "beam_width", "max_len", "length_penalty", "min_len", "no_repeat_ngram", "banned_endings"),

@@ -74,6 +74,7 @@ class ImageClassifier(Task):
     """Arguments that change how images are evaluated, not the weights: given with ``--ckpt_path`` (``vlc validate``,
     ``test``, ``predict``, a resumed ``fit``), they replace the checkpoint's values, so that one checkpoint can be
     scored with and without test-time augmentation."""
+    KIND = "classification"
     MONITOR = ("val/acc", "max", "best-epoch{epoch:02d}-acc{val/acc:.4f}")
 
     def __init__(
