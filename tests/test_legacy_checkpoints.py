@@ -1,8 +1,9 @@
 """Checkpoints written by earlier vlc versions still load, predict exactly as they did, and resume training.
 
 ``tests/legacy/<commit>/`` holds checkpoints made by ``tests/legacy/make_checkpoints.py`` at that commit (1769cae:
-before resumable runs; b42ee2e: after resumable runs and images in the wild, before the one-backbone redesign),
-with the predictions that version made for ``tests/legacy/images``.
+before resumable runs; b42ee2e: after resumable runs and images in the wild, before the one-backbone redesign;
+1005777-caption: a captioner with flat decoding and scoring arguments, before they became ``decoding`` and
+``scoring`` objects), with the predictions that version made for ``tests/legacy/images``.
 """
 
 import csv
@@ -23,11 +24,14 @@ CHECKPOINTS = sorted(LEGACY.glob("*/*.ckpt"))
 
 
 def test_every_legacy_checkpoint_is_there():
-    """Six files: an empty glob would make the tests below pass vacuously (``*.ckpt`` is git-ignored elsewhere)."""
+    """Seven files: an empty glob would make the tests below pass vacuously (``*.ckpt`` is git-ignored elsewhere)."""
     assert [f"{p.parent.name}/{p.name}" for p in CHECKPOINTS] == [
-        f"{version}/{name}.ckpt"
-        for version in ("1769cae", "b42ee2e")
-        for name in ("captioner-attention", "captioner-lstm", "classifier")
+        "1005777-caption/captioner-lstm.ckpt",
+        *(
+            f"{version}/{name}.ckpt"
+            for version in ("1769cae", "b42ee2e")
+            for name in ("captioner-attention", "captioner-lstm", "classifier")
+        ),
     ]
 
 

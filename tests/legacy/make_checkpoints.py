@@ -5,6 +5,10 @@ Run once per vlc version worth keeping, from a checkout of that version (its ``v
     git worktree add /tmp/vlc-old COMMIT
     cd /tmp/vlc-old && PYTHONPATH=/tmp/vlc-old python /work/main/tests/legacy/make_checkpoints.py OUT_DIR
 
+``RUNS`` are written in the command-line options of the versions before the one-backbone redesign; with ``caption``
+as second argument, ``CAPTION_RUNS`` (the options of 1005777, flat decoding and scoring arguments) are written
+instead (``tests/legacy/1005777-caption``).
+
 Each checkpoint is a tiny network trained for one short epoch on the embedded shapes data; beside it the predictions
 that version made for ``images/`` (``<name>.csv``), which a later vlc must reproduce from the same file.
 """
@@ -57,6 +61,31 @@ RUNS = {
         "--data.batch_size=32",
     ],
 }
+CAPTION_RUNS = {
+    "captioner-lstm": [
+        "--config",
+        str(CONFIGS / "demo" / "caption.yaml"),
+        "--model.encoder.widths=[8, 16]",
+        "--model.encoder.stem_width=8",
+        "--model.decoder=vlc.models.LSTMDecoder",
+        "--model.decoder.embed_dim=8",
+        "--model.decoder.hidden_dim=32",
+        "--model.glove_path=GLOVE",
+        "--model.train_embeddings=false",
+        "--model.decoding=beam",
+        "--model.beam_width=3",
+        "--model.length_penalty=0.5",
+        "--model.max_len=12",
+        "--model.no_repeat_ngram=2",
+        "--model.banned_endings=[a, the]",
+        "--model.num_captions=2",
+        "--model.num_samples=2",
+        "--model.baselines=false",
+        "--trainer.precision=32-true",
+        "--data.num_images=256",
+        "--data.batch_size=32",
+    ],
+}
 WORDS = "a an the red green blue yellow circle square triangle left right of above below to is and small big"
 
 
@@ -83,7 +112,7 @@ def run(name: str, args: list[str], out: Path, work: Path) -> None:
 if __name__ == "__main__":
     out = Path(sys.argv[1]).resolve()
     out.mkdir(parents=True, exist_ok=True)
-    for name, args in RUNS.items():
+    for name, args in (CAPTION_RUNS if sys.argv[2:] == ["caption"] else RUNS).items():
         work = Path(f"/tmp/legacy-{name}")
         shutil.rmtree(work, ignore_errors=True)
         work.mkdir()
