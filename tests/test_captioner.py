@@ -12,6 +12,8 @@ from vlc.data.vocab import Vocabulary
 from vlc.errors import UserError
 from vlc.models import AttentionLSTMDecoder, ImageBackbone, LSTMDecoder
 from vlc.models.caption_alignment import caption_loss
+from vlc.metrics.scoring import Scoring
+from vlc.models.decoding import Decoding
 from vlc.models.feature_cache import FeatureCache
 from vlc.tasks.captioner import ImageCaptioner
 
@@ -100,7 +102,7 @@ def test_frozen_encoder_runs_once_per_image_during_training(tmp_path, decoder):
     trainer.fit(model, data)
     assert seen[0] == 1 + 12 + 6  # the cache's size probe, then train and val images, once each in the first epoch
     assert all(torch.equal(v, before[k]) for k, v in model.encoder.state_dict().items())  # BN stats too
-    assert model.cache is None and not (tmp_path / "vocab.json").exists()  # no logger, no checkpoints: no run folder
+    assert model.features.cache is None and not (tmp_path / "vocab.json").exists()  # no logger, no checkpoints: no run folder
 
 
 # -- GloVe, decoding, prediction ---------------------------------------------------------------------------
@@ -134,7 +136,7 @@ def test_glove_vectors_are_read_when_fitting_starts_and_kept_in_the_checkpoint(t
 @pytest.mark.parametrize("decoding", ["greedy", "beam"])
 def test_predict_rows_and_loss(decoder, decoding):
     torch.manual_seed(0)
-    model = captioner(decoder, decoding=decoding, beam_width=3, max_len=6).eval()
+    model = captioner(decoder, decoding=Decoding(decoding, beam_width=3, max_len=6)).eval()
     rows = model.predict_step({"images": images(3), "files": ["a.png", "b.png", "c.png"]}, 0)
     assert [row["file"] for row in rows] == ["a.png", "b.png", "c.png"]
     for row in rows:
@@ -146,8 +148,8 @@ def test_predict_rows_and_loss(decoder, decoding):
 
 def test_greedy_is_beam_width_one():
     torch.manual_seed(1)
-    greedy = captioner(decoding="greedy").eval()
-    beam = captioner(decoding="beam", beam_width=1).eval()
+    greedy = captioner(decoding=Decoding("greedy")).eval()
+    beam = captioner(decoding=Decoding("beam", beam_width=1)).eval()
     beam.load_state_dict(greedy.state_dict())
     x = images(4)
     assert greedy(x)[0] == beam(x)[0]
@@ -173,6 +175,7 @@ def test_vocabulary_mismatch_is_a_user_error():
 
 def test_meteor_is_skipped_with_a_warning_without_java(monkeypatch, capsys):
     monkeypatch.setattr("vlc.tasks.captioner.meteor_available", lambda: False)
-    model = captioner(meteor=True)
+    monkeypatch.setattr("vlc.metrics.scoring.meteor_available", lambda: False)
+    model = captioner(scoring=Scoring(meteor=True))
     assert "meteor" not in model.val_metrics
     assert "METEOR needs Java" in capsys.readouterr().err

@@ -78,7 +78,7 @@ def test_fit_logs_metrics_samples_checkpoints_and_vocab(trained):
     collapse = {"val/distinct_captions", "val/ended", "val/vocabulary_used"}  # collapse shows on the dashboard
     assert collapse <= scalars and not any("constant" in tag for tag in scalars)  # baselines: evaluations only
     assert 0 < acc.Scalars("val/distinct_captions")[-1].value <= 1 and acc.Scalars("val/vocabulary_used")[-1].value > 1
-    assert "val/meteor" not in scalars  # off unless model.meteor
+    assert "val/meteor" not in scalars  # off unless model.scoring.meteor
     assert {"hp/best_val_bleu_4", "hp/val_cider_d"} <= scalars  # the HPARAMS tab's scores
     assert len(acc.Scalars("val/bleu_4")) == 4  # one point per epoch
     for tag in metrics - {"val/cider_d", "val/caption_cosine"}:  # 0-1 scale
@@ -134,7 +134,7 @@ def test_predict_writes_one_caption_per_image_and_images_get_different_captions(
     else:
         rows = json.loads(out.read_text())
     assert sorted(Path(row["file"]).name for row in rows) == sorted(truth)
-    assert set(rows[0]) == {"file", "caption", "score"}  # one caption unless model.num_captions says more
+    assert set(rows[0]) == {"file", "caption", "score"}  # one caption unless model.decoding.num_captions says more
     generated = [row["caption"] for row in rows]
     assert all(caption.split() for caption in generated)
     assert len(set(generated)) >= len(generated) // 2, generated  # not the same caption for every image
@@ -188,9 +188,9 @@ def test_predict_writes_the_n_best_captions_with_their_scores(trained):
             "--config",
             str(CONFIGS / "predict" / "caption.yaml"),
             f"--ckpt_path={CKPT_DIR / 'last.ckpt'}",  # trained with greedy decoding: these options replace it
-            "--model.decoding=beam",
-            "--model.beam_width=4",
-            "--model.num_captions=3",
+            "--model.decoding.strategy=beam",
+            "--model.decoding.beam_width=4",
+            "--model.decoding.num_captions=3",
             f"--data.predict_dir={trained / 'scenes_nbest'}",
             "--data.image_size=64",
             f"--writer.output={out}",

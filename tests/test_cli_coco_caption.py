@@ -18,7 +18,7 @@ CONFIGS = Path(__file__).resolve().parents[1] / "configs"
     [
         ("resnet50_lstm", 32, []),
         ("attention", 32, ["--model.feature_cache=disk", "--model.encoder.name=resnet18"]),
-        ("inceptionv3_glove", 75, ["--model.beam_width=3"]),
+        ("inceptionv3_glove", 75, ["--model.decoding.beam_width=3"]),
     ],
 )
 def test_coco_recipes_train_and_predict_on_coco_format_files(

@@ -2,8 +2,10 @@
 
 Before the one-backbone redesign a classifier held ``net`` (``ResidualCNN`` or ``TorchvisionNet``: ``net.features``
 and ``net.head``) and its normalisation as hyper-parameters; a captioner held an ``ImageEncoder`` and a decoder named
-by a string with flat decoder arguments. Every reader of a checkpoint (the CLI, ``init_from``, Lightning's own
-restore through the tasks' ``on_load_checkpoint``) calls :func:`upgrade`, which does nothing to a current one.
+by a string with flat decoder arguments. Until 1005777 a captioner's decoding and scoring options were flat
+arguments too (``decoding: beam``, ``beam_width: 5``, ``meteor: false``, ...). Every reader of a checkpoint (the
+CLI, ``init_from``, Lightning's own restore through the tasks' ``on_load_checkpoint``) calls :func:`upgrade`, which
+does nothing to a current one.
 """
 
 from typing import Any
@@ -11,6 +13,10 @@ from typing import Any
 import torch
 
 BACKBONE = "vlc.models.ImageBackbone"
+DECODING = ("beam_width", "max_len", "length_penalty", "min_len", "no_repeat_ngram", "banned_endings", "num_captions")
+"""The flat arguments that are now fields of the captioner's ``decoding`` (with ``decoding`` itself: ``strategy``)."""
+SCORING = ("tokenizer", "meteor", "num_samples", "baselines")
+"""The flat arguments that are now fields of the captioner's ``scoring``."""
 STORED_GLOVE = "(GloVe vectors stored in the checkpoint)"
 """The ``glove_path`` of an older checkpoint that holds its GloVe vectors (never read: a checkpoint's are loaded)."""
 
@@ -26,6 +32,8 @@ def upgrade(checkpoint: dict[str, Any]) -> dict[str, Any]:
         _upgrade_encoder(hparams)
     if isinstance(hparams.get("decoder"), str):
         _upgrade_decoder(hparams)
+    if isinstance(hparams.get("decoding"), str):  # every older captioner saved it (default greedy)
+        _upgrade_options(hparams)
     if "glove" in checkpoint:  # the GloVe vectors caption cosine scores with: now a buffer of the captioner
         checkpoint["state_dict"]["glove"] = checkpoint.pop("glove")
         hparams["glove_path"] = hparams.get("glove_path") or STORED_GLOVE
@@ -82,3 +90,13 @@ def _upgrade_decoder(hparams: dict) -> None:
         args["num_layers"] = num_layers
         hparams.pop("attention_penalty", None)
         hparams["decoder"] = {"class_path": "vlc.models.LSTMDecoder", "init_args": args}
+
+
+def _upgrade_options(hparams: dict) -> None:
+    """Flat ``decoding: beam``, ``beam_width``, ..., ``meteor``, ... -> ``decoding: {strategy, ...}``, ``scoring``."""
+    decoding = {key: hparams.pop(key) for key in DECODING if key in hparams}
+    if decoding.get("banned_endings", []) is None:
+        decoding["banned_endings"] = []
+    decoding["strategy"] = hparams.pop("decoding")
+    hparams["decoding"] = decoding
+    hparams["scoring"] = {key: hparams.pop(key) for key in SCORING if key in hparams}

@@ -191,7 +191,12 @@ class VlcCLI(LightningCLI):
         given = _flat(self._given(subcommand).get("model") or {})
         class_path = hparams.pop("_class_path", config.model.class_path)
         task = checkpoints.import_class(class_path)
-        hparams.update({key: given[key] for key in getattr(task, "EVALUATION_ARGS", ()) if key in given})
+        for key in [key for key in given if key.split(".")[0] in getattr(task, "EVALUATION_ARGS", ())]:
+            *parents, name = key.split(".")  # a nested value (decoding.beam_width) replaces the checkpoint's alone
+            target = hparams
+            for parent in parents:
+                target[parent] = target = dict(target.get(parent) or {})
+            target[name] = given[key]
         try:
             self.config = self.parser.parse_object(
                 {subcommand: {"model": {"class_path": class_path, "dict_kwargs": hparams}}}, self.config

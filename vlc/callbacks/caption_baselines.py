@@ -19,17 +19,23 @@ class CaptionBaselines(L.Callback):
 
     Both are scored exactly as the model's captions (same split, tokenizer and metrics) and logged beside them as
     ``val/constant_bleu_4``, ``val/nearest_cider_d`` ... (``test/...`` for ``vlc test``). The training split is
-    loaded and encoded once per run for this. Captioners with ``baselines: false`` skip it; other tasks too.
+    loaded and encoded once per run for this, from the run's data module (an evaluation given loaders alone has
+    none and gets no baselines).
+
+    A callback of the captioner (``ImageCaptioner.configure_callbacks``), whose ``encoder``, ``caption_metrics``
+    and data module it uses.
+
+    Args:
+        active: score the baselines (the captioner's ``scoring.baselines``); ``False``: do nothing.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, active: bool = False) -> None:
+        self.active = active
         self.features: list[torch.Tensor] = []
         self.references: list[list[str]] = []
 
-    @staticmethod
-    def _active(trainer: L.Trainer, pl_module: L.LightningModule) -> bool:
-        evaluating = trainer.state.fn in ("validate", "test")
-        return evaluating and bool(pl_module.hparams.get("baselines")) and hasattr(pl_module, "caption_metrics")
+    def _active(self, trainer: L.Trainer, pl_module: L.LightningModule) -> bool:
+        return self.active and trainer.state.fn in ("validate", "test") and trainer.datamodule is not None
 
     def _start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self.features, self.references = [], []

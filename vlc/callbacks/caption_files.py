@@ -4,6 +4,7 @@ from pathlib import Path
 
 import lightning as L
 
+from vlc.data.vocab import Vocabulary
 from vlc.metrics.caption_samples import caption_samples_figure, caption_samples_markdown
 from vlc.metrics.figures import log_figure
 
@@ -11,15 +12,15 @@ from vlc.metrics.figures import log_figure
 class CaptionSamples(L.Callback):
     """Logs the samples a validation step returns (``images``, ``generated``, ``references``) as a figure and text.
 
-    The captioner returns them for the first validation batch (``model.num_samples`` images); every other task
-    returns none, and this callback does nothing.
+    A callback of the captioner (``ImageCaptioner.configure_callbacks``), which returns them for the first
+    validation batch (``model.scoring.num_samples`` images).
     """
 
     def __init__(self) -> None:
         self.samples: dict | None = None
 
     def on_validation_batch_end(self, trainer, pl_module, outputs, batch, batch_idx: int, dataloader_idx: int = 0):
-        if isinstance(outputs, dict) and "generated" in outputs and not trainer.sanity_checking:
+        if outputs is not None and not trainer.sanity_checking:
             self.samples = outputs
 
     def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
@@ -38,10 +39,16 @@ class VocabularyFile(L.Callback):
     """Writes a captioner's vocabulary as ``vocab.json`` into the run's log folder and beside its checkpoints.
 
     ``data.vocab_file`` reads it back, to evaluate or fine-tune the checkpoint on other data with its vocabulary.
+
+    Args:
+        vocab: the vocabulary to write (``None``: nothing is written).
     """
 
+    def __init__(self, vocab: Vocabulary | None = None) -> None:
+        self.vocab = vocab
+
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        vocab = getattr(pl_module, "vocab", None)
+        vocab = self.vocab
         if vocab is None or not trainer.is_global_zero:
             return
         folders = [cb.dirpath for cb in trainer.checkpoint_callbacks if getattr(cb, "dirpath", None)]

@@ -12,14 +12,22 @@ Banned tokens: ``<pad>`` and ``<start>`` (and ``<unk>`` when ``unk_idx`` is give
 the optional constraints ``min_len``, ``no_repeat_ngram`` and ``banned_endings`` forbid more extensions. A
 banned extension gets log-probability ``-inf`` without renormalising the others, so scores stay true
 log-probabilities of the model.
+
+:class:`Decoding` holds a captioner's choice of algorithm and constraints (``model.decoding`` in a config) and
+applies it with the vocabulary's token ids.
 """
 
 from collections.abc import Sequence
-from typing import Any, Protocol
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 import torch
 import torch.nn.functional as F
+from jsonargparse.typing import NonNegativeInt, PositiveInt
 from torch import Tensor
+
+if TYPE_CHECKING:
+    from vlc.data.vocab import Vocabulary
 
 
 class StepDecoder(Protocol):
@@ -242,3 +250,68 @@ def beam_search_one_by_one(
     pad = kwargs["pad_idx"]
     tokens = torch.cat([F.pad(tok, (0, L - tok.size(-1)), value=pad) for tok, _ in results])  # [B, (R,) L]
     return tokens, torch.cat([score for _, score in results])  # [B, (R,) L], [B, (R)]
+
+
+@dataclass(frozen=True)
+class Decoding:
+    """How a captioner generates captions for validation, test and prediction (``model.decoding`` in a config).
+
+    In YAML ``decoding: {strategy: beam, beam_width: 5, max_len: 22}``, on the command line
+    ``--model.decoding.beam_width 3``; given with ``--ckpt_path``, these values replace the checkpoint's.
+
+    Args:
+        strategy: ``greedy`` or ``beam`` (batched beam search, :func:`beam_search`); ``<unk>`` is never generated.
+        beam_width: beams per image for ``beam``.
+        max_len: longest generated caption in tokens (``<end>`` included).
+        length_penalty: beam scores are ``sum log p / length ** length_penalty`` (0: no normalisation); an image's
+            search runs until no live beam can beat its kept captions. Greedy captions are scored the same way.
+        min_len: no ``<end>`` before this many tokens (``<end>`` included).
+        no_repeat_ngram: with N > 0, no caption repeats an N-gram of its words.
+        banned_endings: words a caption may not end on, such as ``[a, an, the, of]``.
+        num_captions: ``vlc predict`` writes this many best captions per image with their scores (``beam`` with
+            ``beam_width`` at least as large).
+
+    Raises:
+        ValueError: a value out of range (the command line checks them before), or ``num_captions`` above what
+            the strategy keeps.
+    """
+
+    strategy: Literal["greedy", "beam"] = "greedy"
+    beam_width: PositiveInt = 5
+    max_len: PositiveInt = 20
+    length_penalty: float = 1.0
+    min_len: PositiveInt = 1
+    no_repeat_ngram: NonNegativeInt = 0
+    banned_endings: list[str] = field(default_factory=list)
+    num_captions: PositiveInt = 1
+
+    def __post_init__(self) -> None:
+        for name in ("beam_width", "max_len", "min_len", "num_captions"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.no_repeat_ngram < 0:
+            raise ValueError(f"no_repeat_ngram must be at least 0, got {self.no_repeat_ngram}")
+        if self.num_captions > (self.beam_width if self.strategy == "beam" else 1):
+            raise ValueError(f"num_captions {self.num_captions} needs strategy: beam with beam_width >= it")
+
+    def search(
+        self, decoder: StepDecoder, features: Tensor, vocab: "Vocabulary", num_return: int = 1
+    ) -> tuple[Tensor, Tensor]:
+        """Decode ``features`` with these options and ``vocab``'s token ids (``decoder`` in eval mode).
+
+        Greedy is :func:`beam_search` with one beam and no normalisation; its captions are then scored as beam
+        search scores them, normalised by ``length ** length_penalty``.
+
+        Returns:
+            ``(tokens, scores)`` as :func:`beam_search` returns them: ``(B, L)`` and ``(B,)``, or ``(B, R, L)``
+            and ``(B, R)`` with ``num_return = R > 1``.
+        """
+        greedy = self.strategy == "greedy"
+        width, alpha = (1, 0.0) if greedy else (self.beam_width, self.length_penalty)
+        rules = {"start_idx": vocab.START, "end_idx": vocab.END, "pad_idx": vocab.PAD, "unk_idx": vocab.UNK}
+        rules.update(min_len=self.min_len, no_repeat_ngram=self.no_repeat_ngram, num_return=num_return)
+        rules["banned_endings"] = [vocab.index(word) for word in self.banned_endings]
+        tokens, scores = beam_search(decoder, features, width, self.max_len, alpha, **rules)  # (B, [R,] L), (B, [R])
+        if greedy:
+            scores = length_normalize(scores, (tokens != vocab.PAD).sum(dim=-1), self.length_penalty)
+        return tokens, scores

@@ -1,4 +1,8 @@
-"""A store of per-image encoder features, so that a frozen encoder runs once per image and not once per epoch."""
+"""A store of per-image encoder features, so that a frozen encoder runs once per image and not once per epoch.
+
+:class:`FeatureCache` is the store, :func:`open_feature_cache` sizes one, :class:`CachedEncoder` puts one in front of
+an encoder; ``vlc.callbacks.feature_cache.FeatureCaching`` opens and drops it around fitting.
+"""
 
 import math
 import shutil
@@ -8,6 +12,7 @@ from typing import Literal
 
 import numpy as np
 import torch
+from torch import nn
 
 from vlc.data.image_cache import available_memory
 from vlc.errors import warn
@@ -168,6 +173,56 @@ def open_feature_cache(
         if free < size:
             warn(f"feature cache: {format_bytes(size)} ({what}) will not fit the {format_bytes(free)} free in {folder}")
     return cache
+
+
+class CachedEncoder:
+    """``encode`` with an optional :class:`FeatureCache` in front: while one is open, keyed images are encoded once.
+
+    Only valid while ``encode`` computes the same features for an image every time: open a cache only while the
+    encoder is frozen in eval mode and the images are not augmented.
+
+    Args:
+        encode: maps a uint8 batch ``(B, 3, H, W)`` to features ``(B, ...)``.
+        encoder: the module that ``encode`` runs (its device, ``image_size`` and mode for the size probe).
+    """
+
+    def __init__(self, encode: Callable[[torch.Tensor], torch.Tensor], encoder: nn.Module) -> None:
+        self.encode, self.encoder = encode, encoder
+        self.cache: FeatureCache | None = None
+
+    def __call__(self, images: torch.Tensor, keys: torch.Tensor | None = None) -> torch.Tensor:
+        """Features ``(B, ...)`` of ``images``: through the open cache when the images have ``keys`` ``(B,)``."""
+        if self.cache is None or keys is None:
+            return self.encode(images)
+        return self.cache.features(keys, images, self.encode)
+
+    def feature_shape(self) -> tuple[int, ...]:
+        """The shape of one image's features, from one blank image at the encoder's size (224 when it has none)."""
+        size = getattr(self.encoder, "image_size", None) or 224
+        device = next(self.encoder.parameters()).device
+        was_training = self.encoder.training
+        with torch.no_grad():  # in eval mode: a probe must not move batch-norm statistics
+            self.encoder.eval()
+            shape = tuple(self.encode(torch.zeros(1, 3, size, size, dtype=torch.uint8, device=device)).shape[1:])
+        self.encoder.train(was_training)
+        return shape  # e.g. (h*w, C) or (C,)
+
+    def open(
+        self, mode: Literal["auto", "memory", "disk"], num_images: int, dtype: str, folder: Path, name: str
+    ) -> str:
+        """Open an empty cache for ``num_images`` images (see :func:`open_feature_cache`); returns its description."""
+        self.close()
+        self.cache = open_feature_cache(mode, num_images, self.feature_shape(), dtype, folder, name)
+        return self.cache.description
+
+    def close(self) -> str | None:
+        """Drop the cache and its file, if any; a line on what it served (None: no cache was open)."""
+        cache, self.cache = self.cache, None
+        if cache is None:
+            return None
+        report = f"feature cache: {len(cache)} images, {cache.hits} hits, {cache.misses} misses"
+        cache.close()
+        return report
 
 
 def format_bytes(size: float) -> str:

@@ -2,30 +2,28 @@
 
 import math
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any, Literal
 
+import lightning as L
 import torch
 import torch.nn.functional as F
 from jsonargparse.typing import NonNegativeInt, PositiveFloat, PositiveInt
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
-from lightning.pytorch.utilities import rank_zero_info
 from torch import nn
 from torchmetrics import MeanMetric, MetricCollection
 from torchmetrics.text import Perplexity
 
+from vlc.callbacks.caption_baselines import CaptionBaselines
+from vlc.callbacks.caption_files import CaptionSamples, VocabularyFile
+from vlc.callbacks.feature_cache import FeatureCaching
 from vlc.data.vocab import Vocabulary
 from vlc.errors import UserError, warn
-from vlc.metrics.bleu import CorpusBLEU
-from vlc.metrics.caption_cosine import CaptionCosineSimilarity
-from vlc.metrics.cider import CIDErD
-from vlc.metrics.diversity import CaptionDiversity
-from vlc.metrics.meteor import Meteor, meteor_available
-from vlc.metrics.rouge import RougeL
+from vlc.metrics.meteor import meteor_available
+from vlc.metrics.scoring import Scoring
 from vlc.models.backbone import ImageBackbone
 from vlc.models.caption_alignment import caption_loss, shift_captions
-from vlc.models.decoding import beam_search, length_normalize
-from vlc.models.feature_cache import FeatureCache, open_feature_cache
+from vlc.models.decoding import Decoding
+from vlc.models.feature_cache import CachedEncoder
 from vlc.models.glove import glove_embeddings
 from vlc.models.lstm_decoder import LSTMDecoder
 from vlc.tasks.base import Task
@@ -45,10 +43,11 @@ class ImageCaptioner(Task):
     that is ``spatial`` (Show, Attend and Tell) gets the grid flattened into annotation vectors, the others (Show
     and Tell) get it average-pooled into one vector. The loss is the cross-entropy of the next word, ignoring
     padding, plus the decoder's weighted penalty (see ``vlc.models.caption_alignment``). Validation and test decode
-    captions free-running (greedy or batched beam search, exactly as ``vlc predict``) and log corpus BLEU-1..4,
-    CIDEr-D, ROUGE-L, caption cosine similarity and optionally METEOR; the first validation batch also returns
-    sample images with their generated and reference captions, which ``vlc.callbacks.caption_files`` shows on the
-    dashboard (that module also writes ``vocab.json``).
+    captions free-running (``decoding``: greedy or batched beam search, exactly as ``vlc predict``) and log the
+    scores of ``scoring``: corpus BLEU-1..4, CIDEr-D, ROUGE-L, caption cosine similarity and optionally METEOR. The
+    task brings its own callbacks (:meth:`configure_callbacks`): the first validation batch's sample captions on
+    the dashboard and ``vocab.json`` (``vlc.callbacks.caption_files``), the baselines of ``vlc validate``/``test``
+    (``vlc.callbacks.caption_baselines``) and the feature cache's lifetime (``vlc.callbacks.feature_cache``).
 
     Args:
         encoder: the image encoder, called with no argument; in YAML ``class_path: vlc.models.ImageBackbone``
@@ -64,10 +63,11 @@ class ImageCaptioner(Task):
             pre-trained encoder only after the decoder has been trained).
         pretrained_lr_scale: learning-rate multiplier of the encoder's parameters (e.g. 0.25: Adam at 4e-4 for the
             decoder and 1e-4 for the encoder, as in the reference implementations).
-        feature_cache: with a frozen encoder: ``auto`` (default: in memory when the estimated size of every
-            training and validation image's features fits in half the available memory, else on disk),
-            ``memory`` (falls back to disk with a warning when it would not fit), ``disk`` (a memory-mapped file
-            under the run's log folder, removed at the end) or ``off``. The choice and size are printed.
+        feature_cache: with a frozen encoder (``vlc.models.feature_cache.CachedEncoder``): ``auto`` (default: in
+            memory when the estimated size of every training and validation image's features fits in half the
+            available memory, else on disk), ``memory`` (falls back to disk with a warning when it would not fit),
+            ``disk`` (a memory-mapped file under the run's log folder, removed at the end) or ``off``. The choice
+            and size are printed; ``vlc.callbacks.feature_cache`` opens and drops the cache.
         feature_dtype: how cached features are stored: ``float32``, or ``float16`` (half the memory and disk).
         init_from: a vlc classification checkpoint whose backbone initialises the encoder when fitting starts from
             scratch (the same rule as the classifier's ``init_from``).
@@ -82,34 +82,18 @@ class ImageCaptioner(Task):
         attention_grid: average-pool the encoder's grid to ``attention_grid x attention_grid`` cells before a
             spatial decoder attends over it (``null`` keeps the encoder's grid: 7x7 for ResNet50 at 224 px; Show,
             Attend and Tell attends over 14x14, which a ResNet50 gives at 448 px).
-        decoding: ``greedy`` or ``beam`` (batched beam search) for validation, test and prediction; ``<unk>`` is
-            never generated.
-        beam_width: beams per image for ``beam``.
-        max_len: longest generated caption in tokens (``<end>`` included).
-        length_penalty: beam scores are ``sum log p / length ** length_penalty`` (0: no normalisation); an image's
-            search runs until no live beam can beat its kept captions (see ``vlc.models.decoding``).
-        min_len: no ``<end>`` before this many tokens (``<end>`` included).
-        no_repeat_ngram: with N > 0, no caption repeats an N-gram of its words.
-        banned_endings: words a caption may not end on, such as ``[a, an, the, of]``.
-        num_captions: ``vlc predict`` writes this many best captions per image with their scores (``beam`` with
-            ``beam_width`` at least as large).
-        tokenizer: how captions are split into words before scoring: ``vlc`` (``vlc.data.vocab.tokenize``) or
-            ``ptb`` (the Stanford PTB tokenizer of the official COCO evaluation, through pycocoevalcap; needs
-            Java): BLEU, CIDEr-D and ROUGE-L then equal the COCO evaluation server's.
-        meteor: also compute METEOR (needs Java; starts a Java process per evaluation, a few seconds).
-        num_samples: validation images shown with their captions on the dashboard each epoch.
-        baselines: ``vlc validate`` and ``vlc test`` also score a constant caption and nearest-neighbour retrieval
-            on the same images (``vlc.callbacks.caption_baselines``; encodes the training images once).
+        decoding: how captions are generated (:class:`vlc.models.decoding.Decoding`: ``strategy``, ``beam_width``,
+            ``max_len``, ``length_penalty``, ``min_len``, ``no_repeat_ngram``, ``banned_endings``,
+            ``num_captions``), e.g. ``decoding: {strategy: beam, beam_width: 5}``.
+        scoring: how they are scored and shown (:class:`vlc.metrics.scoring.Scoring`: ``tokenizer``, ``meteor``,
+            ``num_samples``, ``baselines``).
     """
 
     KIND = "captioning"
     BACKBONE = "encoder"
-    EVALUATION_ARGS = (
-        *("decoding", "beam_width", "max_len", "length_penalty", "min_len", "no_repeat_ngram", "banned_endings"),
-        *("num_captions", "tokenizer", "meteor", "num_samples", "baselines"),
-    )
-    """Arguments that change how captions are decoded and scored, not the weights: given with ``--ckpt_path``
-    (``vlc validate``/``test``/``predict``/a resumed ``fit``), they replace the checkpoint's values."""
+    EVALUATION_ARGS = ("decoding", "scoring")
+    """Arguments that change how captions are decoded and scored, not the weights: their values given with
+    ``--ckpt_path`` (``vlc validate``/``test``/``predict``/a resumed ``fit``) replace the checkpoint's."""
     MONITOR = ("val/bleu_4", "max", "best-epoch{epoch:02d}-bleu4{val/bleu_4:.4f}")
 
     def __init__(
@@ -129,18 +113,8 @@ class ImageCaptioner(Task):
         optimizer: OptimizerCallable = adam,
         scheduler: LRSchedulerCallable | None = None,
         scheduler_interval: Literal["step", "epoch"] = "step",
-        decoding: Literal["greedy", "beam"] = "greedy",
-        beam_width: PositiveInt = 5,
-        max_len: PositiveInt = 20,
-        length_penalty: float = 1.0,
-        min_len: PositiveInt = 1,
-        no_repeat_ngram: NonNegativeInt = 0,
-        banned_endings: list[str] | None = None,
-        num_captions: PositiveInt = 1,
-        tokenizer: Literal["vlc", "ptb"] = "vlc",
-        meteor: bool = False,
-        num_samples: NonNegativeInt = 8,
-        baselines: bool = True,
+        decoding: Decoding = Decoding(),  # noqa: B008 (frozen dataclasses: nothing changes a shared default)
+        scoring: Scoring = Scoring(),  # noqa: B008
     ) -> None:
         super().__init__()
         if vocab is None:
@@ -149,15 +123,12 @@ class ImageCaptioner(Task):
             self.vocab = Vocabulary.from_dict(vocab)
         except ValueError as err:
             raise UserError(f"model.vocab: {err}") from None
-        if max_len < 1 or beam_width < 1:
-            raise UserError("model.max_len and model.beam_width must be at least 1")
-        if num_captions > (beam_width if decoding == "beam" else 1):
-            raise UserError(f"model.num_captions {num_captions} needs decoding: beam with beam_width >= it")
-        unknown = [word for word in banned_endings or [] if self.vocab.index(word) < len(Vocabulary.SPECIALS)]
+        self.decoding, self.scoring = _options(decoding, Decoding, "decoding"), _options(scoring, Scoring, "scoring")
+        unknown = [w for w in self.decoding.banned_endings if self.vocab.index(w) < len(Vocabulary.SPECIALS)]
         if unknown:
-            raise UserError(f"model.banned_endings: {unknown} are not words of the vocabulary")
+            raise UserError(f"model.decoding.banned_endings: {unknown} are not words of the vocabulary")
         self.save_hyperparameters()  # through the CLI, encoder/decoder/optimizer/scheduler are saved as their config
-        self.hparams.update(plain(self.hparams))
+        self.hparams.update(plain({**self.hparams, "decoding": self.decoding, "scoring": self.scoring}))
         self.optimizer, self.scheduler = optimizer, scheduler
         self.encoder = encoder()
         self.decoder = decoder(len(self.vocab), self.encoder.num_features, Vocabulary.PAD)
@@ -168,9 +139,9 @@ class ImageCaptioner(Task):
             warn("model.train_embeddings: false without model.glove_path keeps random word embeddings fixed")
         self.encoder_frozen_layers = {True: "all", False: "none"}.get(freeze_encoder, freeze_encoder)
         self.encoder.freeze(self.encoder_frozen_layers)  # what the optimizer will train, from its first step
-        if meteor and not meteor_available():
-            warn("model.meteor: METEOR needs Java on the PATH (not found); it is skipped")
-        self.cache: FeatureCache | None = None
+        if self.scoring.meteor and not meteor_available():
+            warn("model.scoring.meteor: METEOR needs Java on the PATH (not found); it is skipped")
+        self.features = CachedEncoder(self.encode, self.encoder)  # a cache serves while the encoder is frozen
         # epoch averages of training whose state is saved in checkpoints: a resumed epoch averages all its batches
         self.train_loss, self.train_penalty = MeanMetric(), MeanMetric()
         for metric in (self.train_loss, self.train_penalty):
@@ -180,32 +151,19 @@ class ImageCaptioner(Task):
         self.val_metrics = self.caption_metrics("val/")
         self.test_metrics = self.caption_metrics("test/")
 
-    def _load_glove(self, path: str) -> str:
-        """Fill the word embeddings (and the vectors caption cosine scores with) from a GloVe file; a report."""
-        matrix, self.glove_report = glove_embeddings(path, self.vocab.words, self.glove.shape[1])
-        with torch.no_grad():
-            self.glove.copy_(matrix)
-            self.decoder.embedding.weight.copy_(matrix)
-        return self.glove_report
+    def configure_callbacks(self) -> list[L.Callback]:
+        """Sample captions on the dashboard, ``vocab.json``, the evaluation baselines and the feature cache."""
+        cache = FeatureCaching(self.hparams.feature_cache, self.hparams.feature_dtype)
+        return [CaptionSamples(), VocabularyFile(self.vocab), CaptionBaselines(self.scoring.baselines), cache]
 
     def caption_metrics(self, prefix: str) -> MetricCollection:
-        """BLEU-1..4, CIDEr-D, ROUGE-L, caption cosine, the collapse indicators and, when asked for, METEOR.
+        """The scores of ``scoring`` (:meth:`vlc.metrics.scoring.Scoring.metrics`) for names under ``prefix``.
 
         Caption cosine scores with the GloVe vectors, else with the live learnt embedding: the collections are
         built per stage, not cloned, so that the embedding stays shared.
         """
         embedding = self.glove if hasattr(self, "glove") else self.decoder.embedding.weight
-        tokenizer = self.hparams.tokenizer
-        metrics = {
-            "bleu": CorpusBLEU(4, tokenizer=tokenizer),
-            "cider_d": CIDErD(tokenizer=tokenizer),
-            "rouge_l": RougeL(tokenizer=tokenizer),
-            "caption_cosine": CaptionCosineSimilarity(embedding, self.vocab, tokenizer=tokenizer),
-            "diversity": CaptionDiversity(),
-        }
-        if self.hparams.meteor and meteor_available():
-            metrics["meteor"] = Meteor(tokenizer=tokenizer)
-        return MetricCollection(metrics, prefix=prefix)
+        return self.scoring.metrics(prefix, embedding, self.vocab)
 
     # -- model -----------------------------------------------------------------------------------------------
     def encode(self, images: torch.Tensor) -> torch.Tensor:
@@ -218,12 +176,6 @@ class ImageCaptioner(Task):
                 grid = F.adaptive_avg_pool2d(grid, self.hparams.attention_grid)  # (B, C, g, g)
             return grid.flatten(2).transpose(1, 2).contiguous()  # (B, h*w, C)
         return grid.mean(dim=(2, 3))  # (B, C)
-
-    def features(self, images: torch.Tensor, keys: torch.Tensor | None = None) -> torch.Tensor:
-        """:meth:`encode`, through the feature cache when the encoder is frozen and the images have keys."""
-        if self.cache is None or keys is None:
-            return self.encode(images)
-        return self.cache.features(keys, images, self.encode)
 
     def forward(self, images: torch.Tensor) -> tuple[list[str], torch.Tensor]:
         """Captions of a uint8 batch ``(B, 3, H, W)`` and their scores (length-normalised log-probabilities)."""
@@ -239,26 +191,11 @@ class ImageCaptioner(Task):
             and whether it ended with ``<end>`` (not cut at ``max_len``); with ``num_return > 1`` per image lists
             of its best captions and ``(B, num_return)`` tensors, best first.
         """
-        hp = self.hparams
-        greedy = hp.decoding == "greedy"
-        width, alpha = (1, 0.0) if greedy else (hp.beam_width, hp.length_penalty)
-        options = {
-            "start_idx": Vocabulary.START,
-            "end_idx": Vocabulary.END,
-            "pad_idx": Vocabulary.PAD,
-            "unk_idx": Vocabulary.UNK,
-            "min_len": hp.min_len,
-            "no_repeat_ngram": hp.no_repeat_ngram,
-            "banned_endings": [self.vocab.index(word) for word in hp.banned_endings or []],
-            "num_return": num_return,
-        }
         was_training = self.decoder.training
         self.decoder.eval()
-        tokens, scores = beam_search(self.decoder, features, width, hp.max_len, alpha, **options)
+        tokens, scores = self.decoding.search(self.decoder, features, self.vocab, num_return)
         # tokens (B, L) or (B, R, L); scores (B,) or (B, R)
         self.decoder.train(was_training)
-        if greedy:  # scored as beam search scores: normalised by length ** length_penalty
-            scores = length_normalize(scores, (tokens != Vocabulary.PAD).sum(dim=-1), hp.length_penalty)
         ended = (tokens == Vocabulary.END).any(dim=-1)
         captions = [self.vocab.decode(row) for row in tokens.flatten(0, -2).cpu()]
         if num_return > 1:
@@ -281,13 +218,9 @@ class ImageCaptioner(Task):
         """Freeze the whole encoder until ``finetune_from_epoch``, then only ``freeze_encoder``'s layers.
 
         The parameters it releases are in the optimizer from its first step (see ``__init__``), so a resumed run
-        restores their state; the feature cache serves only while the whole encoder is frozen.
+        restores their state; the feature cache serves only while the whole encoder is frozen (``FeatureCaching``).
         """
-        waits = self.encoder_waits()
-        self.encoder.freeze("all" if waits else self.encoder_frozen_layers)
-        if not waits and self.cache is not None:
-            rank_zero_info(f"epoch {self.current_epoch}: fine-tuning the encoder; its feature cache is dropped")
-            self.close_cache()
+        self.encoder.freeze("all" if self.encoder_waits() else self.encoder_frozen_layers)
 
     def training_step(self, batch: dict | None, batch_idx: int) -> torch.Tensor:
         if batch is None:  # no image of the batch could be read: a zero loss keeps every DDP process in step
@@ -317,8 +250,8 @@ class ImageCaptioner(Task):
         if not self.trainer.sanity_checking:  # corpus scores of the two sanity-check batches would mean nothing
             metrics = self.val_metrics if stage == "val" else self.test_metrics
             metrics.update(generated, batch["references"], ended=ended)
-        if stage == "val" and batch_idx == 0 and self.hparams.num_samples > 0:  # shown by callbacks.CaptionSamples
-            n = self.hparams.num_samples
+        if stage == "val" and batch_idx == 0 and self.scoring.num_samples > 0:  # shown by callbacks.CaptionSamples
+            n = self.scoring.num_samples
             return {
                 "images": batch["images"][:n].cpu(),
                 "generated": generated[:n],
@@ -356,7 +289,7 @@ class ImageCaptioner(Task):
         if batch is None:  # no image of the batch could be read: they are listed beside the predictions
             return []
         files = batch["files"] if "files" in batch else [str(k) for k in batch["keys"].tolist()]  # a split: its keys
-        n = self.hparams.num_captions
+        n = self.decoding.num_captions
         captions, scores, _ = self.generate(self.encode(batch["images"]), n)
         rows = []
         for file, caption, score in zip(files, captions, scores.tolist()):
@@ -372,8 +305,12 @@ class ImageCaptioner(Task):
     def pretrained_reports(self) -> list[str | None]:
         """The encoder's weights and ``init_from``, then the GloVe vectors (also shown on the dashboard)."""
         reports = super().pretrained_reports()
-        if self.hparams.glove_path:
-            reports.append(self._load_glove(self.hparams.glove_path))
+        if self.hparams.glove_path:  # the vectors fill the word embeddings and the buffer caption cosine scores with
+            matrix, self.glove_report = glove_embeddings(self.hparams.glove_path, self.vocab.words, self.glove.shape[1])
+            with torch.no_grad():
+                self.glove.copy_(matrix)
+                self.decoder.embedding.weight.copy_(matrix)
+            reports.append(self.glove_report)
         return reports
 
     def frozen_note(self) -> str:
@@ -384,39 +321,21 @@ class ImageCaptioner(Task):
 
     def on_fit_start(self) -> None:
         super().on_fit_start()
-        hp = self.hparams
         experiment = getattr(self.logger, "experiment", None)
-        if self.trainer.ckpt_path is None and hp.glove_path and self.trainer.is_global_zero:
+        if self.trainer.ckpt_path is None and self.hparams.glove_path and self.trainer.is_global_zero:
             if hasattr(experiment, "add_text"):
                 experiment.add_text("glove", self.glove_report, 0)
-        if self.encoder_waits() and hp.feature_cache != "off":
-            self.cache = self._open_cache()
-            rank_zero_info(self.cache.description)
-
-    def _open_cache(self) -> FeatureCache:
-        """A feature cache sized for every training and validation image (each process caches them all)."""
-        datasets = getattr(self.trainer.datamodule, "datasets", {})
-        num_images = sum(len(getattr(datasets[s], "keys", datasets[s])) for s in ("train", "val") if s in datasets)
-        size = self.encoder.image_size or 224
-        was_training = self.encoder.training
-        with torch.no_grad():  # in eval mode: a probe must not move batch-norm statistics
-            one = torch.zeros(1, 3, size, size, dtype=torch.uint8, device=self.device)
-            self.encoder.eval()
-            shape = tuple(self.encode(one).shape[1:])  # (h*w, C) or (C,)
-        self.encoder.train(was_training)
-        folder = Path(self.trainer.log_dir or self.trainer.default_root_dir)
-        mode, name = self.hparams.feature_cache, f"feature_cache_rank{self.global_rank}"
-        return open_feature_cache(mode, num_images, shape, self.hparams.feature_dtype, folder, name)
 
     def on_fit_end(self) -> None:
-        """Report and drop the feature cache; write the hyper-parameters with the final scores (HPARAMS tab)."""
+        """Write the hyper-parameters with the final scores (HPARAMS tab)."""
         log_final_hparams(self, {k: v for k, v in self.hparams.items() if k != "vocab"})
-        self.close_cache()
 
-    def close_cache(self) -> None:
-        """Report and drop the feature cache, if any."""
-        if self.cache is not None:
-            cache = self.cache
-            rank_zero_info(f"feature cache: {len(cache)} images, {cache.hits} hits, {cache.misses} misses")
-            self.cache.close()
-            self.cache = None
+
+def _options(value: Any, kind: type, key: str) -> Any:
+    """``value`` as a ``kind`` dataclass (a dict when a checkpoint is loaded without the CLI), checked."""
+    if isinstance(value, kind):
+        return value
+    try:
+        return kind(**value)
+    except (TypeError, ValueError) as err:
+        raise UserError(f"model.{key}: {err}") from None

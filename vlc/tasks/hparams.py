@@ -1,5 +1,6 @@
 """Hyper-parameters and parameter counts for comparing runs, and plain values for checkpoints."""
 
+import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
@@ -52,6 +53,8 @@ def log_parameter_counts(module: L.LightningModule, note: str) -> None:
 def plain(value: Any) -> Any:
     """``value`` with checked numbers (jsonargparse's ``PositiveInt``, ...) made plain ``int``/``float``, nested too.
 
+    Dataclass instances (the captioner's ``decoding`` and ``scoring``) become dicts of their fields.
+
     Checkpoints then hold only types that ``torch.load(weights_only=True)`` reads.
     """
     if isinstance(value, bool) or value is None:
@@ -60,6 +63,8 @@ def plain(value: Any) -> Any:
         return int(value)
     if isinstance(value, float):
         return float(value)
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return plain(dataclasses.asdict(value))
     if isinstance(value, Mapping):
         return {key: plain(item) for key, item in value.items()}
     if isinstance(value, (list, tuple)):
