@@ -1,18 +1,23 @@
 """ImageCaptioner and its parts: encoders, feature cache, GloVe embeddings, checkpoints and vocabulary checks."""
 
 import functools
+from dataclasses import asdict
 
 import lightning as L
 import pytest
 import torch
+from jsonargparse.typing import PositiveInt
 
+from vlc.callbacks.caption_baselines import CaptionBaselines
+from vlc.callbacks.caption_files import CaptionSamples, VocabularyFile
+from vlc.callbacks.feature_cache import FeatureCaching
 from vlc.checkpoints import check_fits
 from vlc.data.shapes_captions import ShapesCaptionsDataModule
 from vlc.data.vocab import Vocabulary
 from vlc.errors import UserError
+from vlc.metrics.scoring import Scoring
 from vlc.models import AttentionLSTMDecoder, ImageBackbone, LSTMDecoder
 from vlc.models.caption_alignment import caption_loss
-from vlc.metrics.scoring import Scoring
 from vlc.models.decoding import Decoding
 from vlc.models.feature_cache import FeatureCache
 from vlc.tasks.captioner import ImageCaptioner
@@ -102,7 +107,9 @@ def test_frozen_encoder_runs_once_per_image_during_training(tmp_path, decoder):
     trainer.fit(model, data)
     assert seen[0] == 1 + 12 + 6  # the cache's size probe, then train and val images, once each in the first epoch
     assert all(torch.equal(v, before[k]) for k, v in model.encoder.state_dict().items())  # BN stats too
-    assert model.features.cache is None and not (tmp_path / "vocab.json").exists()  # no logger, no checkpoints: no run folder
+    assert (
+        model.features.cache is None and not (tmp_path / "vocab.json").exists()
+    )  # no logger, no checkpoints: no run folder
 
 
 # -- GloVe, decoding, prediction ---------------------------------------------------------------------------
@@ -171,6 +178,45 @@ def test_vocabulary_mismatch_is_a_user_error():
         check_fits(model, {"hyper_parameters": {"vocab": other}, "state_dict": weights}, "x.ckpt")
     with pytest.raises(UserError, match="model.vocab is not set"):
         ImageCaptioner(encoder=TINY_ENCODER, vocab=None)
+
+
+def test_decoding_and_scoring_are_objects_saved_as_plain_dicts():
+    decoding = Decoding("beam", beam_width=PositiveInt(4), banned_endings=["a"], num_captions=2)
+    model = captioner(decoding=decoding, scoring=Scoring(num_samples=2))
+    assert (
+        model.hparams.decoding == {**asdict(decoding), "beam_width": 4}
+        and type(model.hparams.decoding["beam_width"]) is int
+    )
+    assert model.hparams.scoring == {"tokenizer": "vlc", "meteor": False, "num_samples": 2, "baselines": True}
+    again = captioner(decoding=model.hparams.decoding, scoring=model.hparams.scoring)  # as a checkpoint holds them
+    assert (again.decoding, again.scoring) == (decoding, Scoring(num_samples=2))
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"beam_width": 0}, "model.decoding.beam_width: expected at least 1, got 0"),
+        ({"no_repeat_ngram": -1}, "model.decoding.no_repeat_ngram: expected at least 0, got -1"),
+        ({"num_captions": 2}, "model.decoding.num_captions: 2 captions need strategy: beam"),
+        ({"strategy": "beam", "beam_width": 2, "num_captions": 3}, "beam_width of at least 3"),
+    ],
+)
+def test_decoding_values_are_checked(kwargs, message):
+    with pytest.raises(UserError, match=message):
+        Decoding(**kwargs)
+
+
+def test_banned_endings_must_be_words_of_the_vocabulary():
+    with pytest.raises(UserError, match=r"model.decoding.banned_endings: \['giraffe'\] are not words"):
+        captioner(decoding=Decoding(banned_endings=["a", "giraffe"]))
+
+
+def test_the_captioner_brings_its_callbacks():
+    model = captioner(decoding=Decoding(), scoring=Scoring(baselines=False))
+    callbacks = {type(callback): callback for callback in model.configure_callbacks()}
+    assert set(callbacks) == {CaptionSamples, VocabularyFile, CaptionBaselines, FeatureCaching}
+    assert callbacks[VocabularyFile].vocab is model.vocab and not callbacks[CaptionBaselines].active
+    assert CaptionBaselines().active is False and VocabularyFile().vocab is None  # inert for other tasks
 
 
 def test_meteor_is_skipped_with_a_warning_without_java(monkeypatch, capsys):

@@ -89,3 +89,23 @@ def test_old_glove_vectors_stay_what_caption_cosine_scores_with(version):
     )
     model.load_state_dict(checkpoint["state_dict"])
     assert torch.equal(model.glove, glove) and model.test_metrics["caption_cosine"].embedding is model.glove
+
+
+def test_flat_decoding_and_scoring_arguments_become_their_objects(tmp_path, capsys):
+    ckpt = LEGACY / "1005777-caption" / "captioner-lstm.ckpt"
+    hparams = upgrade(torch.load(ckpt, map_location="cpu", weights_only=True))["hyper_parameters"]
+    assert hparams["decoding"] == {
+        **{"strategy": "beam", "beam_width": 3, "max_len": 12, "length_penalty": 0.5, "min_len": 1},
+        **{"no_repeat_ngram": 2, "banned_endings": ["a", "the"], "num_captions": 2},
+    }
+    assert hparams["scoring"] == {"tokenizer": "vlc", "meteor": False, "num_samples": 2, "baselines": False}
+    assert not {"beam_width", "meteor", "num_captions", "baselines"} & hparams.keys()
+    # one value given replaces the checkpoint's alone: the other decoding options stay the checkpoint's
+    out = tmp_path / "one.csv"
+    args = ["predict", "--config", str(CONFIGS / "predict" / "caption.yaml"), f"--ckpt_path={ckpt}"]
+    args += [f"--data.predict_dir={LEGACY / 'images'}", "--data.image_size=64", f"--writer.output={out}"]
+    code, err = run_cli(capsys, [*args, "--model.decoding.num_captions=1"])
+    assert code == 0, err
+    expected = rows(ckpt.with_suffix(".csv"))
+    assert {name: row["caption"] for name, row in rows(out).items()} == {n: r["caption"] for n, r in expected.items()}
+    assert "alternatives" not in next(iter(rows(out).values()))

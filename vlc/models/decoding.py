@@ -26,6 +26,8 @@ import torch.nn.functional as F
 from jsonargparse.typing import NonNegativeInt, PositiveInt
 from torch import Tensor
 
+from vlc.errors import UserError
+
 if TYPE_CHECKING:
     from vlc.data.vocab import Vocabulary
 
@@ -272,8 +274,8 @@ class Decoding:
             ``beam_width`` at least as large).
 
     Raises:
-        ValueError: a value out of range (the command line checks them before), or ``num_captions`` above what
-            the strategy keeps.
+        UserError: a value out of range (the command line checks the types first), or ``num_captions`` above what
+            the strategy keeps; the message names the key (``model.decoding.<field>``).
     """
 
     strategy: Literal["greedy", "beam"] = "greedy"
@@ -286,13 +288,15 @@ class Decoding:
     num_captions: PositiveInt = 1
 
     def __post_init__(self) -> None:
-        for name in ("beam_width", "max_len", "min_len", "num_captions"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
-        if self.no_repeat_ngram < 0:
-            raise ValueError(f"no_repeat_ngram must be at least 0, got {self.no_repeat_ngram}")
+        minimum = {"beam_width": 1, "max_len": 1, "min_len": 1, "num_captions": 1, "no_repeat_ngram": 0}
+        for name, least in minimum.items():
+            if getattr(self, name) < least:
+                raise UserError(f"model.decoding.{name}: expected at least {least}, got {getattr(self, name)}")
         if self.num_captions > (self.beam_width if self.strategy == "beam" else 1):
-            raise ValueError(f"num_captions {self.num_captions} needs strategy: beam with beam_width >= it")
+            raise UserError(
+                f"model.decoding.num_captions: {self.num_captions} captions need strategy: beam with a beam_width "
+                f"of at least {self.num_captions} (got strategy: {self.strategy}, beam_width: {self.beam_width})"
+            )
 
     def search(
         self, decoder: StepDecoder, features: Tensor, vocab: "Vocabulary", num_return: int = 1

@@ -337,5 +337,5 @@ def _options(value: Any, kind: type, key: str) -> Any:
         return value
     try:
         return kind(**value)
-    except (TypeError, ValueError) as err:
+    except TypeError as err:  # an unknown field
         raise UserError(f"model.{key}: {err}") from None
