@@ -26,8 +26,8 @@ from torch.utils.flop_counter import FlopCounterMode
 from vlc.checkpoints import import_class
 from vlc.cli import main as vlc
 from vlc.data.augment import augment
-from vlc.data.image_io import ImageReader, list_images
-from vlc.data.shapes import make_images
+from vlc.data.datasets.shapes import make_images
+from vlc.images import ImageReader, list_images
 from vlc.models.backbone import ImageBackbone
 
 CNN_CONFIG = REPO / "configs" / "tinyimagenet30" / "cnn.yaml"

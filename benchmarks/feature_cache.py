@@ -19,7 +19,7 @@ import lightning as L
 import torch
 from common import EpochTimer
 
-from vlc.data.shapes_captions import ShapesCaptionsDataModule
+from vlc.data.modules.shapes import ShapesCaptionsDataModule
 from vlc.models import ImageBackbone
 from vlc.tasks.captioner import ImageCaptioner
 

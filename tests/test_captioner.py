@@ -7,13 +7,13 @@ import pytest
 import torch
 
 from vlc.checkpoints import check_fits
-from vlc.data.shapes_captions import ShapesCaptionsDataModule
-from vlc.data.vocab import Vocabulary
+from vlc.data.modules.shapes import ShapesCaptionsDataModule
 from vlc.errors import UserError
 from vlc.models import AttentionLSTMDecoder, ImageBackbone, LSTMDecoder
 from vlc.models.caption_alignment import caption_loss
 from vlc.models.feature_cache import FeatureCache
 from vlc.tasks.captioner import ImageCaptioner
+from vlc.vocabulary import Vocabulary
 
 VOCAB = Vocabulary(["a", "red", "blue", "circle", "square", "above", "below"])
 TINY_ENCODER = functools.partial(ImageBackbone, widths=[8, 16], stem_width=8, image_size=32)

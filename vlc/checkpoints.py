@@ -256,7 +256,7 @@ def check_fits(module: torch.nn.Module, checkpoint: dict, path: str) -> None:
 
 
 def _check_vocab(saved: dict, current: dict, path: str) -> None:
-    from vlc.data.vocab import Vocabulary, vocab_difference
+    from vlc.vocabulary import Vocabulary, vocab_difference
 
     try:
         saved_vocab = Vocabulary.from_dict(saved)

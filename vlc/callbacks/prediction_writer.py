@@ -13,8 +13,8 @@ import torch.distributed as dist
 from lightning.pytorch.callbacks import BasePredictionWriter
 
 from vlc.csv_cells import FORMULA_STARTS, write_rows
-from vlc.data.image_io import IMAGE_SUFFIXES
 from vlc.errors import UserError, warn
+from vlc.images import IMAGE_SUFFIXES
 
 
 def _cell(value: Any) -> Any:

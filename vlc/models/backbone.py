@@ -14,8 +14,8 @@ from jsonargparse.typing import ClosedUnitInterval, PositiveFloat, PositiveInt
 from torch import nn
 
 from vlc.checkpoints import classifier_backbone
-from vlc.data.image_io import resize
 from vlc.errors import UserError, given
+from vlc.images import resize
 from vlc.models.airbench import PatchWhitening, airbench_net
 from vlc.models.cnn import residual_cnn
 from vlc.models.memory_format import to_channels_last

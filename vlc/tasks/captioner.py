@@ -14,7 +14,6 @@ from torch import nn
 from torchmetrics import MeanMetric, MetricCollection
 from torchmetrics.text import Perplexity
 
-from vlc.data.vocab import Vocabulary
 from vlc.errors import UserError, warn
 from vlc.metrics.bleu import CorpusBLEU
 from vlc.metrics.caption_cosine import CaptionCosineSimilarity
@@ -31,6 +30,7 @@ from vlc.models.lstm_decoder import LSTMDecoder
 from vlc.tasks.base import Task
 from vlc.tasks.hparams import log_final_hparams, plain
 from vlc.tasks.optim import zero_loss
+from vlc.vocabulary import Vocabulary
 
 
 def adam(params: Any) -> torch.optim.Optimizer:
@@ -93,7 +93,7 @@ class ImageCaptioner(Task):
         banned_endings: words a caption may not end on, such as ``[a, an, the, of]``.
         num_captions: ``vlc predict`` writes this many best captions per image with their scores (``beam`` with
             ``beam_width`` at least as large).
-        tokenizer: how captions are split into words before scoring: ``vlc`` (``vlc.data.vocab.tokenize``) or
+        tokenizer: how captions are split into words before scoring: ``vlc`` (``vlc.vocabulary.tokenize``) or
             ``ptb`` (the Stanford PTB tokenizer of the official COCO evaluation, through pycocoevalcap; needs
             Java): BLEU, CIDEr-D and ROUGE-L then equal the COCO evaluation server's.
         meteor: also compute METEOR (needs Java; starts a Java process per evaluation, a few seconds).

@@ -2,7 +2,7 @@
 
 Every batch is a dict with named fields: ``images`` ``(B, 3, H, W)`` uint8 always, then ``labels`` ``(B,)``
 (classification), ``files`` (prediction: each image's path) or ``captions``/``references``/``keys`` (captioning, see
-``vlc.data.captioning``). The model resizes and normalises the images itself, so a checkpoint carries its own
+``vlc.data.modules.captioning``). The model resizes and normalises the images itself, so a checkpoint carries its own
 preprocessing.
 """
 
@@ -16,10 +16,10 @@ from jsonargparse.typing import NonNegativeInt, PositiveInt
 from torch.utils.data import DataLoader, Dataset
 
 from vlc.data.bad_images import BadImages, Policy
-from vlc.data.folder import folder_dataset
+from vlc.data.datasets.predict_folder import folder_dataset
 from vlc.data.image_cache import load_readable
-from vlc.data.image_io import MAX_PIXELS, ImageReader
 from vlc.data.loading import agreed, batch_generator, make_loader
+from vlc.images import MAX_PIXELS, ImageReader
 
 
 class ImageDataModule(L.LightningDataModule):
