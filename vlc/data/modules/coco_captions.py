@@ -25,8 +25,8 @@ class CocoCaptionsDataModule(CaptionDataModule):
         max_images: optionally, use this many images drawn at random (seeded by ``seed``).
         image_size: side length images are resized to (torchvision encoders: 224 for resnet50, 299 for
             inception_v3).
-        **kwargs: the shared options of :class:`~vlc.data.captioning.CaptionDataModule` (split, seed, vocabulary,
-            batch size, cache, ...).
+        **kwargs: the shared options of :class:`~vlc.data.modules.captioning.CaptionDataModule` (split, seed,
+            vocabulary, batch size, cache, ...).
     """
 
     def __init__(
