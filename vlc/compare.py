@@ -23,18 +23,13 @@ from pathlib import Path
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from tensorboard.backend.event_processing.event_file_loader import EventFileLoader
 
-from vlc.callbacks.run_record import RUN_FILE, read_run
-from vlc.checkpoints import LAST, read, run_of, task_class
+from vlc.checkpoints import read, run_of, task_class
 from vlc.csv_cells import write_rows
 from vlc.errors import UserError
+from vlc.runs import EVENTS, LAST, METRICS, RUN_FILE, STAGES, read_run
 
-EVENTS = "events.out.tfevents.*"
-METRICS = "metrics.csv"
-"""What a CSV logger writes (``epoch``, ``step`` and one column per logged value)."""
 MARKERS = (EVENTS, RUN_FILE, METRICS)
 """Files that make a folder a run's log folder."""
-STAGES = ("validate", "test")
-"""Sub-folders of a run that hold evaluations of its checkpoints."""
 STAGE_PREFIXES = ("val/", "test/")
 """The tags of an evaluation's scores."""
 

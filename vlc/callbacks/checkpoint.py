@@ -9,17 +9,8 @@ import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
-from vlc.checkpoints import LAST, experiment_folder, new_unlogged_run, run_folder
 from vlc.errors import Diverged, UserError
-
-
-def run_name(trainer: L.Trainer) -> dict[str, str] | None:
-    """``{"name": experiment, "version": version folder}`` of the run ``trainer`` logs as (None without a logger)."""
-    logger = trainer.logger
-    if logger is None:
-        return None
-    version = logger.version if isinstance(logger.version, str) else f"version_{logger.version}"
-    return {"name": str(logger.name), "version": version}
+from vlc.runs import LAST, experiment_folder, new_unlogged_run, run_folder, run_name
 
 
 def finite_state(module: torch.nn.Module) -> bool:

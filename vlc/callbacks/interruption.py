@@ -38,6 +38,11 @@ def progress(trainer: L.Trainer, signal_name: str | None = None) -> Progress:
     return Progress(signal_name, trainer.current_epoch, trainer.global_step, last, last_step)
 
 
+def spawned(trainer: L.Trainer) -> bool:
+    """Whether ``trainer`` runs in processes it spawned (``ddp_spawn``), this one only waiting for them."""
+    return isinstance(trainer.strategy.launcher, _MultiProcessingLauncher)
+
+
 class Interruption(L.Callback):
     """Turns SIGTERM and SIGINT into a graceful stop inside the training loop and an immediate one elsewhere.
 
