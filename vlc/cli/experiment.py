@@ -29,6 +29,8 @@ from vlc.callbacks.time_budget import TimeBudget
 from vlc.checks import check_optimizer, check_trainer_numbers, check_writable
 from vlc.cli import from_checkpoint, hints
 from vlc.cli.parser import VlcArgumentParser
+from vlc.data.base import ImageDataModule
+from vlc.errors import UserError
 from vlc.tasks.base import Task
 
 LINKED = ("num_classes", "class_names", "vocab")
@@ -147,6 +149,11 @@ class VlcCLI(LightningCLI):
     def after_instantiate_classes(self) -> None:
         if self.checkpoint is not None:
             checkpoints.check_fits(self.model, self.checkpoint, self.config.ckpt_path)
+        needed = self.datamodule.test_options() if isinstance(self.datamodule, ImageDataModule) else []
+        if self.command == "test" and needed:  # before the logger opens a run folder for it
+            raise UserError(
+                f"{type(self.datamodule).__name__} has no labelled test set: vlc test needs {' '.join(needed)}"
+            )
         if self.command != "fit":
             return
         if callable(getattr(self.model, "optimizer", None)):  # torch checks its values: a bad one stops here
@@ -163,8 +170,9 @@ class VlcCLI(LightningCLI):
             stop.watch(self.trainer, training=self.command == "fit")
             method = getattr(self.trainer, self.command)
             extra = {"return_predictions": False} if self.command == "predict" else {}
+            extra = {"verbose": False} if self.command in ("validate", "test") else extra  # vlc prints them rounded
             try:
-                method(self.model, datamodule=self.datamodule, ckpt_path=self.config.ckpt_path, **extra)
+                results = method(self.model, datamodule=self.datamodule, ckpt_path=self.config.ckpt_path, **extra)
             except (SystemExit, KeyboardInterrupt):
                 if stop.signal is None:
                     raise
@@ -172,6 +180,8 @@ class VlcCLI(LightningCLI):
                     stopped = self.interruption.stopped or progress(self.trainer)  # ddp_spawn: the workers'
                     hints.interrupted(stop.signal, stopped, self.command, self.args)
                 raise SystemExit(EXIT_CODES[stop.signal]) from None
+        if self.command in ("validate", "test") and self.trainer.is_global_zero:
+            hints.scores(results)
         if self.command == "fit":
             hints.after_fit(self.trainer, self.model, self.datamodule, self.args, spawned(self.trainer))
 

@@ -68,8 +68,22 @@ def resume_command(argv: list[str], ckpt: str) -> str:
 def test_command(argv: list[str], ckpt: str, datamodule: L.LightningDataModule | None) -> str:
     """``vlc test`` of ``ckpt`` on the data of the fit run as ``argv``, with what the test split needs."""
     options = _options(argv, EVALUATION_FLAGS)
-    needs = getattr(datamodule, "test_options", None)
-    return shlex.join([program(), "test", *options, *(needs() if needs else []), "--ckpt_path", ckpt])
+    from vlc.data.base import ImageDataModule
+
+    needs = datamodule.test_options() if isinstance(datamodule, ImageDataModule) else []
+    return shlex.join([program(), "test", *options, *needs, "--ckpt_path", ckpt])
+
+
+def scores(results: list[dict]) -> None:
+    """Print an evaluation's scores, one per line, to 4 significant digits (``test/acc  0.944``)."""
+    values = {key: value for result in results for key, value in result.items()}
+    if not values:
+        return
+    width = max(map(len, values))
+    print()
+    for key, value in sorted(values.items()):
+        value = float(value)
+        print(f"{key:{width}s}  {value:.4g}" if abs(value) >= 1e-3 or value == 0 else f"{key:{width}s}  {value:.3e}")
 
 
 def after_fit(trainer: L.Trainer, model: L.LightningModule, datamodule, argv: list[str], spawned: bool) -> None:

@@ -68,6 +68,10 @@ class ImageDataModule(L.LightningDataModule):
         """The folder ``vlc predict`` reads (every image under it): ``predict_dir``."""
         return self.predict_dir
 
+    def test_options(self) -> list[str]:
+        """The options ``vlc test`` needs that this data module was not given (none: it has a labelled test set)."""
+        return []
+
     def collate(self, dataset: Dataset) -> Callable | None:
         """How the items of ``dataset`` become a batch (None: torch's default, which keeps dicts)."""
         return None
