@@ -69,3 +69,21 @@ def test_a_test_without_labels_names_the_flag(fitted, tmp_path, capsys):
     err = run_fails(capsys, test[1:i] + test[i + 2 :], code=2)
     assert f"vlc test needs --data.test_labels {root / 'test_labels.csv'}" in err
     assert not list((tmp_path / "logs").rglob("test")), "the failed test left a run folder behind"
+
+
+@pytest.mark.slow
+def test_the_task_kind_is_recorded_in_run_yaml_and_checkpoints(fitted, tmp_path):
+    """The kind is written where it is read back (vlc compare, --ckpt_path checks), never guessed from contents."""
+    import torch
+    import yaml
+
+    from vlc.checkpoints import task_class
+    from vlc.tasks import ImageClassifier
+
+    (run,) = (tmp_path / "logs").rglob("run.yaml")
+    assert yaml.safe_load(run.read_text())["kind"] == "classification"
+    (last,) = (tmp_path / "checkpoints").rglob("last.ckpt")
+    checkpoint = torch.load(last, weights_only=True)
+    assert checkpoint["vlc_task"]["kind"] == "classification"
+    checkpoint["hyper_parameters"]["vocab"] = {"words": []}  # what the old guess took for a captioner
+    assert task_class(checkpoint) is ImageClassifier

@@ -10,6 +10,8 @@ from typing import Any
 
 import torch
 
+TASK_KEY = "vlc_task"  # vlc.checkpoints.TASK_KEY (that module imports this one)
+
 BACKBONE = "vlc.models.ImageBackbone"
 STORED_GLOVE = "(GloVe vectors stored in the checkpoint)"
 """The ``glove_path`` of an older checkpoint that holds its GloVe vectors (never read: a checkpoint's are loaded)."""
@@ -20,6 +22,8 @@ def upgrade(checkpoint: dict[str, Any]) -> dict[str, Any]:
     hparams = checkpoint.get("hyper_parameters")
     if not isinstance(hparams, dict):
         return checkpoint
+    if TASK_KEY not in checkpoint and ("vocab" in hparams or "num_classes" in hparams):
+        _record_task(checkpoint, hparams)
     if isinstance(hparams.get("net"), dict):
         _upgrade_classifier(hparams, checkpoint["state_dict"])
     if isinstance(hparams.get("encoder"), dict) and hparams["encoder"].get("class_path") == "vlc.models.ImageEncoder":
@@ -30,6 +34,16 @@ def upgrade(checkpoint: dict[str, Any]) -> dict[str, Any]:
         checkpoint["state_dict"]["glove"] = checkpoint.pop("glove")
         hparams["glove_path"] = hparams.get("glove_path") or STORED_GLOVE
     return checkpoint
+
+
+def _record_task(checkpoint: dict, hparams: dict) -> None:
+    """The task of a checkpoint written before vlc recorded it: a vocabulary means a captioner."""
+    captioner = "vocab" in hparams
+    checkpoint[TASK_KEY] = {
+        "class_path": hparams.get("_class_path")
+        or ("vlc.tasks.ImageCaptioner" if captioner else "vlc.tasks.ImageClassifier"),
+        "kind": "captioning" if captioner else "classification",
+    }
 
 
 def _upgrade_classifier(hparams: dict, state: dict) -> None:

@@ -14,6 +14,8 @@ from vlc.checkpoint_upgrade import upgrade
 from vlc.errors import UserError
 from vlc.runs import LAST
 
+TASK_KEY = "vlc_task"
+"""Where a checkpoint records the task that wrote it: ``{"class_path": ..., "kind": classification|captioning}``."""
 KEYWORDS = ("last", "best", "auto")
 """``--ckpt_path`` values vlc resolves itself (besides a file or a folder)."""
 
@@ -116,14 +118,9 @@ def _first_line(err: BaseException) -> str:
 
 
 def task_class(checkpoint: dict) -> type | None:
-    """The LightningModule class that wrote ``checkpoint`` (from its hyper-parameters), None if unknown."""
-    hparams = checkpoint.get("hyper_parameters") or {}
-    class_path = hparams.get("_class_path")
-    if class_path is None:
-        class_path = "vlc.tasks.ImageCaptioner" if "vocab" in hparams else "vlc.tasks.ImageClassifier"
-        if "vocab" not in hparams and "num_classes" not in hparams:
-            return None
-    return import_class(class_path)
+    """The LightningModule class that wrote ``checkpoint`` (as it records it), None if unknown."""
+    record = checkpoint.get(TASK_KEY)
+    return import_class(record["class_path"]) if isinstance(record, dict) and "class_path" in record else None
 
 
 def import_class(class_path: str) -> type | None:
@@ -185,7 +182,7 @@ def check_task(checkpoint: dict, path: str, configured: type | None, subcommand:
     if configured is None or issubclass(saved, configured) or issubclass(configured, saved):
         return
     hint = {
-        "predict": f"predict with configs/predict/{'caption' if 'Caption' in saved.__name__ else 'classify'}.yaml",
+        "predict": f"predict with {saved.PREDICT_CONFIG}",
         "fit": "resume it with the config it was trained with",
     }.get(subcommand, "evaluate it with the config it was trained with")
     raise UserError(

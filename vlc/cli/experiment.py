@@ -118,7 +118,8 @@ class VlcCLI(LightningCLI):
         if self.checkpoint is not None:
             path = self.config.ckpt_path
             linked = LINKED if self.command != "predict" else ()
-            self.config = from_checkpoint.apply_hyperparameters(parser, args, self.checkpoint, path, linked)
+            model = self.config.model.class_path
+            self.config = from_checkpoint.apply_hyperparameters(parser, args, model, self.checkpoint, path, linked)
             self.config.ckpt_path = path
 
     # -- checks and run folders, before anything is built -------------------------------------------------------

@@ -76,23 +76,28 @@ def stop_if_trained(checkpoint: dict, path: str, trainer: Namespace) -> None:
 
 
 def apply_hyperparameters(
-    parser: LightningArgumentParser, args: list[str], checkpoint: dict, path: str, linked: tuple[str, ...]
+    parser: LightningArgumentParser,
+    args: list[str],
+    class_path: str,
+    checkpoint: dict,
+    path: str,
+    linked: tuple[str, ...],
 ) -> Namespace:
     """The config of ``args`` with the checkpoint's hyper-parameters as the model's arguments.
 
     The checkpoint's values become the model's defaults and ``args`` are parsed again over them, so a task's
     ``EVALUATION_ARGS`` keep the values the config files and the command line give (nested ones included, such as
     ``decoding.beam_width``); every other argument is then set back to the checkpoint's, since the weights were
-    trained with it, and a given value it replaces is listed. ``linked`` arguments come from the data module.
+    trained with it, and a given value it replaces is listed. ``class_path`` is the config's model class (the
+    checkpoint's or a subclass, ``load`` checked), ``linked`` arguments come from the data module.
     """
     hparams = dict(checkpoint.get("hyper_parameters") or {})
     hparams.pop("_instantiator", None)
-    class_path = hparams.pop("_class_path", None)
+    hparams.pop("_class_path", None)
     for key in linked:
         hparams.pop(key, None)
     if not hparams:
         return parser.parse_args(args)
-    class_path = class_path or parser.parse_args(args).model.class_path
     evaluation = set(getattr(checkpoints.import_class(class_path), "EVALUATION_ARGS", ()))
     try:
         parser.set_defaults({"model": {"class_path": class_path, "init_args": hparams}})

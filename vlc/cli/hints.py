@@ -11,8 +11,6 @@ from lightning.pytorch.loggers import TensorBoardLogger
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 """The example configs of a source checkout (what ``pip install -e .`` installs from)."""
 
-PREDICT_CONFIGS = {"classification": "classify.yaml", "captioning": "caption.yaml"}
-"""The ``configs/predict`` file of each task kind (``Task.KIND``)."""
 
 EVALUATION_FLAGS = ("--config", "--data.", "--seed_everything", "--trainer.limit_test_batches")
 EVALUATION_FLAGS += tuple(f"--trainer.{key}" for key in ("accelerator", "devices", "precision", "num_nodes"))
@@ -105,7 +103,7 @@ def after_fit(trainer: L.Trainer, model: L.LightningModule, datamodule, argv: li
     if not checkpoint.best_model_path:
         return
     best = relative(checkpoint.best_model_path)
-    predict_config = relative(CONFIGS / "predict" / PREDICT_CONFIGS[model.KIND])
+    predict_config = relative(CONFIGS.parent / model.PREDICT_CONFIG)
     size = getattr(datamodule, "image_size", None)
     predict = [program(), "predict", "--config", predict_config, "--ckpt_path", best, "--data.predict_dir"]
     predict += ["YOUR_IMAGES/"] + (["--data.image_size", str(size)] if size else [])

@@ -12,7 +12,7 @@ trained with), once the data module is set up, and checkpoints carry them.
 import lightning as L
 
 from vlc.checkpoint_upgrade import upgrade
-from vlc.checkpoints import fill_metric_states
+from vlc.checkpoints import TASK_KEY, fill_metric_states
 from vlc.errors import UserError
 from vlc.models.backbone import ImageBackbone
 from vlc.tasks.hparams import log_parameter_counts
@@ -23,7 +23,10 @@ class Task(L.LightningModule):
     """A LightningModule with an :class:`ImageBackbone` named by ``BACKBONE`` and an optional ``init_from``."""
 
     KIND: str
-    """``classification`` or ``captioning``: written in ``run.yaml`` and read back by ``vlc compare`` and the hints."""
+    """``classification`` or ``captioning``: written in ``run.yaml`` and checkpoints, read back by ``vlc compare``."""
+
+    PREDICT_CONFIG: str
+    """The example config of ``vlc predict`` for this task's checkpoints."""
 
     BACKBONE = "backbone"
     """The attribute that holds the task's image backbone."""
@@ -95,6 +98,10 @@ class Task(L.LightningModule):
             self, hparams.get("pretrained_lr_scale", 1.0), self.BACKBONE, hparams.get("norm_bias_lr_scale", 1.0)
         )
         return configure(self, params, self.optimizer, self.scheduler, self.hparams.scheduler_interval)
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        cls = type(self)
+        checkpoint[TASK_KEY] = {"class_path": f"{cls.__module__}.{cls.__qualname__}", "kind": self.KIND}
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         upgrade(checkpoint)  # a checkpoint of an earlier vlc version

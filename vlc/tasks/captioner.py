@@ -103,6 +103,7 @@ class ImageCaptioner(Task):
     """
 
     KIND = "captioning"
+    PREDICT_CONFIG = "configs/predict/caption.yaml"
     BACKBONE = "encoder"
     EVALUATION_ARGS = (
         *("decoding", "beam_width", "max_len", "length_penalty", "min_len", "no_repeat_ngram", "banned_endings"),

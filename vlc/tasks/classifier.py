@@ -75,6 +75,7 @@ class ImageClassifier(Task):
     ``test``, ``predict``, a resumed ``fit``), they replace the checkpoint's values, so that one checkpoint can be
     scored with and without test-time augmentation."""
     KIND = "classification"
+    PREDICT_CONFIG = "configs/predict/classify.yaml"
     MONITOR = ("val/acc", "max", "best-epoch{epoch:02d}-acc{val/acc:.4f}")
 
     def __init__(
