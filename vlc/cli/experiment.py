@@ -150,11 +150,10 @@ class VlcCLI(LightningCLI):
     def after_instantiate_classes(self) -> None:
         if self.checkpoint is not None:
             checkpoints.check_fits(self.model, self.checkpoint, self.config.ckpt_path)
-        needed = self.datamodule.test_options() if isinstance(self.datamodule, ImageDataModule) else []
-        if self.command == "test" and needed:  # before the logger opens a run folder for it
-            raise UserError(
-                f"{type(self.datamodule).__name__} has no labelled test set: vlc test needs {' '.join(needed)}"
-            )
+        if self.command == "test" and isinstance(self.datamodule, ImageDataModule):
+            if needed := self.datamodule.test_options():  # before the logger opens a run folder for the test
+                name = type(self.datamodule).__name__
+                raise UserError(f"{name} has no labelled test set: vlc test needs {' '.join(needed)}")
         if self.command != "fit":
             return
         if callable(getattr(self.model, "optimizer", None)):  # torch checks its values: a bad one stops here
