@@ -23,6 +23,13 @@ def test_help_of_an_experiment_lists_its_model_and_data_options(capsys):
     assert len(out.splitlines()) < 150  # not Lightning's 509-line generic help
 
 
+def test_help_of_a_predict_config_shows_what_it_requires(capsys):
+    main(["predict", "--config", str(CONFIGS / "predict" / "classify.yaml"), "-h"])
+    out = capsys.readouterr().out
+    assert "--data.predict_dir REQUIRED" in out  # the config leaves it to the command line
+    assert "--writer.output predictions/classify.csv" in out and "max_epochs" not in out
+
+
 def test_help_without_a_config_lists_the_example_configs(capsys):
     main(["test", "--help"])
     out = capsys.readouterr().out

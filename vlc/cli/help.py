@@ -7,6 +7,7 @@ included, each with its value and the first sentence of its docstring, then the 
 
 import dataclasses
 import inspect
+import re
 import typing
 
 import docstring_parser
@@ -14,9 +15,14 @@ from jsonargparse import Namespace
 
 from vlc.cli import COMMANDS
 from vlc.cli.hints import CONFIGS, program, relative
+from vlc.errors import UserError
+
+PLACEHOLDER = "REQUIRED"
+REQUIRED = re.compile(r"([\w.]+): the following arguments are required: ([\w, ]+)")
 
 TRAINER_KEYS = ("max_epochs", "max_time", "precision", "accelerator", "devices", "limit_train_batches")
-"""Trainer settings always listed; the others only when the config changes them from Lightning's default."""
+"""Trainer settings a fit's help always lists (other commands': the middle three); the others only when the config
+changes them from Lightning's default."""
 
 
 class Parsed(Exception):
@@ -38,19 +44,35 @@ def print_help(command: str, args: list[str]) -> None:
         return
     from vlc.cli.experiment import CKPT_HELP, build
 
-    try:
-        build(command, args, help_only=True)
-    except Parsed as parsed:
-        config = parsed.config
+    config = _parsed(build, command, args)
     print(f"  --ckpt_path CKPT  {CKPT_HELP}\n")
-    for section in ("model", "data", "writer"):
+    from vlc.callbacks.prediction_writer import PredictionWriter
+
+    for section, cls in (("model", None), ("data", None), ("writer", PredictionWriter)):
         if isinstance(config.get(section), Namespace):
-            _print_section(section, config[section])
-    trainer = {key: value for key, value in config.trainer.as_dict().items() if _shown(key, value)}
+            _print_section(section, config[section], cls)
+    always = TRAINER_KEYS if command == "fit" else TRAINER_KEYS[2:5]
+    trainer = {key: value for key, value in config.trainer.as_dict().items() if _shown(key, value, always)}
     print("trainer (lightning.pytorch.Trainer; every Trainer argument is --trainer.KEY):")
     docs = _docs(_trainer_class())
     for key, value in trainer.items():
         _print_option(f"trainer.{key}", value, docs.get(key, ""))
+
+
+def _parsed(build, command: str, args: list[str]) -> Namespace:
+    """The experiment's config, options it requires but does not set given as ``REQUIRED`` (shown so)."""
+    for _ in range(8):
+        try:
+            build(command, args, help_only=True)
+        except Parsed as parsed:
+            return parsed.config
+        except UserError as err:
+            missing = REQUIRED.match(str(err))
+            if missing is None:
+                raise
+            section = missing[1]
+            args = [*args, *(f"--{section}.{name.strip()}={PLACEHOLDER}" for name in missing[2].split(","))]
+    raise UserError(f"the config leaves too many required options unset to list them: {' '.join(args)}")
 
 
 def _trainer_class() -> type:
@@ -59,8 +81,8 @@ def _trainer_class() -> type:
     return lightning.Trainer
 
 
-def _shown(key: str, value) -> bool:
-    if key in TRAINER_KEYS:
+def _shown(key: str, value, always: tuple[str, ...]) -> bool:
+    if key in always:
         return True
     if key in ("callbacks", "logger", "plugins"):
         return False
@@ -68,10 +90,10 @@ def _shown(key: str, value) -> bool:
     return default is not None and value != default.default
 
 
-def _print_section(section: str, value: Namespace) -> None:
+def _print_section(section: str, value: Namespace, cls: type | None) -> None:
     kind = value.get("class_path")
     print(f"{section} ({kind}):" if kind else f"{section}:")
-    for key, item, doc in _options(value):
+    for key, item, doc in _options(value, cls):
         _print_option(f"{section}.{key}" if key else section, item, doc)
     print()
 
