@@ -18,8 +18,6 @@ from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
 from vlc import checkpoints, runs
 from vlc.callbacks.bad_image_check import BadImageCheck
-from vlc.callbacks.caption_baselines import CaptionBaselines
-from vlc.callbacks.caption_files import CaptionSamples, VocabularyFile
 from vlc.callbacks.divergence import StopOnDivergence
 from vlc.callbacks.interruption import EXIT_CODES, Interruption, progress, spawned
 from vlc.callbacks.prediction_writer import PredictionWriter
@@ -210,10 +208,7 @@ def build(command: str, args: list[str], help_only: bool = False) -> VlcCLI:
         StopOnDivergence(),
         TimeBudget(),
         BadImageCheck(),
-        CaptionSamples(),
-        VocabularyFile(),
-        CaptionBaselines(),
-    ]  # fresh ones for every run
+    ]  # fresh ones for every run; a task adds its own (configure_callbacks)
     return VlcCLI(
         command,
         args,

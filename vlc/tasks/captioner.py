@@ -5,6 +5,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
+import lightning as L
 import torch
 import torch.nn.functional as F
 from jsonargparse.typing import NonNegativeInt, PositiveFloat, PositiveInt
@@ -14,6 +15,8 @@ from torch import nn
 from torchmetrics import MeanMetric, MetricCollection
 from torchmetrics.text import Perplexity
 
+from vlc.callbacks.caption_baselines import CaptionBaselines
+from vlc.callbacks.caption_files import CaptionSamples, VocabularyFile
 from vlc.data.vocab import Vocabulary
 from vlc.errors import UserError, warn
 from vlc.metrics.bleu import CorpusBLEU
@@ -267,6 +270,10 @@ class ImageCaptioner(Task):
         return captions, scores.float(), ended
 
     # -- training and evaluation -----------------------------------------------------------------------------
+    def configure_callbacks(self) -> list[L.Callback]:
+        """The captioner's own callbacks: dashboard samples, ``vocab.json`` beside the checkpoints, baselines."""
+        return [CaptionSamples(), VocabularyFile(), CaptionBaselines()]
+
     def on_train_start(self) -> None:
         self._schedule_encoder()  # the epoch is known now, also when a run resumes
 
