@@ -3,9 +3,13 @@
 import shlex
 
 import pytest
+import torch
+import yaml
 from helpers import CONFIGS, run_cli, run_fails, tiny_classifier_fit, write_tinyimagenet30
 
+from vlc.checkpoints import task_class
 from vlc.cli import main
+from vlc.tasks import ImageClassifier
 
 
 def test_help_of_an_experiment_lists_its_model_and_data_options(capsys):
@@ -81,12 +85,6 @@ def test_a_test_without_labels_names_the_flag(fitted, tmp_path, capsys):
 @pytest.mark.slow
 def test_the_task_kind_is_recorded_in_run_yaml_and_checkpoints(fitted, tmp_path):
     """The kind is written where it is read back (vlc compare, --ckpt_path checks), never guessed from contents."""
-    import torch
-    import yaml
-
-    from vlc.checkpoints import task_class
-    from vlc.tasks import ImageClassifier
-
     (run,) = (tmp_path / "logs").rglob("run.yaml")
     assert yaml.safe_load(run.read_text())["kind"] == "classification"
     (last,) = (tmp_path / "checkpoints").rglob("last.ckpt")

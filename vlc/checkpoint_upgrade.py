@@ -10,7 +10,8 @@ from typing import Any
 
 import torch
 
-TASK_KEY = "vlc_task"  # vlc.checkpoints.TASK_KEY (that module imports this one)
+TASK_KEY = "vlc_task"
+"""Where a checkpoint records the task that wrote it: ``{"class_path": ..., "kind": classification|captioning}``."""
 
 BACKBONE = "vlc.models.ImageBackbone"
 STORED_GLOVE = "(GloVe vectors stored in the checkpoint)"

@@ -10,12 +10,10 @@ from typing import Any
 
 import torch
 
-from vlc.checkpoint_upgrade import upgrade
+from vlc.checkpoint_upgrade import TASK_KEY, upgrade
 from vlc.errors import UserError
 from vlc.runs import LAST
 
-TASK_KEY = "vlc_task"
-"""Where a checkpoint records the task that wrote it: ``{"class_path": ..., "kind": classification|captioning}``."""
 KEYWORDS = ("last", "best", "auto")
 """``--ckpt_path`` values vlc resolves itself (besides a file or a folder)."""
 

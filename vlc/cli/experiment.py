@@ -28,7 +28,6 @@ from vlc.checks import check_optimizer, check_trainer_numbers, check_writable
 from vlc.cli import from_checkpoint, hints
 from vlc.cli.parser import VlcArgumentParser
 from vlc.data.base import ImageDataModule
-from vlc.errors import UserError
 from vlc.tasks.base import Task
 
 LINKED = ("num_classes", "class_names", "vocab")
@@ -48,6 +47,11 @@ TRAINER_DEFAULTS = {
 """Trainer settings a config does not give. An experiment names its run once, ``trainer.logger.init_args.name``
 (its logs and checkpoints folder); the callbacks every run gets are added in :func:`build`, and a fit's
 ``Checkpoint`` and ``LearningRateMonitor`` in ``before_instantiate_classes`` unless the config lists its own."""
+
+TRAINER_CALL_ARGS = {"predict": {"return_predictions": False}, "validate": {"verbose": False}}
+TRAINER_CALL_ARGS["test"] = TRAINER_CALL_ARGS["validate"]
+"""What the trainer method gets besides model, data and checkpoint: predictions are written, not kept; scores are
+printed rounded by ``vlc.cli.hints.scores``, not in Lightning's table."""
 
 CKPT_HELP = (
     "the checkpoint to start from: a .ckpt file, a run or experiment folder (its newest run's last.ckpt), "
@@ -149,9 +153,7 @@ class VlcCLI(LightningCLI):
         if self.checkpoint is not None:
             checkpoints.check_fits(self.model, self.checkpoint, self.config.ckpt_path)
         if self.command == "test" and isinstance(self.datamodule, ImageDataModule):
-            if needed := self.datamodule.test_options():  # before the logger opens a run folder for the test
-                name = type(self.datamodule).__name__
-                raise UserError(f"{name} has no labelled test set: vlc test needs {' '.join(needed)}")
+            self.datamodule.check_test_set()  # before the logger opens a run folder for the test
         if self.command != "fit":
             return
         if callable(getattr(self.model, "optimizer", None)):  # torch checks its values: a bad one stops here
@@ -167,8 +169,7 @@ class VlcCLI(LightningCLI):
                 warnings.filterwarnings("ignore", message)
             stop.watch(self.trainer, training=self.command == "fit")
             method = getattr(self.trainer, self.command)
-            extra = {"return_predictions": False} if self.command == "predict" else {}
-            extra = {"verbose": False} if self.command in ("validate", "test") else extra  # vlc prints them rounded
+            extra = TRAINER_CALL_ARGS.get(self.command, {})
             try:
                 results = method(self.model, datamodule=self.datamodule, ckpt_path=self.config.ckpt_path, **extra)
             except (SystemExit, KeyboardInterrupt):

@@ -12,7 +12,9 @@ import typing
 
 import docstring_parser
 from jsonargparse import Namespace
+from lightning import Trainer
 
+from vlc.checkpoints import import_class
 from vlc.cli import COMMANDS
 from vlc.cli.hints import CONFIGS, program, relative
 from vlc.errors import UserError
@@ -54,7 +56,7 @@ def print_help(command: str, args: list[str]) -> None:
     always = TRAINER_KEYS if command == "fit" else TRAINER_KEYS[2:5]
     trainer = {key: value for key, value in config.trainer.as_dict().items() if _shown(key, value, always)}
     print("trainer (lightning.pytorch.Trainer; every Trainer argument is --trainer.KEY):")
-    docs = _docs(_trainer_class())
+    docs = _docs(Trainer)
     for key, value in trainer.items():
         _print_option(f"trainer.{key}", value, docs.get(key, ""))
 
@@ -75,18 +77,12 @@ def _parsed(build, command: str, args: list[str]) -> Namespace:
     raise UserError(f"the config leaves too many required options unset to list them: {' '.join(args)}")
 
 
-def _trainer_class() -> type:
-    import lightning
-
-    return lightning.Trainer
-
-
 def _shown(key: str, value, always: tuple[str, ...]) -> bool:
     if key in always:
         return True
     if key in ("callbacks", "logger", "plugins"):
         return False
-    default = inspect.signature(_trainer_class().__init__).parameters.get(key)
+    default = inspect.signature(Trainer.__init__).parameters.get(key)
     return default is not None and value != default.default
 
 
@@ -104,7 +100,7 @@ def _options(value: Namespace, cls: type | None = None, prefix: str = ""):
     Of a class outside vlc (an optimizer, a scheduler) only the arguments the config changes are listed.
     """
     if "class_path" in vars(value):
-        cls = _import(value.class_path)
+        cls = import_class(value.class_path)
         if prefix:
             yield prefix.rstrip("."), value.class_path, ""
         value = value.get("init_args") or Namespace()
@@ -133,14 +129,6 @@ def _value(value) -> str:
     if isinstance(value, (list, tuple)):
         return "[" + ",".join(_value(item) for item in value) + "]"
     return "null" if value is None else str(value).lower() if isinstance(value, bool) else str(value)
-
-
-def _import(class_path: str) -> type | None:
-    module, _, name = class_path.rpartition(".")
-    try:
-        return getattr(__import__(module, fromlist=[name]), name)
-    except (ImportError, AttributeError):
-        return None
 
 
 def _docs(cls: type | None) -> dict[str, str]:

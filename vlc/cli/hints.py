@@ -12,9 +12,10 @@ CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 """The example configs of a source checkout (what ``pip install -e .`` installs from)."""
 
 
-EVALUATION_FLAGS = ("--config", "--data.", "--seed_everything", "--trainer.limit_test_batches")
-EVALUATION_FLAGS += tuple(f"--trainer.{key}" for key in ("accelerator", "devices", "precision", "num_nodes"))
-EVALUATION_FLAGS += ("--trainer.logger",)
+EVALUATION_FLAGS = (
+    *("--config", "--data.", "--seed_everything", "--trainer.limit_test_batches", "--trainer.logger"),
+    *("--trainer.accelerator", "--trainer.devices", "--trainer.precision", "--trainer.num_nodes"),
+)
 """The options of a fit that a ``vlc test`` of its checkpoint keeps (the model comes from the checkpoint, and the
 training loop's limits such as ``--trainer.max_epochs`` or ``limit_train_batches`` mean nothing to it)."""
 
