@@ -1,8 +1,9 @@
 """Checkpoints written by earlier vlc versions still load, predict exactly as they did, and resume training.
 
 ``tests/legacy/<commit>/`` holds checkpoints made by ``tests/legacy/make_checkpoints.py`` at that commit (1769cae:
-before resumable runs; b42ee2e: after resumable runs and images in the wild, before the one-backbone redesign),
-with the predictions that version made for ``tests/legacy/images``.
+before resumable runs; b42ee2e: after resumable runs and images in the wild, before the one-backbone redesign;
+1005777: one ``ImageBackbone`` chosen by ``name``, before the backbone families, with an airbench classifier and an
+airbench captioning encoder), with the predictions that version made for ``tests/legacy/images``.
 """
 
 import csv
@@ -23,11 +24,11 @@ CHECKPOINTS = sorted(LEGACY.glob("*/*.ckpt"))
 
 
 def test_every_legacy_checkpoint_is_there():
-    """Six files: an empty glob would make the tests below pass vacuously (``*.ckpt`` is git-ignored elsewhere)."""
+    """Ten files: an empty glob would make the tests below pass vacuously (``*.ckpt`` is git-ignored elsewhere)."""
+    names = ("captioner-attention", "captioner-lstm", "classifier")
     assert [f"{p.parent.name}/{p.name}" for p in CHECKPOINTS] == [
-        f"{version}/{name}.ckpt"
-        for version in ("1769cae", "b42ee2e")
-        for name in ("captioner-attention", "captioner-lstm", "classifier")
+        *(f"1005777/{name}.ckpt" for name in (*names[:2], "classifier-airbench", "classifier")),
+        *(f"{version}/{name}.ckpt" for version in ("1769cae", "b42ee2e") for name in names),
     ]
 
 
@@ -38,7 +39,7 @@ def rows(path: Path) -> dict[str, dict]:
 
 @pytest.mark.parametrize("ckpt", CHECKPOINTS, ids=lambda p: f"{p.parent.name}-{p.stem}")
 def test_an_old_checkpoint_predicts_what_it_predicted(ckpt, tmp_path, capsys):
-    task = "classify" if ckpt.stem == "classifier" else "caption"
+    task = "classify" if ckpt.stem.startswith("classifier") else "caption"
     out = tmp_path / "predictions.csv"
     args = ["predict", "--config", str(CONFIGS / "predict" / f"{task}.yaml"), f"--ckpt_path={ckpt}"]
     args += [f"--data.predict_dir={LEGACY / 'images'}", "--data.image_size=64", f"--writer.output={out}"]
@@ -55,12 +56,15 @@ def test_an_old_checkpoint_predicts_what_it_predicted(ckpt, tmp_path, capsys):
             assert float(got[name]["score"]) == pytest.approx(float(row["score"]), abs=2e-5)
 
 
-@pytest.mark.parametrize("name", ["classifier", "captioner-attention"])
-def test_an_old_checkpoint_resumes_training(name, tmp_path, monkeypatch, capsys):
+@pytest.mark.parametrize(
+    "version, name",
+    [("b42ee2e", "classifier"), ("b42ee2e", "captioner-attention"), ("1005777", "classifier-airbench")],
+)
+def test_an_old_checkpoint_resumes_training(version, name, tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     ckpt = tmp_path / "old.ckpt"
-    shutil.copy(LEGACY / "b42ee2e" / f"{name}.ckpt", ckpt)
-    task = "classify" if name == "classifier" else "caption"
+    shutil.copy(LEGACY / version / f"{name}.ckpt", ckpt)
+    task = "classify" if name.startswith("classifier") else "caption"
     args = ["fit", "--config", str(CONFIGS / "demo" / f"{task}.yaml"), f"--ckpt_path={ckpt}"]
     args += ["--data.num_images=256", "--data.batch_size=32", "--trainer.max_epochs=2"]
     args += ["--trainer.enable_progress_bar=false"] + (["--data.num_test=64"] if task == "classify" else [])
