@@ -10,13 +10,13 @@ from vlc.checkpoints import check_fits
 from vlc.data.shapes_captions import ShapesCaptionsDataModule
 from vlc.data.vocab import Vocabulary
 from vlc.errors import UserError
-from vlc.models import AttentionLSTMDecoder, ImageBackbone, LSTMDecoder
+from vlc.models import AttentionLSTMDecoder, LSTMDecoder, ResidualCNN
 from vlc.models.caption_alignment import caption_loss
 from vlc.models.feature_cache import FeatureCache
 from vlc.tasks.captioner import ImageCaptioner
 
 VOCAB = Vocabulary(["a", "red", "blue", "circle", "square", "above", "below"])
-TINY_ENCODER = functools.partial(ImageBackbone, widths=[8, 16], stem_width=8, image_size=32)
+TINY_ENCODER = functools.partial(ResidualCNN, widths=[8, 16], stem_width=8, image_size=32)
 DECODERS = {
     "lstm": functools.partial(LSTMDecoder, embed_dim=8, hidden_dim=16),
     "attention": functools.partial(AttentionLSTMDecoder, embed_dim=8, hidden_dim=16, attention_dim=8),
