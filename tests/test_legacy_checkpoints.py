@@ -16,7 +16,8 @@ import torch
 from helpers import CONFIGS, run_cli
 
 from vlc.checkpoint_upgrade import upgrade
-from vlc.models import ImageBackbone, LSTMDecoder
+from vlc.checkpoints import import_class
+from vlc.models import LSTMDecoder, ResidualCNN
 from vlc.tasks import ImageCaptioner
 
 LEGACY = Path(__file__).resolve().parent / "legacy"
@@ -79,13 +80,50 @@ def test_old_glove_vectors_stay_what_caption_cosine_scores_with(version):
     checkpoint = torch.load(LEGACY / version / "captioner-lstm.ckpt", map_location="cpu", weights_only=True)
     glove = checkpoint["glove"].clone()
     hparams = upgrade(checkpoint)["hyper_parameters"]
-    decoder = hparams["decoder"]
+    decoder, encoder = hparams["decoder"], hparams["encoder"]
+    assert encoder["class_path"] == "vlc.models.ResidualCNN"
     assert decoder["class_path"] == "vlc.models.LSTMDecoder" and decoder["init_args"]["num_layers"] == 2
     model = ImageCaptioner(
-        encoder=partial(ImageBackbone, **hparams["encoder"]["init_args"]),
+        encoder=partial(ResidualCNN, **encoder["init_args"]),
         decoder=partial(LSTMDecoder, **decoder["init_args"]),
         glove_path=hparams["glove_path"],
         vocab=hparams["vocab"],
     )
     model.load_state_dict(checkpoint["state_dict"])
     assert torch.equal(model.glove, glove) and model.test_metrics["caption_cosine"].embedding is model.glove
+
+
+@pytest.mark.parametrize(
+    ("old", "class_path", "init_args"),
+    [
+        (  # the options a network named airbench had unless its config set them: the old class's, not airbench94's
+            {"name": "airbench", "widths": [8, 16], "depths": 1, "weights": None, "image_size": 32},
+            "vlc.models.AirbenchNet",
+            {"widths": [8, 16], "whiten": False, "identity_init": False, "bn_momentum": 0.1, "bn_eps": 1e-5}
+            | {"bn_scale": True, "stem_stride": 1, "image_size": 32},
+        ),
+        (
+            {"name": "cnn", "stem_width": 8, "whiten": False, "mean": [0.5, 0.5, 0.5]},
+            "vlc.models.ResidualCNN",
+            {"widths": [32, 64, 128, 256], "depths": 1, "stem_width": 8, "batch_norm": True, "mean": [0.5, 0.5, 0.5]},
+        ),
+        (
+            {"name": "inception_v3", "weights": "DEFAULT", "widths": [32, 64], "channels_last": False},
+            "vlc.models.TorchvisionBackbone",
+            {"name": "inception_v3", "weights": "DEFAULT", "channels_last": False},
+        ),
+    ],
+)
+def test_an_image_backbone_chosen_by_name_becomes_its_family(old, class_path, init_args):
+    """Options of other families are dropped; the family's own that are missing keep the old class's defaults."""
+    for key in ("backbone", "encoder"):
+        checkpoint = {"hyper_parameters": {key: {"class_path": "vlc.models.ImageBackbone", "init_args": old}}}
+        assert upgrade(checkpoint)["hyper_parameters"][key] == {"class_path": class_path, "init_args": init_args}
+
+
+def test_an_old_airbench_without_its_switches_stays_the_plain_network():
+    old = {"class_path": "vlc.models.ImageBackbone", "init_args": {"name": "airbench", "widths": [8, 16]}}
+    new = upgrade({"hyper_parameters": {"backbone": old}})["hyper_parameters"]["backbone"]
+    plain = import_class(new["class_path"])(**new["init_args"])
+    norm = plain.body.group1.norm1  # a trained stem, learnt scales, torch's batch-norm statistics
+    assert plain.whitening is None and (norm.momentum, norm.eps) == (0.1, 1e-5) and "weight" in norm._parameters
