@@ -52,7 +52,7 @@ TRAINER_DEFAULTS = {
     "devices": 1,
     "precision": "bf16-mixed",
     "log_every_n_steps": 10,
-    "use_distributed_sampler": False,  # vlc's loaders split their data between processes (vlc.data.loading.EpochSampler)
+    "use_distributed_sampler": False,  # vlc's loaders split the data between processes (vlc.data.loading.EpochSampler)
 }
 """Trainer settings a config does not give. An experiment names its run once, ``trainer.logger.init_args.name``
 (its logs and checkpoints folder); the callbacks every run gets are added in ``_cli``, and a fit's ``Checkpoint``
