@@ -17,24 +17,6 @@ from vlc.errors import warn
 EXIT_CODES = {"SIGINT": 130, "SIGTERM": 143}
 """The shell's convention: 128 + the signal number."""
 
-# Private Lightning API, kept where Lightning has no public equivalent (tests/test_private_api.py fails loudly when
-# it changes): its stop flag (request_stop) and the ddp_spawn launcher (SpawnLauncher, spawned).
-
-
-def request_stop(trainer: L.Trainer, stop: bool = True) -> None:
-    """Set (or clear) Lightning's SIGTERM flag: the fit stops after the current batch with its ``SIGTERMException``.
-
-    Lightning has no public way to ask for this stop (``Trainer.received_sigterm`` is read-only; ``should_stop``
-    ends the epoch as complete, which a mid-epoch resume cannot continue), and its own SIGTERM handling does not
-    stop every DDP process at the same step (Lightning-AI/pytorch-lightning#20806).
-    """
-    trainer._signal_connector.received_sigterm = stop
-
-
-def spawned(trainer: L.Trainer) -> bool:
-    """Whether ``trainer`` runs its processes with ``ddp_spawn`` (its main process then only waits for them)."""
-    return isinstance(trainer.strategy.launcher, _MultiProcessingLauncher)
-
 
 @dataclass
 class Progress:
@@ -54,6 +36,11 @@ def progress(trainer: L.Trainer, signal_name: str | None = None) -> Progress:
     saved = isinstance(callback, Checkpoint) and os.path.isfile(callback.last_model_path)
     last, last_step = (callback.last_model_path, callback.last_step_saved) if saved else ("", None)
     return Progress(signal_name, trainer.current_epoch, trainer.global_step, last, last_step)
+
+
+def spawned(trainer: L.Trainer) -> bool:
+    """Whether ``trainer`` runs in processes it spawned (``ddp_spawn``), this one only waiting for them."""
+    return isinstance(trainer.strategy.launcher, _MultiProcessingLauncher)
 
 
 class Interruption(L.Callback):
@@ -170,6 +157,20 @@ class Interruption(L.Callback):
         asked = self.stop_workers is not None and self.stop_workers.is_set()  # by ddp_spawn's main process
         if trainer.strategy.reduce_boolean_decision(self.pending or asked, all=False):
             request_stop(trainer)
+
+
+# Private Lightning API, kept where Lightning has no public equivalent (tests/test_private_api.py fails loudly when
+# it changes): its stop flag (request_stop) and the ddp_spawn launcher (SpawnLauncher, spawned).
+
+
+def request_stop(trainer: L.Trainer, stop: bool = True) -> None:
+    """Set (or clear) Lightning's SIGTERM flag: the fit stops after the current batch with its ``SIGTERMException``.
+
+    Lightning has no public way to ask for this stop (``Trainer.received_sigterm`` is read-only; ``should_stop``
+    ends the epoch as complete, which a mid-epoch resume cannot continue), and its own SIGTERM handling does not
+    stop every DDP process at the same step (Lightning-AI/pytorch-lightning#20806).
+    """
+    trainer._signal_connector.received_sigterm = stop
 
 
 def _interruption(trainer: L.Trainer) -> Interruption:
