@@ -43,6 +43,7 @@ TRAINER_DEFAULTS = {
     "precision": "bf16-mixed",
     "log_every_n_steps": 10,
     "enable_model_summary": False,  # vlc prints its own parameter counts (Lightning's: FLOPs of zero under bf16)
+    "use_distributed_sampler": False,  # vlc's loaders split the data between processes (vlc.data.loading.EpochSampler)
 }
 """Trainer settings a config does not give. An experiment names its run once, ``trainer.logger.init_args.name``
 (its logs and checkpoints folder); the callbacks every run gets are added in :func:`build`, and a fit's

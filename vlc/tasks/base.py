@@ -10,6 +10,7 @@ trained with), once the data module is set up, and checkpoints carry them.
 """
 
 import lightning as L
+from lightning.pytorch.utilities import rank_zero_only
 
 from vlc.checkpoint_upgrade import upgrade
 from vlc.checkpoints import TASK_KEY, fill_metric_states
@@ -50,7 +51,7 @@ class Task(L.LightningModule):
             return
         self.pretrained_loaded = True
         for report in self.pretrained_reports():
-            if report and (self._trainer is None or self.trainer.is_global_zero):
+            if report and rank_zero_only.rank == 0:  # the trainer's global rank (0 before one is attached)
                 print(report)
 
     def pretrained_reports(self) -> list[str | None]:
