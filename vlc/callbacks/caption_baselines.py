@@ -19,7 +19,7 @@ class CaptionBaselines(L.Callback):
 
     Both are scored exactly as the model's captions (same split, tokenizer and metrics) and logged beside them as
     ``val/constant_bleu_4``, ``val/nearest_cider_d`` ... (``test/...`` for ``vlc test``). The training split is
-    loaded and encoded once per run for this. Captioners with ``baselines: false`` skip it; other tasks too.
+    loaded and encoded once per run for this. Captioners with ``baselines: false`` skip it.
     """
 
     def __init__(self) -> None:
@@ -29,7 +29,7 @@ class CaptionBaselines(L.Callback):
     @staticmethod
     def _active(trainer: L.Trainer, pl_module: L.LightningModule) -> bool:
         evaluating = trainer.state.fn in ("validate", "test")
-        return evaluating and bool(pl_module.hparams.get("baselines")) and hasattr(pl_module, "caption_metrics")
+        return evaluating and bool(pl_module.hparams.get("baselines"))
 
     def _start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self.features, self.references = [], []

@@ -19,7 +19,7 @@ class CaptionSamples(L.Callback):
         self.samples: dict | None = None
 
     def on_validation_batch_end(self, trainer, pl_module, outputs, batch, batch_idx: int, dataloader_idx: int = 0):
-        if isinstance(outputs, dict) and "generated" in outputs and not trainer.sanity_checking:
+        if outputs is not None and not trainer.sanity_checking:  # the first batch's samples (ImageCaptioner)
             self.samples = outputs
 
     def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:

@@ -5,6 +5,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
+import lightning as L
 import torch
 import torch.nn.functional as F
 from jsonargparse.typing import NonNegativeInt, PositiveFloat, PositiveInt
@@ -14,6 +15,8 @@ from torch import nn
 from torchmetrics import MeanMetric, MetricCollection
 from torchmetrics.text import Perplexity
 
+from vlc.callbacks.caption_baselines import CaptionBaselines
+from vlc.callbacks.caption_files import CaptionSamples, VocabularyFile
 from vlc.errors import UserError, warn
 from vlc.metrics.bleu import CorpusBLEU
 from vlc.metrics.caption_cosine import CaptionCosineSimilarity
@@ -23,6 +26,7 @@ from vlc.metrics.meteor import Meteor, meteor_available
 from vlc.metrics.rouge import RougeL
 from vlc.models.backbone import ImageBackbone
 from vlc.models.caption_alignment import caption_loss, shift_captions
+from vlc.models.cnn import ResidualCNN
 from vlc.models.decoding import beam_search, length_normalize
 from vlc.models.feature_cache import FeatureCache, open_feature_cache
 from vlc.models.glove import glove_embeddings
@@ -51,8 +55,10 @@ class ImageCaptioner(Task):
     dashboard (that module also writes ``vocab.json``).
 
     Args:
-        encoder: the image encoder, called with no argument; in YAML ``class_path: vlc.models.ImageBackbone``
-            with its ``init_args`` (name, weights, image_size).
+        encoder: the image encoder, called with no argument; in YAML the ``class_path`` of a backbone family
+            (``vlc.models.ResidualCNN``, ``AirbenchNet`` or ``TorchvisionBackbone``) with its ``init_args``;
+            ``null``: a ``ResidualCNN`` with its defaults (a default class would hand its options, e.g. its
+            ``widths``, to the class a config names: jsonargparse keeps the options two classes share).
         decoder: the caption decoder, called as ``decoder(vocab_size, feature_dim, pad_idx)``; in YAML
             ``class_path: vlc.models.LSTMDecoder`` or ``vlc.models.AttentionLSTMDecoder`` with its ``init_args``.
         freeze_encoder: the encoder's layers kept fixed, weights and batch-norm statistics: ``true`` (all; its
@@ -103,6 +109,7 @@ class ImageCaptioner(Task):
     """
 
     KIND = "captioning"
+    PREDICT_CONFIG = "configs/predict/caption.yaml"
     BACKBONE = "encoder"
     EVALUATION_ARGS = (
         *("decoding", "beam_width", "max_len", "length_penalty", "min_len", "no_repeat_ngram", "banned_endings"),
@@ -114,7 +121,7 @@ class ImageCaptioner(Task):
 
     def __init__(
         self,
-        encoder: Callable[[], ImageBackbone] = ImageBackbone,
+        encoder: Callable[[], ImageBackbone] | None = None,
         decoder: Callable[[int, int, int], nn.Module] = LSTMDecoder,
         freeze_encoder: bool | str | list[str | int] = False,
         finetune_from_epoch: NonNegativeInt = 0,
@@ -159,7 +166,7 @@ class ImageCaptioner(Task):
         self.save_hyperparameters()  # through the CLI, encoder/decoder/optimizer/scheduler are saved as their config
         self.hparams.update(plain(self.hparams))
         self.optimizer, self.scheduler = optimizer, scheduler
-        self.encoder = encoder()
+        self.encoder = (encoder or ResidualCNN)()
         self.decoder = decoder(len(self.vocab), self.encoder.num_features, Vocabulary.PAD)
         if glove_path:  # filled when fitting starts; a checkpoint holds the vectors (caption cosine scores with them)
             self.register_buffer("glove", torch.zeros_like(self.decoder.embedding.weight))
@@ -266,6 +273,10 @@ class ImageCaptioner(Task):
         return captions, scores.float(), ended
 
     # -- training and evaluation -----------------------------------------------------------------------------
+    def configure_callbacks(self) -> list[L.Callback]:
+        """The captioner's own callbacks: dashboard samples, ``vocab.json`` beside the checkpoints, baselines."""
+        return [CaptionSamples(), VocabularyFile(), CaptionBaselines()]
+
     def on_train_start(self) -> None:
         self._schedule_encoder()  # the epoch is known now, also when a run resumes
 

@@ -19,6 +19,7 @@ from vlc.data.bad_images import BadImages, Policy
 from vlc.data.datasets.predict_folder import folder_dataset
 from vlc.data.image_cache import load_readable
 from vlc.data.loading import agreed, batch_generator, make_loader
+from vlc.errors import UserError
 from vlc.images import MAX_PIXELS, ImageReader
 
 
@@ -67,6 +68,19 @@ class ImageDataModule(L.LightningDataModule):
     def predict_folder(self) -> str | Path | None:
         """The folder ``vlc predict`` reads (every image under it): ``predict_dir``."""
         return self.predict_dir
+
+    def test_options(self) -> list[str]:
+        """The options ``vlc test`` needs that this data module was not given (none: it has a labelled test set)."""
+        return []
+
+    def check_test_set(self) -> None:
+        """Stop, naming the options :meth:`test_options` lists, when there is no labelled test set to score.
+
+        Raises:
+            UserError: ``vlc test`` needs options this data module was not given.
+        """
+        if needed := self.test_options():
+            raise UserError(f"{type(self).__name__} has no labelled test set: vlc test needs {' '.join(needed)}")
 
     def collate(self, dataset: Dataset) -> Callable | None:
         """How the items of ``dataset`` become a batch (None: torch's default, which keeps dicts)."""

@@ -93,6 +93,7 @@ class ClassificationDataModule(ImageDataModule):
         if stage == "test" and "test" not in self.datasets:
             samples = self.labelled("test")
             if samples is None:
+                self.check_test_set()
                 raise UserError(f"{type(self).__name__} has no labelled test set; see its data.* options")
             images, rows = self._readable(samples[0], "test images")
             self.datasets["test"] = self._dataset(images, rows, samples[1], torch.arange(len(samples[1])))

@@ -38,6 +38,13 @@ class TinyImageNet30DataModule(ClassificationDataModule):
             return read_train_set(self.root, self._class_names)
         return self._test
 
+    def test_options(self) -> list[str]:
+        """``--data.test_labels`` when it was not given: the dataset folder's ``test_labels.csv`` if it has one."""
+        if self.test_labels is not None:
+            return []
+        found = self.root / "test_labels.csv"
+        return ["--data.test_labels", str(found) if found.is_file() else "TEST_LABELS.csv"]
+
     def predict_folder(self) -> str | Path:
         """``predict_dir`` when given, else ``test_set/``."""
         return self.predict_dir if self.predict_dir is not None else set_folder(self.root / "test_set")
