@@ -18,10 +18,10 @@ import contextlib
 import torch
 from common import best_time
 
-from vlc.data.vocab import Vocabulary
 from vlc.models.attention_decoder import AttentionLSTMDecoder
 from vlc.models.decoding import beam_search, beam_search_one_by_one, greedy_decode
 from vlc.models.lstm_decoder import LSTMDecoder
+from vlc.vocabulary import Vocabulary
 
 
 def parse_args() -> argparse.Namespace:

@@ -26,9 +26,8 @@ from torch.utils.flop_counter import FlopCounterMode
 from vlc.checkpoints import import_class
 from vlc.cli import main as vlc
 from vlc.data.augment import augment
-from vlc.data.image_io import ImageReader, list_images
-from vlc.data.shapes import make_images
-from vlc.models.backbone import ImageBackbone
+from vlc.data.datasets.shapes import make_images
+from vlc.images import ImageReader, list_images
 
 CNN_CONFIG = REPO / "configs" / "tinyimagenet30" / "cnn.yaml"
 PREDICT_CONFIG = REPO / "configs" / "predict" / "classify.yaml"
@@ -46,7 +45,7 @@ class Recipe:
     """The classification recipe of a config file: network, optimisation and data options.
 
     Args:
-        backbone: the ``ImageBackbone`` arguments.
+        backbone: the backbone of the config (``class_path``, ``init_args`` with the overrides).
         backbone_overrides: the arguments that replace the config's (``widths``, ``stem_width``: a tiny network
             for the smoke test); passed to ``vlc fit`` on its command line too.
         model: the ``ImageClassifier`` arguments of the config (``dropout``, ``label_smoothing``, ``optimizer``...).
@@ -64,7 +63,8 @@ class Recipe:
     def read(cls, path: Path = CNN_CONFIG, backbone_overrides: dict | None = None) -> "Recipe":
         config = yaml.safe_load(path.read_text())
         model = dict(config["model"].get("init_args", {}))
-        backbone = {**model.pop("backbone")["init_args"], **(backbone_overrides or {})}
+        spec = model.pop("backbone")
+        backbone = {**spec, "init_args": {**spec.get("init_args", {}), **(backbone_overrides or {})}}
         data = dict(config.get("data", {}).get("init_args", {}))
         precision = config.get("trainer", {}).get("precision")
         return cls(backbone, dict(backbone_overrides or {}), model, data, precision)
@@ -80,11 +80,11 @@ class Recipe:
 
 
 class HandClassifier(nn.Module):
-    """The classifier's layers without Lightning: ``ImageBackbone``, global average pooling, dropout, linear head."""
+    """The classifier's layers without Lightning: the backbone, global average pooling, dropout, linear head."""
 
     def __init__(self, backbone: dict, num_classes: int, dropout: float = 0.0) -> None:
         super().__init__()
-        self.backbone = ImageBackbone(**backbone)
+        self.backbone = _callable(backbone)()
         self.dropout = nn.Dropout(dropout)
         self.head = nn.Linear(self.backbone.num_features, num_classes)
 

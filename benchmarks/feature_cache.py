@@ -14,13 +14,14 @@ off, so an epoch is training steps only.
 
 import argparse
 import tempfile
+from functools import partial
 
 import lightning as L
 import torch
 from common import EpochTimer
 
-from vlc.data.shapes_captions import ShapesCaptionsDataModule
-from vlc.models import ImageBackbone
+from vlc.data.modules.shapes import ShapesCaptionsDataModule
+from vlc.models import ResidualCNN, TorchvisionBackbone
 from vlc.tasks.captioner import ImageCaptioner
 
 
@@ -54,16 +55,17 @@ def epoch_times(
         images: training images (shapes scenes rendered at 64x64, resized to ``image_size``).
         batch_size: images per batch.
         epochs: training epochs (no validation).
-        backbone: the encoder's ``ImageBackbone`` name (random weights: never downloaded).
+        backbone: ``cnn`` (``ResidualCNN``) or a ``TorchvisionBackbone`` name (random weights: never downloaded).
         image_size: the side the images are resized to.
         precision: Lightning's precision.
-        backbone_args: more ``ImageBackbone`` arguments (``widths``, ``stem_width`` of ``cnn``).
+        backbone_args: more arguments of the backbone's family (``widths``, ``stem_width`` of ``cnn``).
     """
+    family = ResidualCNN if backbone == "cnn" else partial(TorchvisionBackbone, backbone)
     L.seed_everything(0, verbose=False)
     data = ShapesCaptionsDataModule(num_images=images, split=(1.0, 0.0, 0.0), image_size=image_size)
     data.batch_size = batch_size
     model = ImageCaptioner(
-        encoder=lambda: ImageBackbone(name=backbone, image_size=image_size, **(backbone_args or {})),
+        encoder=partial(family, image_size=image_size, **(backbone_args or {})),
         freeze_encoder=True,
         feature_cache=cache,
         vocab=data.vocab,

@@ -45,10 +45,10 @@ from classifier import (
 from common import PeakMemory, best_time, best_window, default_precision, machine, quiet
 from feature_cache import after_first, epoch_times
 
-from vlc.data.vocab import Vocabulary
 from vlc.models.caption_alignment import caption_loss
 from vlc.models.decoding import beam_search, greedy_decode
 from vlc.tasks.captioner import adam
+from vlc.vocabulary import Vocabulary
 
 ENTRIES = ("train_loop", "flops", "data_pipeline", "predict", "feature_cache", "beam_search", "compile", "scaling")
 TINY_NET = {"widths": [8, 16], "stem_width": 8}

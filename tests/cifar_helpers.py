@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from vlc.data.cifar10 import CIFAR10_CLASSES
+from vlc.data.datasets.cifar10 import CIFAR10_CLASSES
 
 
 def cifar_image(rng: np.random.Generator, label: int, size: int = 32) -> np.ndarray:

@@ -20,6 +20,8 @@ TINY_NET = [
     "--model.init_args.backbone.init_args.widths=[8, 16]",
     "--model.init_args.backbone.init_args.stem_width=8",
 ]
+TINY_AIRBENCH = ["--model.init_args.backbone.init_args.widths=[8, 16]"]
+"""The airbench configs' network shrunk for tests (two conv groups of 8 and 16 channels)."""
 
 
 def tiny_classifier_fit(root: Path, *extra: str) -> list[str]:
@@ -47,8 +49,7 @@ def tiny_captioner(images_dir: Path, captions_file: Path) -> list[str]:
     return [
         "--config",
         str(CONFIGS / "coco" / "resnet50_lstm.yaml"),
-        "--model.encoder.name=cnn",
-        "--model.encoder.weights=null",
+        "--model.encoder=vlc.models.ResidualCNN",
         "--model.encoder.widths=[8, 16]",
         "--model.encoder.stem_width=8",
         "--model.encoder.image_size=16",

@@ -12,14 +12,13 @@ from helpers import CONFIGS, events, run_dirs
 from vlc.cli import main
 from vlc.data import Cifar10DataModule
 from vlc.data.augment import alternating_flips, augment
-from vlc.errors import UserError
-from vlc.models import ImageBackbone
+from vlc.models import AirbenchNet
 from vlc.models.airbench import PatchWhitening
 from vlc.tasks import ImageClassifier
 from vlc.tasks.optim import configure, param_groups
 
-AIRBENCH = partial(ImageBackbone, name="airbench", widths=[8, 16, 16], image_size=None)
-SWITCHES = {"whiten": True, "identity_init": True, "bn_momentum": 0.4, "bn_eps": 1e-12, "bn_scale": False}
+AIRBENCH = partial(AirbenchNet, widths=[8, 16, 16], image_size=None)
+SWITCHES_OFF = {"whiten": False, "identity_init": False, "bn_momentum": 0.1, "bn_eps": 1e-5, "bn_scale": True}
 
 
 def smooth_images(n: int, size: int = 16) -> torch.Tensor:
@@ -31,7 +30,7 @@ def smooth_images(n: int, size: int = 16) -> torch.Tensor:
 
 
 def test_the_whitening_stem_whitens_the_patches_it_was_fitted_on_and_stays_fixed():
-    model = ImageClassifier(backbone=partial(AIRBENCH, **SWITCHES), num_classes=3)
+    model = ImageClassifier(backbone=AIRBENCH, num_classes=3)
     backbone, images = model.backbone, smooth_images(64)
     stem = backbone.whitening
     assert isinstance(stem, PatchWhitening) and "whitening stem fitted" in backbone.init_from_data(images)
@@ -58,7 +57,7 @@ def test_a_stem_stride_of_2_whitens_the_non_overlapping_patches_and_halves_the_g
         out = F.conv2d(x, filters[:12], stride=2).transpose(0, 1).flatten(1)  # (12, N 16 16)
         return out @ out.T / out.shape[1]
 
-    strided, overlapping = AIRBENCH(**SWITCHES, stem_stride=2), AIRBENCH(**SWITCHES)
+    strided, overlapping = AIRBENCH(stem_stride=2), AIRBENCH()
     images = smooth_images(64, size=32)
     for backbone in (strided, overlapping):
         backbone.init_from_data(images)
@@ -72,7 +71,7 @@ def test_a_stem_stride_of_2_whitens_the_non_overlapping_patches_and_halves_the_g
 
 def test_identity_init_passes_the_input_through_the_first_channels_of_every_conv():
     def convs(identity_init: bool) -> list[torch.nn.Conv2d]:
-        backbone = AIRBENCH(widths=[24, 32, 32], identity_init=identity_init)
+        backbone = AIRBENCH(**{**SWITCHES_OFF, "identity_init": identity_init}, widths=[24, 32, 32])
         return [m for m in backbone.modules() if isinstance(m, torch.nn.Conv2d)][1:]  # after the 2x2 stem
 
     for identity, plain in zip(convs(True), convs(False)):
@@ -81,21 +80,26 @@ def test_identity_init_passes_the_input_through_the_first_channels_of_every_conv
         assert not torch.allclose(plain(x)[:, : plain.in_channels], x)
 
 
-def test_every_switch_off_is_the_plain_network_and_the_switches_are_airbench_only():
-    plain = AIRBENCH()
+def test_the_defaults_are_airbench94s_and_every_switch_off_is_the_plain_network():
+    default = AirbenchNet()
+    norm = default.body.group1.norm1
+    widths = [m.out_channels for m in default.body.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert widths == [64, 64, 256, 256, 256, 256]  # two 3x3 convolutions a group
+    assert default.whitening is not None and (norm.momentum, norm.eps) == (0.4, 1e-12) and "weight" in norm._buffers
+    identity = default.body.group2.conv1
+    torch.testing.assert_close(identity.weight[:64, :, 1, 1], torch.eye(64))  # identity-initialised
+    plain = AIRBENCH(**SWITCHES_OFF)
     assert plain.whitening is None and type(plain.body.stem) is torch.nn.Conv2d and plain.body.stem.weight.requires_grad
     norm = plain.body.group1.norm1
     assert (norm.momentum, norm.eps, isinstance(norm.weight, torch.nn.Parameter)) == (0.1, 1e-5, True)
     assert plain.init_from_data(smooth_images(4)) is None
-    switched = AIRBENCH(**SWITCHES)
+    switched = AIRBENCH()
     assert switched.state_dict().keys() == plain.state_dict().keys()  # one checkpoint layout either way
     assert plain(smooth_images(2)).shape == (2, 16, 1, 1)
-    with pytest.raises(UserError, match="backbone whiten, bn_scale: options of the airbench network only"):
-        ImageBackbone(name="cnn", whiten=True, bn_scale=False)
 
 
 def test_batch_norm_biases_train_faster_with_the_same_decay_per_step():
-    model = ImageClassifier(backbone=partial(AIRBENCH, **SWITCHES), num_classes=3)
+    model = ImageClassifier(backbone=AIRBENCH, num_classes=3)
     module = SimpleNamespace(trainer=SimpleNamespace(estimated_stepping_batches=10, max_epochs=1, callbacks=[]))
     scheduler = partial(torch.optim.lr_scheduler.OneCycleLR, max_lr=1.5, total_steps=None)
     optimizer = partial(torch.optim.SGD, lr=1.5, weight_decay=1e-3)
@@ -135,7 +139,7 @@ def test_the_data_module_flips_by_epoch_and_index_and_keeps_its_random_flips(tmp
 
 
 def test_test_time_views_are_airbench_weighted_flips_and_one_pixel_shifts():
-    model = ImageClassifier(backbone=AIRBENCH, num_classes=3).eval()
+    model = ImageClassifier(backbone=partial(AIRBENCH, **SWITCHES_OFF), num_classes=3).eval()
     x = torch.randint(0, 256, (2, 3, 16, 16), dtype=torch.uint8)
     down_right = [1, *range(15)]  # pixel i shows i - 1; the border reflects
     up_left = [*range(1, 16), 14]

@@ -1,4 +1,4 @@
-"""ImageBackbone: one preprocessing, torchvision bodies and weights, init_from a classifier, freezing."""
+"""ImageBackbone and its families: one preprocessing, torchvision bodies and weights, init_from, freezing."""
 
 import functools
 import shutil
@@ -10,10 +10,10 @@ import torch
 import torchvision
 
 from vlc.errors import UserError
-from vlc.models import ImageBackbone
+from vlc.models import ImageBackbone, ResidualCNN, TorchvisionBackbone
 from vlc.tasks.classifier import ImageClassifier
 
-TINY = functools.partial(ImageBackbone, widths=[8, 16], stem_width=8, image_size=32)
+TINY = functools.partial(ResidualCNN, widths=[8, 16], stem_width=8, image_size=32)
 LEGACY = Path(__file__).resolve().parent / "legacy"
 
 
@@ -32,11 +32,20 @@ def test_cnn_grid_resizes_and_normalises():
     torch.testing.assert_close(same(resized), grid)  # the one resize: bilinear, antialiased
 
 
+def test_any_body_is_a_backbone_with_the_shared_preprocessing_and_nothing_to_load():
+    backbone = ImageBackbone(torch.nn.Conv2d(3, 4, 3), num_features=4, image_size=16, channels_last=False)
+    assert backbone(images(2, size=32)).shape == (2, 4, 14, 14)  # resized to 16 first
+    assert set(backbone.state_dict()) == {"body.weight", "body.bias", "mean", "std"}
+    assert (
+        backbone.load_pretrained() is None and backbone.whitening is None and backbone.init_from_data(images(2)) is None
+    )
+
+
 @pytest.mark.parametrize(
     ("name", "size", "channels", "side"), [("resnet18", 64, 512, 2), ("inception_v3", 75, 2048, 1)]
 )
 def test_torchvision_bodies_are_cut_before_pooling(name, size, channels, side):
-    backbone = ImageBackbone(name=name, image_size=size)
+    backbone = TorchvisionBackbone(name, image_size=size)
     assert backbone.num_features == channels and backbone.training
     assert backbone.eval()(images(1, size)).shape == (1, channels, side, side)
     if name == "inception_v3":
@@ -49,23 +58,22 @@ def test_offline_weights_fail_fast_with_a_clear_message(monkeypatch):
 
     monkeypatch.setattr(torchvision.models.WeightsEnum, "get_state_dict", offline)
     with pytest.raises(UserError, match="looks offline.*pass the file as weights"):
-        ImageBackbone(name="resnet18", weights="DEFAULT").load_pretrained()
-    with pytest.raises(UserError, match="for cnn use model.init_from"):
-        ImageBackbone(name="cnn", weights="DEFAULT")
+        TorchvisionBackbone("resnet18", weights="DEFAULT").load_pretrained()
+    assert TINY().load_pretrained() is None  # no weights but torchvision's (weights of a cnn: tests/test_errors.py)
 
 
 def test_torchvision_weights_by_name_and_file(monkeypatch, tmp_path):
     """torchvision's InceptionV3 weights carry the auxiliary classifier that vlc builds without."""
     reference = torchvision.models.inception_v3(weights=None, aux_logits=True, init_weights=False)
     monkeypatch.setattr(torchvision.models.WeightsEnum, "get_state_dict", lambda *a, **k: reference.state_dict())
-    backbone = ImageBackbone(name="inception_v3", weights="DEFAULT")
+    backbone = TorchvisionBackbone("inception_v3", weights="DEFAULT")
     assert "inception_v3 weights DEFAULT" in backbone.load_pretrained()
     torch.testing.assert_close(backbone.body.Conv2d_1a_3x3.conv.weight, reference.Conv2d_1a_3x3.conv.weight)
     wrong = tmp_path / "resnet18.pth"
     torch.save(torchvision.models.resnet18().state_dict(), wrong)
     with pytest.raises(UserError, match="resnet18.pth is not a torchvision resnet50 state dict"):
-        ImageBackbone(name="resnet50", weights=str(wrong)).load_pretrained()
-    assert ImageBackbone(name="cnn", weights="None").weights is None  # a command line's null
+        TorchvisionBackbone("resnet50", weights=str(wrong)).load_pretrained()
+    assert TorchvisionBackbone("resnet18", weights="None").weights is None  # a command line's null
 
 
 def test_load_classifier_checkpoint_with_its_normalisation(tmp_path):
@@ -79,11 +87,11 @@ def test_load_classifier_checkpoint_with_its_normalisation(tmp_path):
         torch.testing.assert_close(value, classifier.backbone.state_dict()[key])
     assert "std" in report.loaded and not report.mismatched and not report.new
     assert torch.allclose(backbone.std, torch.full_like(backbone.std, 0.25 * 255))
-    wider = ImageBackbone(widths=[8, 32], stem_width=8).load_classifier_checkpoint(path)  # the last stage differs
+    wider = ResidualCNN(widths=[8, 32], stem_width=8).load_classifier_checkpoint(path)  # the last stage differs
     assert wider.mismatched and all(name.startswith("body.2.") for name in wider.mismatched)
     assert "body.0.0.weight" in wider.loaded and "shape mismatch (random init)" in wider.summary()
     with pytest.raises(UserError, match="none of the .* backbone tensors .* fit"):
-        ImageBackbone(name="resnet18").load_classifier_checkpoint(path)
+        TorchvisionBackbone("resnet18").load_classifier_checkpoint(path)
     with pytest.raises(UserError, match="does not exist"):
         backbone.load_classifier_checkpoint(tmp_path / "nope.ckpt")
     torch.save({"state_dict": {"weight": torch.zeros(2)}}, tmp_path / "other.ckpt")

@@ -7,8 +7,8 @@ import torch
 from pycocoevalcap.cider.cider import Cider
 from pycocoevalcap.cider.cider_scorer import precook
 
-from vlc.data.vocab import tokenize
 from vlc.metrics.baselines import constant_caption, nearest_neighbour_captions
+from vlc.vocabulary import tokenize
 
 DOG = [  # "a dog runs on the grass" shares most n-grams with most images' references
     ["A dog runs on the grass.", "a brown dog runs on the grass", "a dog is running on green grass"],

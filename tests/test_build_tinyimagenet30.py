@@ -6,7 +6,7 @@ import shutil
 import pytest
 from PIL import Image
 
-from vlc.data.build_tinyimagenet30 import CLASSES, build_tinyimagenet30
+from vlc.data.datasets.build_tinyimagenet30 import CLASSES, build_tinyimagenet30
 from vlc.errors import UserError
 
 TRAIN_PER_CLASS = 3

@@ -8,11 +8,12 @@ import pytest
 import torch
 from PIL import Image
 
-from vlc.data.captioning import collate_captions, draw_captions, split_by_image
-from vlc.data.coco_captions import CocoCaptionsDataModule
-from vlc.data.shapes_captions import ShapesCaptionsDataModule
-from vlc.data.vocab import Vocabulary
+from vlc.data.datasets.captions import collate_captions
+from vlc.data.modules.captioning import draw_captions, split_by_image
+from vlc.data.modules.coco_captions import CocoCaptionsDataModule
+from vlc.data.modules.shapes import ShapesCaptionsDataModule
 from vlc.errors import UserError
+from vlc.vocabulary import Vocabulary
 
 WORDS = ["dog", "cat", "bus", "tree", "boat", "kite", "pizza", "horse", "train", "clock"]
 

@@ -7,12 +7,12 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 from torchmetrics import MetricCollection
 
-from vlc.data.vocab import Vocabulary
 from vlc.metrics.bleu import CorpusBLEU
 from vlc.metrics.caption_cosine import CaptionCosineSimilarity
 from vlc.metrics.cider import CIDErD
 from vlc.metrics.diversity import CaptionDiversity
 from vlc.metrics.rouge import RougeL
+from vlc.vocabulary import Vocabulary
 
 GENERATED = ["A dog runs.", "a dog runs", "a cat sleeps on a mat"]
 REFERENCES = [["a dog running"], ["a dog runs on grass"], ["a cat on a mat"]]

@@ -19,7 +19,6 @@ from torchmetrics import MetricCollection
 
 import vlc.metrics.meteor as meteor_module
 import vlc.metrics.ptb as ptb_module
-from vlc.data.vocab import Vocabulary, tokenize
 from vlc.errors import UserError
 from vlc.metrics.bleu import CorpusBLEU, corpus_bleu
 from vlc.metrics.caption_cosine import CaptionCosineSimilarity
@@ -27,6 +26,7 @@ from vlc.metrics.cider import CIDErD
 from vlc.metrics.meteor import Meteor, meteor_available
 from vlc.metrics.ptb import ptb_tokenize
 from vlc.metrics.rouge import RougeL
+from vlc.vocabulary import Vocabulary, tokenize
 
 PREDS = [
     "A red circle above a blue square.",

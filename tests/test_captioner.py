@@ -12,18 +12,18 @@ from vlc.callbacks.caption_baselines import CaptionBaselines
 from vlc.callbacks.caption_files import CaptionSamples, VocabularyFile
 from vlc.callbacks.feature_cache import FeatureCaching
 from vlc.checkpoints import check_fits
-from vlc.data.shapes_captions import ShapesCaptionsDataModule
-from vlc.data.vocab import Vocabulary
+from vlc.data.modules.shapes import ShapesCaptionsDataModule
 from vlc.errors import UserError
 from vlc.metrics.scoring import Scoring
-from vlc.models import AttentionLSTMDecoder, ImageBackbone, LSTMDecoder
+from vlc.models import AttentionLSTMDecoder, LSTMDecoder, ResidualCNN, TorchvisionBackbone
 from vlc.models.caption_alignment import caption_loss
 from vlc.models.decoding import Decoding
 from vlc.models.feature_cache import FeatureCache
 from vlc.tasks.captioner import ImageCaptioner
+from vlc.vocabulary import Vocabulary
 
 VOCAB = Vocabulary(["a", "red", "blue", "circle", "square", "above", "below"])
-TINY_ENCODER = functools.partial(ImageBackbone, widths=[8, 16], stem_width=8, image_size=32)
+TINY_ENCODER = functools.partial(ResidualCNN, widths=[8, 16], stem_width=8, image_size=32)
 DECODERS = {
     "lstm": functools.partial(LSTMDecoder, embed_dim=8, hidden_dim=16),
     "attention": functools.partial(AttentionLSTMDecoder, embed_dim=8, hidden_dim=16, attention_dim=8),
@@ -164,7 +164,7 @@ def test_greedy_is_beam_width_one():
 
 # -- checkpoints and vocabularies ----------------------------------------------------------------------------
 def test_hyper_parameters_are_saved_as_given_and_no_file_is_read_to_build_the_model(tmp_path):
-    encoder = functools.partial(TINY_ENCODER, name="resnet18", weights=str(tmp_path / "gone.pth"))
+    encoder = functools.partial(TorchvisionBackbone, "resnet18", image_size=32, weights=str(tmp_path / "gone.pth"))
     model = captioner(encoder=encoder, glove_path="gone.txt", init_from="gone.ckpt")  # read only when fitting
     assert (model.hparams.glove_path, model.hparams.init_from) == ("gone.txt", "gone.ckpt")
 

@@ -10,9 +10,9 @@ import pytest
 import torch
 from cifar_helpers import write_cifar_folders, write_cifar_pickles
 
-import vlc.data.cifar10 as cifar10
+import vlc.data.datasets.cifar10 as cifar10
 from vlc.data import Cifar10DataModule
-from vlc.data.cifar10 import CIFAR10_CLASSES
+from vlc.data.datasets.cifar10 import CIFAR10_CLASSES
 from vlc.errors import UserError
 
 

@@ -12,8 +12,8 @@ from PIL import Image
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from vlc.cli import main
-from vlc.data.shapes import captions, render, sample_scene
-from vlc.data.vocab import Vocabulary
+from vlc.data.datasets.shapes import captions, render, sample_scene
+from vlc.vocabulary import Vocabulary
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 DEMO = [

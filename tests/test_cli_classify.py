@@ -148,4 +148,4 @@ def test_print_config_is_complete(capsys):
         main(["fit", "--config", str(CONFIGS / "demo" / "classify.yaml"), "--print_config"])
     assert exit_info.value.code == 0
     out = capsys.readouterr().out
-    assert "vlc.data.ShapesDataModule" in out and "vlc.models.ImageBackbone" in out
+    assert "vlc.data.ShapesDataModule" in out and "vlc.models.ResidualCNN" in out

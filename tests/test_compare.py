@@ -4,7 +4,7 @@ import csv
 
 import pytest
 from cifar_helpers import write_cifar_pickles
-from helpers import CONFIGS, TINY_NET, events
+from helpers import CONFIGS, TINY_AIRBENCH, events
 
 from vlc.cli import main
 
@@ -19,7 +19,7 @@ def scratch(root, *extra: str) -> list[str]:
         "--data.val_fraction=0.25",
         "--trainer.max_time=null",
         "--trainer.log_every_n_steps=1",
-        *TINY_NET,
+        *TINY_AIRBENCH,
         *extra,
     ]
 

@@ -11,10 +11,10 @@ from PIL import Image
 from vlc.data import ShapesDataModule, TinyImageNet30DataModule
 from vlc.data.augment import augment, random_crop
 from vlc.data.bad_images import BadImages
-from vlc.data.classification import stratified_split
-from vlc.data.folder import folder_images
-from vlc.data.image_io import ImageReader
+from vlc.data.datasets.predict_folder import folder_images
+from vlc.data.modules.classification import stratified_split
 from vlc.errors import UserError
+from vlc.images import ImageReader
 
 
 def test_stratified_split_is_seeded_and_keeps_class_shares():

@@ -131,7 +131,12 @@ def test_cli_prints_no_traceback_for_nested_layout(tmp_path, monkeypatch):
         ("--model.init_args.top_k=0", "model.top_k: expected a value > 0, got 0"),
         ("--data.val_fraction=1.5", "data.val_fraction must be between 0 and 1, got 1.5"),  # raised in __init__
         ("--data.train_fraction=0", "data.train_fraction must be above 0 and at most 1, got 0.0"),
-        ("--model.backbone.name=nonet", "unknown torchvision model 'nonet'; e.g. resnet18, resnet50, inception_v3"),
+        (
+            '--model.backbone={"class_path": "vlc.models.TorchvisionBackbone", "init_args": {"name": "nonet"}}',
+            "unknown torchvision model 'nonet'; e.g. resnet18, resnet50, inception_v3",
+        ),
+        ("--model.backbone.whiten=true", "model.backbone: Option 'whiten' is not accepted"),  # AirbenchNet's
+        ("--model.backbone.weights=DEFAULT", "model.backbone: Option 'weights' is not accepted"),  # torchvision's
     ],
 )
 def test_bad_numbers_are_one_line_naming_the_key(data, capsys, arg, message):

@@ -6,7 +6,7 @@ The cache's basic behaviour (each image encoded once, the file removed, growth p
 import pytest
 import torch
 
-from vlc.data import image_cache
+from vlc import memory
 from vlc.models import feature_cache
 from vlc.models.feature_cache import FeatureCache, format_bytes, open_feature_cache
 
@@ -70,7 +70,7 @@ def test_available_memory_reads_proc_meminfo_or_else_sysconf(monkeypatch):
     def no_proc(*args):
         raise OSError("no /proc")
 
-    monkeypatch.setattr(image_cache, "open", no_proc, raising=False)  # where the function lives
+    monkeypatch.setattr(memory, "open", no_proc, raising=False)  # where the function lives
     assert 0 < feature_cache.available_memory() <= 2 * meminfo  # free pages: less than MemAvailable, about
 
 

@@ -13,7 +13,7 @@ from PIL import Image
 
 from vlc.cli import main
 from vlc.data import ImageFolderDataModule, TinyImageNet30DataModule
-from vlc.data.image_io import BadImage, ImageReader
+from vlc.images import BadImage, ImageReader
 
 
 def rgb(image: torch.Tensor) -> tuple[int, int, int]:

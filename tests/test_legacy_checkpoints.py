@@ -2,8 +2,9 @@
 
 ``tests/legacy/<commit>/`` holds checkpoints made by ``tests/legacy/make_checkpoints.py`` at that commit (1769cae:
 before resumable runs; b42ee2e: after resumable runs and images in the wild, before the one-backbone redesign;
-1005777-caption: a captioner with flat decoding and scoring arguments, before they became ``decoding`` and
-``scoring`` objects), with the predictions that version made for ``tests/legacy/images``.
+1005777: one ``ImageBackbone`` chosen by ``name``, before the backbone families, with an airbench classifier and an
+airbench captioning encoder; 1005777-caption: a captioner with flat decoding and scoring arguments, before they
+became ``decoding`` and ``scoring`` objects), with the predictions that version made for ``tests/legacy/images``.
 """
 
 import csv
@@ -16,7 +17,8 @@ import torch
 from helpers import CONFIGS, run_cli
 
 from vlc.checkpoint_upgrade import upgrade
-from vlc.models import ImageBackbone, LSTMDecoder
+from vlc.checkpoints import import_class
+from vlc.models import LSTMDecoder, ResidualCNN
 from vlc.tasks import ImageCaptioner
 
 LEGACY = Path(__file__).resolve().parent / "legacy"
@@ -24,14 +26,12 @@ CHECKPOINTS = sorted(LEGACY.glob("*/*.ckpt"))
 
 
 def test_every_legacy_checkpoint_is_there():
-    """Seven files: an empty glob would make the tests below pass vacuously (``*.ckpt`` is git-ignored elsewhere)."""
+    """Eleven files: an empty glob would make the tests below pass vacuously (``*.ckpt`` is git-ignored elsewhere)."""
+    names = ("captioner-attention", "captioner-lstm", "classifier")
     assert [f"{p.parent.name}/{p.name}" for p in CHECKPOINTS] == [
+        *(f"1005777/{name}.ckpt" for name in (*names[:2], "classifier-airbench", "classifier")),
         "1005777-caption/captioner-lstm.ckpt",
-        *(
-            f"{version}/{name}.ckpt"
-            for version in ("1769cae", "b42ee2e")
-            for name in ("captioner-attention", "captioner-lstm", "classifier")
-        ),
+        *(f"{version}/{name}.ckpt" for version in ("1769cae", "b42ee2e") for name in names),
     ]
 
 
@@ -42,7 +42,7 @@ def rows(path: Path) -> dict[str, dict]:
 
 @pytest.mark.parametrize("ckpt", CHECKPOINTS, ids=lambda p: f"{p.parent.name}-{p.stem}")
 def test_an_old_checkpoint_predicts_what_it_predicted(ckpt, tmp_path, capsys):
-    task = "classify" if ckpt.stem == "classifier" else "caption"
+    task = "classify" if ckpt.stem.startswith("classifier") else "caption"
     out = tmp_path / "predictions.csv"
     args = ["predict", "--config", str(CONFIGS / "predict" / f"{task}.yaml"), f"--ckpt_path={ckpt}"]
     args += [f"--data.predict_dir={LEGACY / 'images'}", "--data.image_size=64", f"--writer.output={out}"]
@@ -59,12 +59,15 @@ def test_an_old_checkpoint_predicts_what_it_predicted(ckpt, tmp_path, capsys):
             assert float(got[name]["score"]) == pytest.approx(float(row["score"]), abs=2e-5)
 
 
-@pytest.mark.parametrize("name", ["classifier", "captioner-attention"])
-def test_an_old_checkpoint_resumes_training(name, tmp_path, monkeypatch, capsys):
+@pytest.mark.parametrize(
+    "version, name",
+    [("b42ee2e", "classifier"), ("b42ee2e", "captioner-attention"), ("1005777", "classifier-airbench")],
+)
+def test_an_old_checkpoint_resumes_training(version, name, tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     ckpt = tmp_path / "old.ckpt"
-    shutil.copy(LEGACY / "b42ee2e" / f"{name}.ckpt", ckpt)
-    task = "classify" if name == "classifier" else "caption"
+    shutil.copy(LEGACY / version / f"{name}.ckpt", ckpt)
+    task = "classify" if name.startswith("classifier") else "caption"
     args = ["fit", "--config", str(CONFIGS / "demo" / f"{task}.yaml"), f"--ckpt_path={ckpt}"]
     args += ["--data.num_images=256", "--data.batch_size=32", "--trainer.max_epochs=2"]
     args += ["--trainer.enable_progress_bar=false"] + (["--data.num_test=64"] if task == "classify" else [])
@@ -79,10 +82,11 @@ def test_old_glove_vectors_stay_what_caption_cosine_scores_with(version):
     checkpoint = torch.load(LEGACY / version / "captioner-lstm.ckpt", map_location="cpu", weights_only=True)
     glove = checkpoint["glove"].clone()
     hparams = upgrade(checkpoint)["hyper_parameters"]
-    decoder = hparams["decoder"]
+    decoder, encoder = hparams["decoder"], hparams["encoder"]
+    assert encoder["class_path"] == "vlc.models.ResidualCNN"
     assert decoder["class_path"] == "vlc.models.LSTMDecoder" and decoder["init_args"]["num_layers"] == 2
     model = ImageCaptioner(
-        encoder=partial(ImageBackbone, **hparams["encoder"]["init_args"]),
+        encoder=partial(ResidualCNN, **encoder["init_args"]),
         decoder=partial(LSTMDecoder, **decoder["init_args"]),
         glove_path=hparams["glove_path"],
         vocab=hparams["vocab"],
@@ -109,3 +113,39 @@ def test_flat_decoding_and_scoring_arguments_become_their_objects(tmp_path, caps
     expected = rows(ckpt.with_suffix(".csv"))
     assert {name: row["caption"] for name, row in rows(out).items()} == {n: r["caption"] for n, r in expected.items()}
     assert "alternatives" not in next(iter(rows(out).values()))
+
+
+@pytest.mark.parametrize(
+    ("old", "class_path", "init_args"),
+    [
+        (  # the options a network named airbench had unless its config set them: the old class's, not airbench94's
+            {"name": "airbench", "widths": [8, 16], "depths": 1, "weights": None, "image_size": 32},
+            "vlc.models.AirbenchNet",
+            {"widths": [8, 16], "whiten": False, "identity_init": False, "bn_momentum": 0.1, "bn_eps": 1e-5}
+            | {"bn_scale": True, "stem_stride": 1, "image_size": 32},
+        ),
+        (
+            {"name": "cnn", "stem_width": 8, "whiten": False, "mean": [0.5, 0.5, 0.5]},
+            "vlc.models.ResidualCNN",
+            {"widths": [32, 64, 128, 256], "depths": 1, "stem_width": 8, "batch_norm": True, "mean": [0.5, 0.5, 0.5]},
+        ),
+        (
+            {"name": "inception_v3", "weights": "DEFAULT", "widths": [32, 64], "channels_last": False},
+            "vlc.models.TorchvisionBackbone",
+            {"name": "inception_v3", "weights": "DEFAULT", "channels_last": False},
+        ),
+    ],
+)
+def test_an_image_backbone_chosen_by_name_becomes_its_family(old, class_path, init_args):
+    """Options of other families are dropped; the family's own that are missing keep the old class's defaults."""
+    for key in ("backbone", "encoder"):
+        checkpoint = {"hyper_parameters": {key: {"class_path": "vlc.models.ImageBackbone", "init_args": old}}}
+        assert upgrade(checkpoint)["hyper_parameters"][key] == {"class_path": class_path, "init_args": init_args}
+
+
+def test_an_old_airbench_without_its_switches_stays_the_plain_network():
+    old = {"class_path": "vlc.models.ImageBackbone", "init_args": {"name": "airbench", "widths": [8, 16]}}
+    new = upgrade({"hyper_parameters": {"backbone": old}})["hyper_parameters"]["backbone"]
+    plain = import_class(new["class_path"])(**new["init_args"])
+    norm = plain.body.group1.norm1  # a trained stem, learnt scales, torch's batch-norm statistics
+    assert plain.whitening is None and (norm.momentum, norm.eps) == (0.1, 1e-5) and "weight" in norm._parameters

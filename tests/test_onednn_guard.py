@@ -12,22 +12,24 @@ import sys
 import pytest
 import torch
 
-from vlc.models.backbone import ImageBackbone
+from vlc.models import AirbenchNet, ResidualCNN, TorchvisionBackbone
 from vlc.models.memory_format import hits_onednn_bug
 
-NETWORKS = {
-    "tests' tiny cnn": dict(name="cnn", widths=[8, 16], stem_width=8),
-    "cnn with 4-channel stem (the AVX2 form)": dict(name="cnn", widths=[8, 16], stem_width=4),
-    "cnn, shipped": dict(name="cnn"),
-    "airbench, shipped": dict(name="airbench", widths=[64, 256, 256]),
-    "resnet18 body": dict(name="resnet18"),
+FAMILIES = {"cnn": ResidualCNN, "airbench": AirbenchNet, "torchvision": TorchvisionBackbone}
+NETWORKS = {  # the family, then its options
+    "tests' tiny cnn": dict(family="cnn", widths=[8, 16], stem_width=8),
+    "cnn with 4-channel stem (the AVX2 form)": dict(family="cnn", widths=[8, 16], stem_width=4),
+    "cnn, shipped": dict(family="cnn"),
+    "airbench, shipped": dict(family="airbench"),
+    "resnet18 body": dict(family="torchvision", name="resnet18"),
 }
 
 
 def gradients(options: dict, channels_last: bool, bf16: bool) -> dict[str, torch.Tensor]:
     """The parameters' gradients of one forward and backward pass on fixed images."""
     torch.manual_seed(0)
-    backbone = ImageBackbone(**options, channels_last=channels_last)
+    options = dict(options)
+    backbone = FAMILIES[options.pop("family")](**options, channels_last=channels_last)
     images = torch.randint(0, 256, (3, 3, 64, 64), generator=torch.Generator().manual_seed(1), dtype=torch.uint8)
     with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
         features = backbone(images)
@@ -46,7 +48,7 @@ def child(options: dict) -> None:
     bfloat16 autocast (run in a subprocess)."""
     reference, result = gradients(options, False, False), {}
     for precision, bf16 in (("float32", False), ("bf16-autocast", True)):
-        if bf16 and not torch.ops.mkldnn._is_mkldnn_bf16_supported() and options["name"] != "cnn":
+        if bf16 and not torch.ops.mkldnn._is_mkldnn_bf16_supported() and options["family"] != "cnn":
             continue  # emulated bfloat16 makes the larger networks slow; their float32 case covers the layouts
         contiguous = errors(reference, gradients(options, False, bf16)) if bf16 else dict.fromkeys(reference, 0.0)
         channels_last = errors(reference, gradients(options, True, bf16))
@@ -78,22 +80,22 @@ def test_channels_last_gradients_equal_contiguous_ones(network, isa):
 
 
 def test_the_guard_names_exactly_the_convolutions_of_the_bugs_form():
-    tiny = ImageBackbone(name="cnn", widths=[8, 16], stem_width=8)
+    tiny = ResidualCNN(widths=[8, 16], stem_width=8)
     guarded = [name for name, m in tiny.body.named_modules() if hits_onednn_bug(m)]
     assert guarded == ["1.shortcut.0", "2.shortcut.0"]  # the 1x1 stride-2 projections with 8 input channels
     for name in guarded:
         conv = tiny.body.get_submodule(name)
         assert conv.weight.stride() == (8, 1, 1, 1)  # the contiguous layout, not channels-last's (8, 1, 8, 8)
-    shipped = ImageBackbone(name="cnn")  # its projections have 32 or more input channels: all channels-last
+    shipped = ResidualCNN()  # its projections have 32 or more input channels: all channels-last
     assert not any(hits_onednn_bug(m) for m in shipped.body.modules())
     first = shipped.body[1].conv1[0].weight
     assert first.is_contiguous(memory_format=torch.channels_last) and not first.is_contiguous()
 
 
 def test_a_guarded_backbone_loads_a_checkpoint_and_keeps_its_layout(tmp_path):
-    source = ImageBackbone(name="cnn", widths=[8, 16], stem_width=8)
+    source = ResidualCNN(widths=[8, 16], stem_width=8)
     torch.save(source.state_dict(), tmp_path / "state.pt")
-    target = ImageBackbone(name="cnn", widths=[8, 16], stem_width=8)
+    target = ResidualCNN(widths=[8, 16], stem_width=8)
     target.load_state_dict(torch.load(tmp_path / "state.pt"))
     conv = target.body.get_submodule("1.shortcut.0")
     assert torch.equal(conv.weight, source.body.get_submodule("1.shortcut.0").weight)

@@ -17,7 +17,7 @@ from vlc.data import (
     TinyImageNet30,
     TinyImageNet30DataModule,
 )
-from vlc.data.shapes import captions, sample_scene
+from vlc.data.datasets.shapes import captions, sample_scene
 from vlc.errors import UserError
 
 

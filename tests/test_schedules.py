@@ -2,6 +2,7 @@
 
 import math
 import os
+from pathlib import Path
 
 import pytest
 import torch
@@ -9,6 +10,8 @@ from helpers import CONFIGS, TINY_NET, events, write_tinyimagenet30
 
 from vlc.cli import main
 from vlc.tasks import OneCycleLR
+
+LEGACY = Path(__file__).parent / "legacy"
 
 
 def schedule(total_steps: int, pct_start: float = 0.25) -> OneCycleLR:
@@ -41,6 +44,69 @@ def test_loading_a_shorter_schedule_keeps_the_new_length(capsys):
     assert longer.total_steps == 8 and longer.last_epoch == 4
     assert longer.get_last_lr()[0] == pytest.approx(schedule(8).values(4)[0][0])  # the new schedule at step 4
     assert "planned for 4 steps and now has 8" in capsys.readouterr().err
+
+
+def groups_of(optimizer_kind: str) -> torch.optim.Optimizer:
+    params = [torch.zeros(2, requires_grad=True), torch.zeros(1, requires_grad=True)]
+    if optimizer_kind == "sgd":
+        return torch.optim.SGD([{"params": [params[0]]}, {"params": [params[1]]}], lr=0.1, momentum=0.9)
+    return torch.optim.AdamW([{"params": [params[0]]}, {"params": [params[1]]}], lr=1e-3)
+
+
+def trace(sched, steps: int) -> list:
+    """Every group's learning rate and momentum (or betas) at each step, and ``get_last_lr``."""
+    out = []
+    for _ in range(steps):
+        groups = sched.optimizer.param_groups
+        out.append([(g["lr"], g.get("momentum"), g.get("betas")) for g in groups] + [tuple(sched.get_last_lr())])
+        sched.optimizer.step()
+        sched.step()
+    return out
+
+
+SETTINGS = [
+    {"total_steps": 10, "pct_start": 0.3},
+    {"total_steps": 64, "pct_start": 0.25, "anneal_strategy": "linear"},
+    {"total_steps": 100, "pct_start": 0.1, "three_phase": True},
+    {"total_steps": 37, "pct_start": 0.3, "max_lr": [0.2, 0.05], "div_factor": 10.0, "final_div_factor": 100.0},
+]
+
+
+@pytest.mark.parametrize("optimizer_kind", ["sgd", "adamw"])
+@pytest.mark.parametrize("settings", SETTINGS)
+def test_the_learning_rates_and_momenta_are_torchs_step_for_step(settings, optimizer_kind):
+    settings = {"max_lr": 0.2, **settings}
+    ours = trace(OneCycleLR(groups_of(optimizer_kind), **settings), settings["total_steps"])
+    torchs = trace(torch.optim.lr_scheduler.OneCycleLR(groups_of(optimizer_kind), **settings), settings["total_steps"])
+    assert ours == torchs  # exactly: the same formulas in the same order
+
+
+@pytest.mark.parametrize("settings", SETTINGS)
+def test_a_state_saved_by_torchs_one_cycle_resumes_the_same_schedule(settings):
+    """Checkpoints of vlc before 2026 hold torch's OneCycleLR state (vlc's schedule subclassed it)."""
+    settings = {"max_lr": 0.2, **settings}
+    torchs = torch.optim.lr_scheduler.OneCycleLR(groups_of("sgd"), **settings)
+    trace(torchs, settings["total_steps"] // 2)
+    ours = OneCycleLR(groups_of("sgd"), **settings)
+    ours.optimizer.load_state_dict(torchs.optimizer.state_dict())  # Lightning restores the optimizer first
+    ours.load_state_dict(torchs.state_dict())
+    rest = settings["total_steps"] - settings["total_steps"] // 2
+    assert ours.last_epoch == torchs.last_epoch and trace(ours, rest) == trace(torchs, rest)
+
+
+def test_a_legacy_checkpoints_schedule_resumes_on_the_new_length(capsys):
+    old = torch.load(LEGACY / "b42ee2e" / "classifier.ckpt", map_location="cpu", weights_only=False)
+    state, groups = old["lr_schedulers"][0], old["optimizer_states"][0]["param_groups"]
+    assert "_schedule_phases" in state  # torch's format, written before vlc's schedule was its own
+    resumed = schedule(2 * state["total_steps"])
+    keys = ("lr", "momentum", "initial_lr", "max_lr", "min_lr", "max_momentum", "base_momentum")
+    resumed.optimizer.param_groups[0].update({k: groups[0][k] for k in keys})
+    resumed.load_state_dict(state)
+    assert resumed.last_epoch == state["last_epoch"] and resumed.total_steps == 2 * state["total_steps"]
+    assert "planned for 6 steps and now has 12" in capsys.readouterr().err
+    fresh = schedule(2 * state["total_steps"])
+    fresh.optimizer.param_groups[0].update({k: groups[0][k] for k in keys})
+    assert resumed.get_last_lr()[0] == fresh.values(state["last_epoch"])[0][0]
 
 
 def fit_args(root) -> list[str]:

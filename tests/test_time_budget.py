@@ -13,7 +13,7 @@ from faults import CLOCK, FakeTime
 from helpers import CONFIGS, TINY_NET, events, write_tinyimagenet30
 
 import vlc.callbacks.time_budget
-from vlc.callbacks.time_budget import steps_in_budget
+from vlc.callbacks.time_budget import duration, steps_in_budget
 from vlc.cli import main
 
 RUN = os.path.join("tinyimagenet30-cnn", "version_0")
@@ -93,3 +93,13 @@ def test_a_schedule_that_cannot_be_resized_is_warned_about(data, capsys):
     assert "vlc: warning: trainer.max_time (40 s) will stop this run after about " in err
     assert "of its 900 steps" in err and "cannot be resized to the budget" in err
     assert err.count("vlc: warning: trainer.max_time") == 1  # once
+
+
+def test_the_budget_is_read_exactly_from_lightnings_public_timer_api():
+    """``duration`` reads ``max_time`` through ``Timer.time_remaining`` alone (no private ``_duration``)."""
+    timer = lightning.pytorch.callbacks.Timer(duration={"minutes": 15, "seconds": 0.3})
+    timer.load_state_dict({"time_elapsed": {"train": 123.456}})  # a resumed run: part of the budget is spent
+    timer.on_train_start(None, None)  # the training clock runs
+    assert duration(timer) == 900.3, "Lightning's Timer no longer leaves the whole budget to a stage a fit never runs"
+    assert timer.time_remaining() < 900.3 - 123.4
+    assert lightning.pytorch.callbacks.Timer().time_remaining() is None  # no budget

@@ -7,10 +7,10 @@ from types import SimpleNamespace
 import pytest
 import torch
 from cifar_helpers import write_cifar_pickles
-from helpers import CONFIGS, TINY_NET, events, run_fails, write_tinyimagenet30
+from helpers import CONFIGS, TINY_AIRBENCH, events, run_fails, write_tinyimagenet30
 
 from vlc.cli import main
-from vlc.models import ImageBackbone
+from vlc.models import ResidualCNN
 from vlc.tasks.classifier import ImageClassifier
 from vlc.tasks.optim import configure, param_groups
 
@@ -29,7 +29,7 @@ def cifar_args(variant: str, root, *extra: str) -> list[str]:
         "--trainer.max_epochs=1",
         "--trainer.max_time=null",
         "--trainer.log_every_n_steps=1",
-        *TINY_NET,
+        *TINY_AIRBENCH,
         *extra,
     ]
 
@@ -44,7 +44,7 @@ def work(tmp_path_factory):
     os.chdir(work)
     try:
         tin = ["--config", str(CONFIGS / "tinyimagenet30" / "airbench.yaml"), f"--data.root={work / 'tin'}"]
-        main(["fit", *tin, "--data.batch_size=6", "--trainer.max_epochs=1", "--trainer.max_time=null", *TINY_NET])
+        main(["fit", *tin, "--data.batch_size=6", "--trainer.max_epochs=1", "--trainer.max_time=null", *TINY_AIRBENCH])
         yield work
     finally:
         os.chdir(cwd)
@@ -117,7 +117,7 @@ def test_bad_init_from_and_freeze(work, capsys):
 
 
 def test_param_groups_split_the_head_from_the_backbone():
-    model = ImageClassifier(backbone=partial(ImageBackbone, widths=[8, 32], stem_width=8), num_classes=10)
+    model = ImageClassifier(backbone=partial(ResidualCNN, widths=[8, 32], stem_width=8), num_classes=10)
     model.backbone.freeze("blocks:2")
     groups = param_groups(model, 0.1)
     assert [g["name"] for g in groups] == ["head", "pretrained"] and groups[1]["lr_scale"] == 0.1
@@ -126,7 +126,7 @@ def test_param_groups_split_the_head_from_the_backbone():
 
 
 def test_one_cycle_max_lr_follows_the_lr_scale():
-    model = ImageClassifier(backbone=partial(ImageBackbone, widths=[8, 16], stem_width=8), num_classes=10)
+    model = ImageClassifier(backbone=partial(ResidualCNN, widths=[8, 16], stem_width=8), num_classes=10)
     module = SimpleNamespace(trainer=SimpleNamespace(estimated_stepping_batches=10, max_epochs=1, callbacks=[]))
     scheduler = partial(torch.optim.lr_scheduler.OneCycleLR, max_lr=0.2, total_steps=None)
     out = configure(module, param_groups(model, 0.25), partial(torch.optim.SGD, lr=0.1), scheduler)

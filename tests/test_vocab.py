@@ -3,7 +3,7 @@ import json
 import pytest
 import torch
 
-from vlc.data.vocab import Vocabulary, tokenize
+from vlc.vocabulary import Vocabulary, tokenize
 
 
 @pytest.fixture

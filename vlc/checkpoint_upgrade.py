@@ -2,17 +2,44 @@
 
 Before the one-backbone redesign a classifier held ``net`` (``ResidualCNN`` or ``TorchvisionNet``: ``net.features``
 and ``net.head``) and its normalisation as hyper-parameters; a captioner held an ``ImageEncoder`` and a decoder named
-by a string with flat decoder arguments. Until 1005777 a captioner's decoding and scoring options were flat
-arguments too (``decoding: beam``, ``beam_width: 5``, ``meteor: false``, ...). Every reader of a checkpoint (the
-CLI, ``init_from``, Lightning's own restore through the tasks' ``on_load_checkpoint``) calls :func:`upgrade`, which
-does nothing to a current one.
+by a string with flat decoder arguments. Before the backbone families, both held one ``ImageBackbone`` whose
+``name`` chose the network, with the union of every family's options, and a captioner's decoding and scoring
+options were flat arguments (``decoding: beam``, ``beam_width: 5``, ``meteor: false``, ...). Every reader of a
+checkpoint (the CLI, ``init_from``, Lightning's own restore through the tasks' ``on_load_checkpoint``) calls
+:func:`upgrade`, which does nothing to a current one.
 """
 
 from typing import Any
 
 import torch
 
+TASK_KEY = "vlc_task"
+"""Where a checkpoint records the task that wrote it: ``{"class_path": ..., "kind": classification|captioning}``."""
+
 BACKBONE = "vlc.models.ImageBackbone"
+"""The class of both tasks' backbones before the families, chosen by ``name``."""
+PREPROCESSING = ("image_size", "mean", "std", "channels_last")
+"""``ImageBackbone`` options that every family keeps."""
+OLD_FAMILIES = {  # name -> the family's class and its options with the defaults the old ImageBackbone gave them
+    "cnn": (
+        "vlc.models.ResidualCNN",
+        {"widths": [32, 64, 128, 256], "depths": 1, "stem_width": 32, "batch_norm": True},
+    ),
+    "airbench": (
+        "vlc.models.AirbenchNet",
+        {
+            "widths": [32, 64, 128, 256],
+            "whiten": False,
+            "identity_init": False,
+            "bn_momentum": 0.1,
+            "bn_eps": 1e-5,
+            "bn_scale": True,
+            "stem_stride": 1,
+        },
+    ),
+}
+TORCHVISION = ("vlc.models.TorchvisionBackbone", {"name": None, "weights": None})
+"""Any other ``name`` (always given then): a torchvision network."""
 DECODING = ("beam_width", "max_len", "length_penalty", "min_len", "no_repeat_ngram", "banned_endings", "num_captions")
 """The flat arguments that are now fields of the captioner's ``decoding`` (with ``decoding`` itself: ``strategy``)."""
 SCORING = ("tokenizer", "meteor", "num_samples", "baselines")
@@ -26,10 +53,15 @@ def upgrade(checkpoint: dict[str, Any]) -> dict[str, Any]:
     hparams = checkpoint.get("hyper_parameters")
     if not isinstance(hparams, dict):
         return checkpoint
+    if TASK_KEY not in checkpoint and ("vocab" in hparams or "num_classes" in hparams):
+        _record_task(checkpoint, hparams)
     if isinstance(hparams.get("net"), dict):
         _upgrade_classifier(hparams, checkpoint["state_dict"])
     if isinstance(hparams.get("encoder"), dict) and hparams["encoder"].get("class_path") == "vlc.models.ImageEncoder":
         _upgrade_encoder(hparams)
+    for key in ("backbone", "encoder"):
+        if isinstance(hparams.get(key), dict) and hparams[key].get("class_path") == BACKBONE:
+            hparams[key] = _upgrade_backbone(hparams[key].get("init_args") or {})
     if isinstance(hparams.get("decoder"), str):
         _upgrade_decoder(hparams)
     if isinstance(hparams.get("decoding"), str):  # every older captioner saved it (default greedy)
@@ -38,6 +70,16 @@ def upgrade(checkpoint: dict[str, Any]) -> dict[str, Any]:
         checkpoint["state_dict"]["glove"] = checkpoint.pop("glove")
         hparams["glove_path"] = hparams.get("glove_path") or STORED_GLOVE
     return checkpoint
+
+
+def _record_task(checkpoint: dict, hparams: dict) -> None:
+    """The task of a checkpoint written before vlc recorded it: a vocabulary means a captioner."""
+    captioner = "vocab" in hparams
+    checkpoint[TASK_KEY] = {
+        "class_path": hparams.get("_class_path")
+        or ("vlc.tasks.ImageCaptioner" if captioner else "vlc.tasks.ImageClassifier"),
+        "kind": "captioning" if captioner else "classification",
+    }
 
 
 def _upgrade_classifier(hparams: dict, state: dict) -> None:
@@ -76,6 +118,17 @@ def _upgrade_encoder(hparams: dict) -> None:
     args["name"] = args.pop("backbone", "cnn")
     args.pop("init_from", None)
     hparams["encoder"] = {"class_path": BACKBONE, "init_args": args}
+
+
+def _upgrade_backbone(args: dict) -> dict:
+    """``ImageBackbone(name=..., <every family's options>)`` -> the family's ``{class_path, init_args}``.
+
+    Options of other families were at their defaults (the old class refused others) and are dropped; the family's
+    options missing from ``args`` take the old class's defaults (not the family's own), so the network is the same.
+    """
+    class_path, options = OLD_FAMILIES.get(args.get("name", "cnn"), TORCHVISION)
+    init_args = {**options, **{k: v for k, v in args.items() if k in options or k in PREPROCESSING}}
+    return {"class_path": class_path, "init_args": init_args}
 
 
 def _upgrade_decoder(hparams: dict) -> None:

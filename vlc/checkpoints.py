@@ -1,8 +1,7 @@
 """Finding, reading and checking vlc checkpoints: every way a checkpoint file reaches a run goes through here.
 
-Layout: ``vlc.callbacks.Checkpoint`` writes each run's checkpoints to ``checkpoints/<experiment>/<version>/``
-(``last.ckpt`` and ``best-*.ckpt``), and records the run (log folder name and version) inside each file, so that
-a resumed run continues its own logs and an evaluation is filed under the run it evaluated.
+Where the files lie is ``vlc.runs``; each checkpoint records its run (log folder name and version), so that a
+resumed run continues its own logs and an evaluation is filed under the run it evaluated (:func:`run_of`).
 """
 
 import importlib
@@ -11,41 +10,12 @@ from typing import Any
 
 import torch
 
-from vlc.checkpoint_upgrade import upgrade
+from vlc.checkpoint_upgrade import TASK_KEY, upgrade
 from vlc.errors import UserError
+from vlc.runs import LAST
 
-CHECKPOINTS = Path("checkpoints")
-LAST = "last.ckpt"
 KEYWORDS = ("last", "best", "auto")
 """``--ckpt_path`` values vlc resolves itself (besides a file or a folder)."""
-
-
-# -- where runs keep their checkpoints --------------------------------------------------------------------------
-def experiment_folder(name: str | None) -> Path:
-    """``checkpoints/<experiment>``: where the runs of an experiment (the logger's name) keep their checkpoints.
-
-    Without a logger (``logger: false``) there are no run names: ``checkpoints/`` itself, which holds one
-    ``version_<n>`` folder per run (:func:`new_unlogged_run`).
-    """
-    return CHECKPOINTS / name if name else CHECKPOINTS
-
-
-def new_unlogged_run() -> Path:
-    """A new, empty ``checkpoints/version_<n>`` for a run without a logger: the next number, claimed by creating it."""
-    CHECKPOINTS.mkdir(parents=True, exist_ok=True)
-    taken = [int(p.name[8:]) for p in CHECKPOINTS.glob("version_*") if p.name[8:].isdigit()]
-    number = max(taken, default=-1) + 1
-    while True:
-        try:
-            (CHECKPOINTS / f"version_{number}").mkdir()
-            return CHECKPOINTS / f"version_{number}"
-        except FileExistsError:  # another run took it meanwhile
-            number += 1
-
-
-def run_folder(name: str | None, version: str | None) -> Path:
-    """``checkpoints/<experiment>/<version>``: the checkpoint folder of one run."""
-    return experiment_folder(name) / version if name and version else experiment_folder(name)
 
 
 # -- finding ---------------------------------------------------------------------------------------------------
@@ -146,14 +116,9 @@ def _first_line(err: BaseException) -> str:
 
 
 def task_class(checkpoint: dict) -> type | None:
-    """The LightningModule class that wrote ``checkpoint`` (from its hyper-parameters), None if unknown."""
-    hparams = checkpoint.get("hyper_parameters") or {}
-    class_path = hparams.get("_class_path")
-    if class_path is None:
-        class_path = "vlc.tasks.ImageCaptioner" if "vocab" in hparams else "vlc.tasks.ImageClassifier"
-        if "vocab" not in hparams and "num_classes" not in hparams:
-            return None
-    return import_class(class_path)
+    """The LightningModule class that wrote ``checkpoint`` (as it records it), None if unknown."""
+    record = checkpoint.get(TASK_KEY)
+    return import_class(record["class_path"]) if isinstance(record, dict) and "class_path" in record else None
 
 
 def import_class(class_path: str) -> type | None:
@@ -215,7 +180,7 @@ def check_task(checkpoint: dict, path: str, configured: type | None, subcommand:
     if configured is None or issubclass(saved, configured) or issubclass(configured, saved):
         return
     hint = {
-        "predict": f"predict with configs/predict/{'caption' if 'Caption' in saved.__name__ else 'classify'}.yaml",
+        "predict": f"predict with {saved.PREDICT_CONFIG}",
         "fit": "resume it with the config it was trained with",
     }.get(subcommand, "evaluate it with the config it was trained with")
     raise UserError(
@@ -256,7 +221,7 @@ def check_fits(module: torch.nn.Module, checkpoint: dict, path: str) -> None:
 
 
 def _check_vocab(saved: dict, current: dict, path: str) -> None:
-    from vlc.data.vocab import Vocabulary, vocab_difference
+    from vlc.vocabulary import Vocabulary, vocab_difference
 
     try:
         saved_vocab = Vocabulary.from_dict(saved)

@@ -8,8 +8,8 @@ from pathlib import Path
 import torch
 import yaml
 
-from vlc.data.text import read_text
 from vlc.errors import UserError
+from vlc.text_files import read_text
 
 TRAINER_MINIMUMS = {
     "max_epochs": (-1, "-1 (no limit) or more"),

@@ -23,18 +23,13 @@ from pathlib import Path
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from tensorboard.backend.event_processing.event_file_loader import EventFileLoader
 
-from vlc.callbacks.run_record import RUN_FILE, read_run
-from vlc.checkpoints import LAST, read, run_of, task_class
+from vlc.checkpoints import read, run_of, task_class
 from vlc.csv_cells import write_rows
 from vlc.errors import UserError
+from vlc.runs import EVENTS, LAST, METRICS, RUN_FILE, STAGES, read_run
 
-EVENTS = "events.out.tfevents.*"
-METRICS = "metrics.csv"
-"""What a CSV logger writes (``epoch``, ``step`` and one column per logged value)."""
 MARKERS = (EVENTS, RUN_FILE, METRICS)
 """Files that make a folder a run's log folder."""
-STAGES = ("validate", "test")
-"""Sub-folders of a run that hold evaluations of its checkpoints."""
 STAGE_PREFIXES = ("val/", "test/")
 """The tags of an evaluation's scores."""
 
@@ -174,7 +169,7 @@ def logged_seconds(folder: Path) -> float | None:
 
 
 def task_of(tags: set[str]) -> str | None:
-    """``classification`` or ``captioning`` from the tags a folder logged."""
+    """``classification`` or ``captioning`` from the tags a folder logged (runs without ``run.yaml``'s ``kind``)."""
     if {"val/acc", "test/acc"} & tags:
         return "classification"
     if {"val/bleu_4", "test/bleu_4"} & tags:
@@ -196,7 +191,8 @@ def summarize(folder: Path) -> dict:
         raise NotARun("nothing logged and no run.yaml: a run stopped, or still setting up, before training")
     kind = "fit" if any(tag.startswith("train/") for tag in values) else record.get("stage")
     kind = kind or ("test" if any(tag.startswith("test/") for tag in values) else "validate")
-    row = {"run": str(folder), "kind": kind, "task": task_of(set(values)) or TASK_OF_CLASS.get(record.get("task"))}
+    task = record.get("kind") or TASK_OF_CLASS.get(record.get("task")) or task_of(set(values))  # older runs: tags
+    row = {"run": str(folder), "kind": kind, "task": task}
     status = record.get("status")
     row["status"] = "incomplete" if status == "running" else status
     if kind == "fit":
@@ -223,7 +219,7 @@ def from_checkpoint(folder: Path) -> dict:
     checkpoint = _checkpoint(folder)
     if isinstance(checkpoint, str):
         raise NotARun(checkpoint)
-    task = TASK_OF_CLASS.get(getattr(task_class(checkpoint), "__name__", None))
+    task = getattr(task_class(checkpoint), "KIND", None)
     latest = checkpoint.get("vlc_val_scores") or {}
     row = {"run": str(folder), "kind": "fit", "task": task, "status": None, "from": LAST}
     row.update(final_and_best({tag: [value] for tag, value in latest.items()}, task))

@@ -2,7 +2,7 @@
 
 import argparse
 
-from vlc.data.build_tinyimagenet30 import build_tinyimagenet30
+from vlc.data.datasets.build_tinyimagenet30 import build_tinyimagenet30
 
 
 def main(argv: list[str]) -> None:

@@ -3,11 +3,10 @@
 Run once per vlc version worth keeping, from a checkout of that version (its ``vlc`` package first on the path):
 
     git worktree add /tmp/vlc-old COMMIT
-    cd /tmp/vlc-old && PYTHONPATH=/tmp/vlc-old python /work/main/tests/legacy/make_checkpoints.py OUT_DIR
+    cd /tmp/vlc-old && PYTHONPATH=/tmp/vlc-old python /work/main/tests/legacy/make_checkpoints.py OUT_DIR LAYOUT
 
-``RUNS`` are written in the command-line options of the versions before the one-backbone redesign; with ``caption``
-as second argument, ``CAPTION_RUNS`` (the options of 1005777, flat decoding and scoring arguments) are written
-instead (``tests/legacy/1005777-caption``).
+LAYOUT names the command-line keys of that version: ``net`` (1769cae, b42ee2e) or ``name`` (1005777); ``caption``
+(1005777 too, into ``tests/legacy/1005777-caption``) writes a captioner with its flat decoding and scoring arguments.
 
 Each checkpoint is a tiny network trained for one short epoch on the embedded shapes data; beside it the predictions
 that version made for ``images/`` (``<name>.csv``), which a later vlc must reproduce from the same file.
@@ -22,8 +21,15 @@ from vlc.cli import main
 
 HERE = Path(__file__).resolve().parent
 CONFIGS = Path.cwd() / "configs"
+
+
+def airbench(key: str) -> list[str]:
+    """A tiny airbench network for ``model.<key>`` (``backbone`` or ``encoder``) in the ``name`` layout."""
+    return [f"--model.{key}.{arg}" for arg in ("name=airbench", "widths=[8, 16, 16]", "identity_init=true")]
+
+
 COMMON = ["--trainer.max_epochs=1", "--trainer.enable_progress_bar=false", "--seed_everything=0"]
-RUNS = {
+NET_RUNS = {  # 1769cae, b42ee2e: the classifier's ``net``, the captioner's flat decoder arguments
     "classifier": [
         "--config",
         str(CONFIGS / "demo" / "classify.yaml"),
@@ -61,6 +67,55 @@ RUNS = {
         "--data.batch_size=32",
     ],
 }
+NAME_RUNS = {  # 1005777: ``model.backbone``/``model.encoder`` an ImageBackbone chosen by ``name``, decoder classes
+    "classifier": [
+        "--config",
+        str(CONFIGS / "demo" / "classify.yaml"),
+        "--model.backbone.widths=[8, 16]",
+        "--model.backbone.stem_width=8",
+        "--model.freeze=blocks:1",
+        "--model.flip_average=true",
+        "--data.num_images=256",
+        "--data.num_test=64",
+        "--data.batch_size=32",
+    ],
+    "classifier-airbench": [
+        "--config",
+        str(CONFIGS / "demo" / "classify.yaml"),
+        *airbench("backbone"),
+        "--model.backbone.whiten=true",
+        "--model.backbone.bn_scale=false",  # bn_momentum and bn_eps keep the values a network named airbench had
+        "--data.num_images=256",
+        "--data.num_test=64",
+        "--data.batch_size=32",
+    ],
+    "captioner-lstm": [
+        "--config",
+        str(CONFIGS / "demo" / "caption.yaml"),
+        *airbench("encoder"),
+        "--model.encoder.stem_stride=2",  # no whitening: the captioning data modules cannot sample images (1005777)
+        "--model.decoder=vlc.models.LSTMDecoder",
+        "--model.decoder.embed_dim=8",
+        "--model.decoder.hidden_dim=32",
+        "--model.decoder.num_layers=2",
+        "--model.train_embeddings=false",
+        "--model.glove_path=GLOVE",
+        "--trainer.precision=32-true",
+        "--data.num_images=256",
+        "--data.batch_size=32",
+    ],
+    "captioner-attention": [
+        "--config",
+        str(CONFIGS / "demo" / "caption.yaml"),
+        "--model.encoder.widths=[8, 16]",
+        "--model.encoder.stem_width=8",
+        "--model.decoder.hidden_dim=32",
+        "--model.decoder.embed_dim=16",
+        "--model.decoder.attention_dim=16",
+        "--data.num_images=256",
+        "--data.batch_size=32",
+    ],
+}
 CAPTION_RUNS = {
     "captioner-lstm": [
         "--config",
@@ -86,6 +141,7 @@ CAPTION_RUNS = {
         "--data.batch_size=32",
     ],
 }
+RUNS = {"net": NET_RUNS, "name": NAME_RUNS, "caption": CAPTION_RUNS}
 WORDS = "a an the red green blue yellow circle square triangle left right of above below to is and small big"
 
 
@@ -95,7 +151,7 @@ def run(name: str, args: list[str], out: Path, work: Path) -> None:
     main(["fit", *args, *COMMON])
     ckpt = next(Path("checkpoints").rglob("last.ckpt"))
     shutil.copy(ckpt, out / f"{name}.ckpt")
-    task = "classify" if name == "classifier" else "caption"
+    task = "classify" if name.startswith("classifier") else "caption"
     main(
         [
             "predict",
@@ -112,7 +168,7 @@ def run(name: str, args: list[str], out: Path, work: Path) -> None:
 if __name__ == "__main__":
     out = Path(sys.argv[1]).resolve()
     out.mkdir(parents=True, exist_ok=True)
-    for name, args in (CAPTION_RUNS if sys.argv[2:] == ["caption"] else RUNS).items():
+    for name, args in RUNS[sys.argv[2]].items():
         work = Path(f"/tmp/legacy-{name}")
         shutil.rmtree(work, ignore_errors=True)
         work.mkdir()

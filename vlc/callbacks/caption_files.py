@@ -4,9 +4,9 @@ from pathlib import Path
 
 import lightning as L
 
-from vlc.data.vocab import Vocabulary
 from vlc.metrics.caption_samples import caption_samples_figure, caption_samples_markdown
 from vlc.metrics.figures import log_figure
+from vlc.vocabulary import Vocabulary
 
 
 class CaptionSamples(L.Callback):
@@ -20,7 +20,7 @@ class CaptionSamples(L.Callback):
         self.samples: dict | None = None
 
     def on_validation_batch_end(self, trainer, pl_module, outputs, batch, batch_idx: int, dataloader_idx: int = 0):
-        if outputs is not None and not trainer.sanity_checking:
+        if outputs is not None and not trainer.sanity_checking:  # the first batch's samples (ImageCaptioner)
             self.samples = outputs
 
     def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:

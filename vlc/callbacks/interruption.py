@@ -38,6 +38,11 @@ def progress(trainer: L.Trainer, signal_name: str | None = None) -> Progress:
     return Progress(signal_name, trainer.current_epoch, trainer.global_step, last, last_step)
 
 
+def spawned(trainer: L.Trainer) -> bool:
+    """Whether ``trainer`` runs in processes it spawned (``ddp_spawn``), this one only waiting for them."""
+    return isinstance(trainer.strategy.launcher, _MultiProcessingLauncher)
+
+
 class Interruption(L.Callback):
     """Turns SIGTERM and SIGINT into a graceful stop inside the training loop and an immediate one elsewhere.
 
@@ -62,6 +67,8 @@ class Interruption(L.Callback):
         self.signal: str | None = None
         self.pending = False
         self.in_loop = False
+        self.step_before = 0  # the global step when the current training batch began
+        self.stepped = False  # whether the latest training batch stepped the optimizer (not accumulating)
         self.previous: dict[int, object] = {}
         self.pid = os.getpid()
         self.workers: _MultiProcessingLauncher | None = None  # ddp_spawn: the launcher of the processes that train
@@ -86,8 +93,9 @@ class Interruption(L.Callback):
             training: whether it fits (a signal then stops the workers after a batch; otherwise at once).
         """
         launcher = trainer.strategy.launcher
-        if type(launcher) is not _MultiProcessingLauncher:
+        if type(launcher) is not _MultiProcessingLauncher:  # Lightning's own: not XLA's, not one already replaced
             return
+        # private, as SpawnLauncher is (Lightning-AI/pytorch-lightning#9303): the strategy gets vlc's launcher
         self.workers = SpawnLauncher(trainer.strategy, start_method=launcher._start_method)
         trainer.strategy._launcher = self.workers
         self.stop_workers = multiprocessing.get_context(launcher._start_method).Event() if training else None
@@ -127,23 +135,42 @@ class Interruption(L.Callback):
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self.in_loop = False
 
+    def on_train_batch_start(self, trainer: L.Trainer, pl_module: L.LightningModule, batch, batch_idx) -> None:
+        self.step_before = trainer.global_step
+
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs, batch, batch_idx) -> None:
+        self.stepped = trainer.global_step != self.step_before
         self._agree(trainer)
 
     def on_validation_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self.held, trainer._signal_connector.received_sigterm = trainer.received_sigterm, False  # not mid-way
+        self.held = trainer.received_sigterm
+        request_stop(trainer, False)  # not mid-way
 
     def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        trainer._signal_connector.received_sigterm = getattr(self, "held", False)
+        request_stop(trainer, getattr(self, "held", False))
         self._agree(trainer)
 
     def _agree(self, trainer: L.Trainer) -> None:
         """Set Lightning's stop flag (it stops after this batch) when this or, under DDP, any process was signalled."""
-        if not self.in_loop or trainer.fit_loop._should_accumulate():  # never between accumulated batches
+        if not self.in_loop or not self.stepped:  # never between accumulated batches
             return
         asked = self.stop_workers is not None and self.stop_workers.is_set()  # by ddp_spawn's main process
         if trainer.strategy.reduce_boolean_decision(self.pending or asked, all=False):
-            trainer._signal_connector.received_sigterm = True
+            request_stop(trainer)
+
+
+# Private Lightning API, kept where Lightning has no public equivalent (tests/test_private_api.py fails loudly when
+# it changes): its stop flag (request_stop) and the ddp_spawn launcher (SpawnLauncher, spawned).
+
+
+def request_stop(trainer: L.Trainer, stop: bool = True) -> None:
+    """Set (or clear) Lightning's SIGTERM flag: the fit stops after the current batch with its ``SIGTERMException``.
+
+    Lightning has no public way to ask for this stop (``Trainer.received_sigterm`` is read-only; ``should_stop``
+    ends the epoch as complete, which a mid-epoch resume cannot continue), and its own SIGTERM handling does not
+    stop every DDP process at the same step (Lightning-AI/pytorch-lightning#20806).
+    """
+    trainer._signal_connector.received_sigterm = stop
 
 
 def _interruption(trainer: L.Trainer) -> Interruption:
@@ -157,6 +184,11 @@ class SpawnLauncher(_MultiProcessingLauncher):
     the main process, where nothing trained, and an interrupted worker hands nothing back, so the main process
     waited for it forever. Here the workers call those hooks, rank 0 hands back its :class:`Progress`, and the main
     process stops with Lightning's ``SIGTERMException``.
+
+    Private: Lightning's launcher has no public hook for a worker's exception (a failing ddp worker leaves the
+    others and the main process waiting, Lightning-AI/pytorch-lightning#9303, closed as won't fix), so this
+    overrides ``_wrapping_function`` and ``_recover_results_in_main_process`` and calls ``_interrupt`` and
+    ``Trainer._teardown`` as Lightning's own error path does.
     """
 
     def _wrapping_function(self, process_idx: int, trainer: L.Trainer | None, *args, **kwargs) -> None:

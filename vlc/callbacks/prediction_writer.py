@@ -13,8 +13,8 @@ import torch.distributed as dist
 from lightning.pytorch.callbacks import BasePredictionWriter
 
 from vlc.csv_cells import FORMULA_STARTS, write_rows
-from vlc.data.image_io import IMAGE_SUFFIXES
 from vlc.errors import UserError, warn
+from vlc.images import IMAGE_SUFFIXES
 
 
 def _cell(value: Any) -> Any:
@@ -43,6 +43,7 @@ class PredictionWriter(BasePredictionWriter):
             raise UserError(f"writer.output must end in .csv or .json, got {output!r}")
         self.output, self.submission = Path(output), submission
         self.rows: list[dict] = []
+        self.report: list[str] = []  # what was written, printed at teardown
 
     def on_predict_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self.rows = []
@@ -68,6 +69,7 @@ class PredictionWriter(BasePredictionWriter):
             return
         bad = getattr(datamodule, "bad_images", None)  # every process checked every file: no gathering
         self._write_outputs(trainer, [], [vars(u) for u in bad.found] if bad else [], submission=False)
+        self.teardown(trainer, pl_module, stage)
         folder = datamodule.predict_folder() if hasattr(datamodule, "predict_folder") else "data.predict_dir"
         suffixes = ", ".join(sorted(IMAGE_SUFFIXES))
         raise UserError(f"{folder}: no readable images (expected {suffixes} files; see {self.skipped_file})")
@@ -86,13 +88,19 @@ class PredictionWriter(BasePredictionWriter):
         skipped = sorted({row["path"]: row for row in skipped}.values(), key=lambda row: row["path"])
         _write(self.output, lambda f: self._predictions(f, rows), "writer.output")
         _write(self.skipped_file, lambda f: _skipped(f, skipped), "writer.output")
-        print(f"wrote {len(rows)} predictions to {self.output}")
-        print(f"skipped {len(skipped)} files that could not be read, listed in {self.skipped_file}")
+        self.report = [f"wrote {len(rows)} predictions to {self.output}"]
+        self.report.append(f"skipped {len(skipped)} files that could not be read, listed in {self.skipped_file}")
         if submission:
             if "class_index" not in (rows[0] if rows else {"class_index": 0}):
                 raise UserError("writer.submission: a submission file needs a classifier's predictions")
             _write(Path(self.submission), lambda f: self._submission(f, rows), "writer.submission")
-            print(f"wrote the submission ({len(rows)} rows) to {self.submission}")
+            self.report.append(f"wrote the submission ({len(rows)} rows) to {self.submission}")
+
+    def teardown(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        """Say what was written, once the progress bar has finished its line."""
+        if self.report:
+            print("\n".join(self.report))
+        self.report = []
 
     def _predictions(self, f, rows: list[dict]) -> int:
         if self.output.suffix.lower() == ".json":

@@ -16,8 +16,8 @@ from lightning.pytorch.cli import SaveConfigCallback
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from vlc.errors import Diverged, UserError, warn
+from vlc.runs import RUN_FILE, read_run
 
-RUN_FILE = "run.yaml"
 PACKAGES = ("vlc", "torch", "torchvision", "lightning", "torchmetrics", "numpy", "pillow")
 
 
@@ -42,14 +42,6 @@ def git_state(folder: Path) -> dict | None:
     if commit.returncode != 0:
         return None
     return {"commit": commit.stdout.strip(), "uncommitted_changes": bool(status.stdout.strip())}
-
-
-def read_run(folder: str | Path) -> dict:
-    """The ``run.yaml`` of a log folder, or ``{}`` when it has none (older runs) or it cannot be read."""
-    try:
-        return yaml.safe_load((Path(folder) / RUN_FILE).read_text()) or {}
-    except (OSError, yaml.YAMLError):
-        return {}
 
 
 def outcome(exception: BaseException) -> str:

@@ -17,6 +17,7 @@ import time
 
 import lightning as L
 from lightning.pytorch.callbacks import Timer
+from lightning.pytorch.trainer.states import RunningStage
 
 from vlc.errors import warn
 from vlc.tasks.schedules import OneCycleLR
@@ -25,6 +26,14 @@ from vlc.tasks.schedules import OneCycleLR
 def minutes(seconds: float) -> str:
     """``seconds`` for a message: ``15 min`` or ``42 s``."""
     return f"{seconds / 60:.0f} min" if seconds >= 90 else f"{seconds:.0f} s"
+
+
+def duration(timer: Timer) -> float:
+    """The budget of Lightning's ``timer`` in seconds (``trainer.max_time``), exactly, from its public API alone.
+
+    A fit never predicts: the time its ``Timer`` leaves to the predicting stage is the whole budget.
+    """
+    return timer.time_remaining(RunningStage.PREDICTING)
 
 
 def steps_in_budget(left: float, step_time: float, val_time: float, steps_between_vals: float) -> int:
@@ -64,7 +73,7 @@ class TimeBudget(L.Callback):
     def timer(trainer: L.Trainer) -> Timer | None:
         """Lightning's ``Timer`` of ``max_time``, when the run has a budget."""
         timer = next((cb for cb in trainer.callbacks if isinstance(cb, Timer)), None)
-        return timer if timer is not None and timer._duration is not None else None
+        return timer if timer is not None and timer.time_remaining() is not None else None
 
     @staticmethod
     def schedule(trainer: L.Trainer) -> OneCycleLR | None:
@@ -94,7 +103,7 @@ class TimeBudget(L.Callback):
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self.first_step, self.start = trainer.global_step, None
         schedule, timer = self.schedule(trainer), self.timer(trainer)
-        if schedule is not None and timer is not None and schedule.budget != timer._duration:
+        if schedule is not None and timer is not None and schedule.budget != duration(timer):
             self.sized = False  # not sized yet, or resumed with another budget: time and size again
 
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs, batch, batch_idx) -> None:
@@ -128,7 +137,7 @@ class TimeBudget(L.Callback):
         step_time = (time.monotonic() - self.start[0] - self.paused) / (trainer.global_step - self.start[1])
         step_time = trainer.strategy.broadcast(step_time)  # every process sizes alike
         val_time = self.val_time if self.val_time is not None else 0.0
-        left = timer.time_remaining() - self.margin * timer._duration
+        left = timer.time_remaining() - self.margin * duration(timer)
         fits = trainer.global_step + steps_in_budget(left, step_time, val_time, self.steps_between_vals(trainer))
         planned = trainer.estimated_stepping_batches
         if schedule is None:
@@ -142,11 +151,11 @@ class TimeBudget(L.Callback):
         fits = max(trainer.global_step + 1, min(fits, planned))
         first = not self.sized
         self.sized = True
-        schedule.resize(fits, timer._duration)
+        schedule.resize(fits, duration(timer))
         if trainer.is_global_zero and (first or fits != total):
             planned_note = "" if math.isinf(planned) else f" of the {planned} steps planned"
             print(
-                f"vlc: time budget{how}: trainer.max_time {minutes(timer._duration)} fits about {fits}{planned_note} "
+                f"vlc: time budget{how}: trainer.max_time {minutes(duration(timer))} fits about {fits}{planned_note} "
                 f"({step_time:.3f} s a step, {val_time:.1f} s a validation): the one-cycle schedule now ends at "
                 f"step {fits}, where the run stops",
                 flush=True,
@@ -157,7 +166,7 @@ class TimeBudget(L.Callback):
             return
         self.warned = True
         warn(
-            f"trainer.max_time ({minutes(timer._duration)}) will stop this run after about {fits} of its {planned} "
+            f"trainer.max_time ({minutes(duration(timer))}) will stop this run after about {fits} of its {planned} "
             f"steps ({fits / planned:.0%}, at {step_time:.2f} s a step): its learning-rate schedule cannot be "
             "resized to the budget (vlc.tasks.OneCycleLR stepped per step can) and will not finish. Raise "
             "trainer.max_time or lower trainer.max_epochs"

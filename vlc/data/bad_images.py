@@ -1,9 +1,11 @@
-"""Images a run cannot read, found at once rather than one per re-run, and what the run then does.
+"""What a run does with image files it cannot read: the one policy, for every dataset, loader and data module.
 
-They are found in three places: a header check of every file before training (:func:`check_files`), the image
-cache build (:mod:`vlc.data.image_cache`) and, without a cache, the first pass over the files: a dataset returns
-an :class:`Unreadable` in place of the sample, the loader's collate function leaves it out of the batch and
-passes it beside the batch (:class:`SkipUnreadable`), and the data module records it (:meth:`BadImages.take`).
+Why a file cannot be read is the reason of a :class:`vlc.images.BadImage` (the reader's header check or decoding);
+everything else is here. Bad files are found in three places: a header check of every file before training
+(:func:`check_files`), the image cache build (:mod:`vlc.data.image_cache`) and, without a cache, the first pass
+over the files: a dataset returns an :class:`Unreadable` in place of the sample (:func:`read_or_unreadable`), the
+loader's collate function leaves it out of the batch and passes it beside the batch (:class:`SkipUnreadable`), and
+the data module records it (:meth:`BadImages.take`); ``vlc.callbacks.BadImageCheck`` gives the verdict after the pass.
 
 ``data.bad_images`` decides: ``stop`` (the default) names every bad file, one warning line each, and stops with
 a count; ``skip`` leaves them out with the same warnings and a count, but still stops when more than
@@ -15,13 +17,16 @@ from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-import lightning as L
+import torch
 from torch.utils.data import default_collate
 
-from vlc.data.image_io import ImageReader
 from vlc.errors import UserError, warn
+from vlc.images import BadImage, ImageReader
+
+if TYPE_CHECKING:
+    import lightning as L
 
 Policy = Literal["stop", "skip"]
 
@@ -32,6 +37,17 @@ class Unreadable:
 
     path: str
     reason: str
+
+
+def read_or_unreadable(reader: ImageReader, path: str | Path) -> torch.Tensor | Unreadable:
+    """The image at ``path`` (``reader``'s tensor), or an :class:`Unreadable` saying why not.
+
+    What every dataset of files returns in place of a sample it cannot read, and what the cache build records.
+    """
+    try:
+        return reader(path)
+    except BadImage as bad:
+        return Unreadable(bad.path, bad.reason)
 
 
 @dataclass

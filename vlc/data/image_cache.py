@@ -5,31 +5,16 @@ more than half of the available memory is not built: the data module then decode
 The tensor is allocated once at its final size and filled in place, so the peak is the cache itself.
 """
 
-import os
 from collections.abc import Sequence
 from pathlib import Path
 
 import torch
 from PIL import Image
 
-from vlc.data.bad_images import BadImages, check_files
-from vlc.data.image_io import BadImage, ImageReader
+from vlc.data.bad_images import BadImages, Unreadable, check_files, read_or_unreadable
 from vlc.errors import UserError, warn
-
-
-def available_memory() -> int | None:
-    """Bytes of memory available to new allocations now (Linux ``MemAvailable``, else free pages), None if unknown."""
-    try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except (OSError, ValueError):
-        pass
-    try:
-        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    except (AttributeError, ValueError, OSError):  # no sysconf (Windows) or no such name (macOS)
-        return None
+from vlc.images import ImageReader
+from vlc.memory import available_memory
 
 
 def load_readable(
@@ -110,10 +95,9 @@ def read_images(paths: Sequence[Path], reader: ImageReader, bad: BadImages) -> t
     images: torch.Tensor | None = None
     kept: list[int] = []
     for i, path in enumerate(paths):
-        try:
-            image = reader(path)
-        except BadImage as err:
-            bad.add(path, err.reason)
+        image = read_or_unreadable(reader, path)
+        if isinstance(image, Unreadable):
+            bad.add(path, image.reason)
             continue
         if images is None:
             images = torch.empty((len(paths), *image.shape), dtype=torch.uint8)  # the final size, allocated once

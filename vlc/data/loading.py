@@ -18,7 +18,7 @@ import lightning as L
 import numpy as np
 import torch
 import torch.distributed as dist
-from torch.utils.data import DataLoader, Dataset, DistributedSampler
+from torch.utils.data import DataLoader, Dataset, Sampler
 
 from vlc.data.bad_images import SkipUnreadable
 
@@ -33,12 +33,13 @@ def mix(*numbers: int) -> int:
     return int(np.random.SeedSequence([abs(int(n)) for n in numbers]).generate_state(2, np.uint64)[0] >> np.uint64(1))
 
 
-class EpochSampler(DistributedSampler):
+class EpochSampler(Sampler[int]):
     """The indices ``0..n-1``, shuffled by ``(seed, epoch)`` alone (or in order), resumable in mid-epoch.
 
     Under DDP each process takes every ``world_size``-th index of the same order (padded like torch's
-    ``DistributedSampler``); being one, it is left in place by Lightning, which would otherwise wrap it in a sampler
-    of its own that reshuffles. Lightning calls :meth:`set_epoch` before each epoch. ``start_at``, when given, is
+    ``DistributedSampler``): vlc's trainer has ``use_distributed_sampler: false`` (``vlc.cli.TRAINER_DEFAULTS``), so
+    Lightning leaves it in place instead of wrapping it in a sampler of its own that reshuffles. Lightning calls
+    :meth:`set_epoch` before each epoch. ``start_at``, when given, is
     asked once, when the first epoch is iterated (after Lightning has restored a checkpoint: the loader itself may be
     built before), for ``(epoch, indices of this process's share already consumed)``; the iteration starts after
     those.
@@ -52,7 +53,7 @@ class EpochSampler(DistributedSampler):
     """
 
     def __init__(self, n: int, shuffle: bool, seed: int, start_at: Callable[[], tuple[int, int]] | None = None):
-        # not DistributedSampler.__init__, which needs the process group: the ranks are read when iterating
+        # the ranks are read when iterating: the process group may not exist yet
         self.n, self.shuffle, self.seed, self.start_at, self.epoch = n, shuffle, seed, start_at, 0
 
     def set_epoch(self, epoch: int) -> None:

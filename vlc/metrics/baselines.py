@@ -7,7 +7,7 @@ C. L. Zitnick, "Exploring Nearest Neighbor Approaches for Image Captioning", arX
 J. Devlin et al., "Language Models for Image Captioning: The Quirks and What Works", ACL 2015).
 
 Both baselines work on the CIDEr n-gram space of the training references: captions tokenized with
-:func:`vlc.data.vocab.tokenize`, 1- to 4-gram counts weighted by the IDF ``log(N) - log(df)``, where ``N`` is the
+:func:`vlc.vocabulary.tokenize`, 1- to 4-gram counts weighted by the IDF ``log(N) - log(df)``, where ``N`` is the
 number of training images and ``df`` the number of images whose references hold the n-gram (as pycocoevalcap's
 CIDEr-D computes it on the training set). Everything is plain torch on sparse (entry list) vectors.
 """
@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from vlc.data.vocab import tokenize
+from vlc.vocabulary import tokenize
 
 ORDERS = 4  # 1- to 4-grams, as CIDEr
 SIGMA = 6.0  # CIDEr-D's length penalty

@@ -6,8 +6,8 @@ from typing import Any, Literal
 import torch
 import torch.nn.functional as F
 
-from vlc.data.vocab import Vocabulary
 from vlc.metrics.caption_metric import CaptionMetric, Tokenizer
+from vlc.vocabulary import Vocabulary
 
 Weighting = Literal["idf", "mean"]
 """How the word vectors of a caption are averaged: see :class:`CaptionCosineSimilarity`."""

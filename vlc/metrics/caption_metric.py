@@ -8,8 +8,8 @@ import torch
 from torchmetrics import Metric
 from torchmetrics.utilities.data import dim_zero_cat
 
-from vlc.data.vocab import tokenize
 from vlc.metrics.ptb import ptb_tokenize, require_ptb
+from vlc.vocabulary import tokenize
 
 Tokenizer = Literal["vlc", "ptb"]
 """How captions are split into words before scoring: see :class:`CaptionMetric`."""
@@ -53,7 +53,7 @@ class CaptionMetric(Metric):
 
     ``tokenizer`` says how ``compute()`` splits captions and references into words:
 
-    - ``"vlc"``: :func:`vlc.data.vocab.tokenize` (lower case, ``wordpunct`` split, punctuation dropped), the
+    - ``"vlc"``: :func:`vlc.vocabulary.tokenize` (lower case, ``wordpunct`` split, punctuation dropped), the
       words the vocabulary and the training targets are made of. Pure Python.
     - ``"ptb"``: :func:`vlc.metrics.ptb.ptb_tokenize`, the Stanford PTBTokenizer of the official COCO caption
       evaluation (pycocoevalcap), so that scores are comparable with published COCO results. It keeps

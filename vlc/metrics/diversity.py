@@ -6,8 +6,8 @@ from typing import Any
 import torch
 from torchmetrics import Metric
 
-from vlc.data.vocab import tokenize
 from vlc.metrics.caption_metric import cat_state, from_bytes, to_bytes
+from vlc.vocabulary import tokenize
 
 
 class CaptionDiversity(Metric):
@@ -16,7 +16,7 @@ class CaptionDiversity(Metric):
     ``compute()`` returns a dict of three scalar tensors (float32):
 
     - ``distinct_captions``: the number of distinct generated captions divided by the number of captions, in
-      ``(0, 1]``. Captions are compared as their :func:`vlc.data.vocab.tokenize` tokens (so ``"A dog."`` and
+      ``(0, 1]``. Captions are compared as their :func:`vlc.vocabulary.tokenize` tokens (so ``"A dog."`` and
       ``"a dog"`` are the same caption). A model that gives every image the same sentence scores ``1 / N``.
     - ``ended``: the share of captions for which the decoder produced ``<end>`` (rather than stopping at the
       length limit), in ``[0, 1]``, as the ``ended`` flags given to ``update()`` say.

@@ -7,13 +7,13 @@ import torch
 from jsonargparse.typing import NonNegativeInt
 from torchmetrics import MetricCollection
 
-from vlc.data.vocab import Vocabulary
 from vlc.metrics.bleu import CorpusBLEU
 from vlc.metrics.caption_cosine import CaptionCosineSimilarity
 from vlc.metrics.cider import CIDErD
 from vlc.metrics.diversity import CaptionDiversity
 from vlc.metrics.meteor import Meteor, meteor_available
 from vlc.metrics.rouge import RougeL
+from vlc.vocabulary import Vocabulary
 
 
 @dataclass(frozen=True)
@@ -24,7 +24,7 @@ class Scoring:
     with ``--ckpt_path``, these values replace the checkpoint's.
 
     Args:
-        tokenizer: how captions are split into words before scoring: ``vlc`` (``vlc.data.vocab.tokenize``) or
+        tokenizer: how captions are split into words before scoring: ``vlc`` (``vlc.vocabulary.tokenize``) or
             ``ptb`` (the Stanford PTB tokenizer of the official COCO evaluation, through pycocoevalcap; needs
             Java): BLEU, CIDEr-D and ROUGE-L then equal the COCO evaluation server's.
         meteor: also compute METEOR (needs Java; starts a Java process per evaluation, a few seconds); without

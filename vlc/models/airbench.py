@@ -16,9 +16,9 @@ grid and costs what it costs at 32 px:
     (B, 3, 64, 64) -> stem (B, 24, 32, 32) -> group1 (B, 64, 16, 16) -> group2 (B, 256, 8, 8)
     -> group3 (B, 256, 4, 4) -> pool (B, 256, 2, 2)
 
-What the paper adds to the plain network is a set of switches (see
-:func:`airbench_net`), so that an ablation can turn each off: the whitening stem fitted to the training data, the
-identity initialisation of the 3x3 convolutions and airbench's batch-norm settings. The output is scaled by 1/9, as
+What the paper adds to the plain network is a set of switches (:class:`AirbenchNet`'s options, the paper's values
+their defaults), so that an ablation can turn each off: the whitening stem fitted to the training data, the identity
+initialisation of the 3x3 convolutions and airbench's batch-norm settings. The output is scaled by 1/9, as
 airbench scales its logits (the classifier's linear head follows).
 """
 
@@ -26,10 +26,14 @@ import math
 from collections import OrderedDict
 from collections.abc import Callable
 from functools import partial
+from typing import Any
 
 import torch
 import torch.nn.functional as F
+from jsonargparse.typing import ClosedUnitInterval, PositiveFloat, PositiveInt
 from torch import nn
+
+from vlc.models.backbone import ImageBackbone
 
 PATCH = 2
 """Side of the whitening stem's patches (airbench's ``kernel_size``)."""
@@ -155,30 +159,18 @@ class Scale(nn.Module):
 
 def airbench_net(
     widths: list[int],
-    whiten: bool = True,
-    identity_init: bool = True,
-    bn_momentum: float = 0.4,
-    bn_eps: float = 1e-12,
-    bn_scale: bool = False,
-    stem_stride: int = 1,
+    whiten: bool,
+    identity_init: bool,
+    bn_momentum: float,
+    bn_eps: float,
+    bn_scale: bool,
+    stem_stride: int,
 ) -> nn.Sequential:
     """The airbench body: ``(B, 3, H, W) -> (B, widths[-1], h, w)``, ``h = 1`` at 32 px (see the module docstring).
 
     Children: ``stem`` (the 2x2 convolution, 3 -> 24 channels, no padding), ``act``, ``group1 ...`` (one conv group
     per width), ``pool`` (3x3 max pool, in ceil mode so that grids of other sizes than 3x3 lose no border) and
-    ``scale`` (x 1/9). The defaults are airbench94's; ``ImageBackbone``
-    passes its own (those of a plain network) unless a config sets them.
-
-    Args:
-        widths: channels of each conv group (airbench: ``[64, 256, 256]``).
-        whiten: the stem is a :class:`PatchWhitening` layer, fitted to training images (``ImageBackbone.
-            init_from_data``) and then fixed; otherwise an ordinary trained 2x2 convolution of the same shape.
-        identity_init: identity-initialise the first ``in_channels`` filters of every 3x3 convolution.
-        bn_momentum: momentum of the batch norms' running statistics, in torch's convention (airbench's
-            ``batchnorm_momentum: 0.6`` is torch's 0.4).
-        bn_eps: the batch norms' ``eps``.
-        bn_scale: learn the batch norms' scale; otherwise it stays 1 and only their bias is learnt.
-        stem_stride: step of the stem (airbench: 1; 2: non-overlapping patches, for 64 px images).
+    ``scale`` (x 1/9). The arguments are :class:`AirbenchNet`'s.
     """
     if whiten:
         stem = PatchWhitening(stride=stem_stride)
@@ -193,3 +185,56 @@ def airbench_net(
     layers["pool"] = nn.MaxPool2d(3, ceil_mode=True)  # 3x3 -> 1x1 at 32 px; ceil: no row or column left out
     layers["scale"] = Scale(OUTPUT_SCALE)
     return nn.Sequential(layers)
+
+
+class AirbenchNet(ImageBackbone):
+    """The airbench network as a backbone, for 32 px images (64 px with ``stem_stride: 2``).
+
+    The defaults are airbench94's. In a config: ``class_path: vlc.models.AirbenchNet``; the body's children are
+    those of :func:`airbench_net`.
+
+    Args:
+        widths: channels of each conv group (the grid has ``widths[-1]`` channels).
+        whiten: the stem is a :class:`PatchWhitening` layer, fitted to training images (:meth:`init_from_data`) and
+            then fixed; ``false``: an ordinary trained 2x2 convolution of the same shape.
+        identity_init: identity-initialise the first ``in_channels`` filters of every 3x3 convolution.
+        bn_momentum: momentum of the batch norms' running statistics, in torch's convention (airbench's
+            ``batchnorm_momentum: 0.6`` is torch's 0.4).
+        bn_eps: the batch norms' ``eps``.
+        bn_scale: learn the batch norms' scale; ``false``: it stays 1 and only their bias is learnt.
+        stem_stride: step of the stem: 1 (airbench, 32 px images) or 2 (non-overlapping patches: 64 px images cost
+            what 32 px ones cost, and a checkpoint fits either setting).
+        **kwargs: the preprocessing of :class:`ImageBackbone` (``image_size``, ``mean``, ``std``, ``channels_last``).
+    """
+
+    def __init__(
+        self,
+        widths: list[int] = [64, 256, 256],  # noqa: B006 (jsonargparse needs a visible default)
+        whiten: bool = True,
+        identity_init: bool = True,
+        bn_momentum: ClosedUnitInterval = 0.4,
+        bn_eps: PositiveFloat = 1e-12,
+        bn_scale: bool = False,
+        stem_stride: PositiveInt = 1,
+        **kwargs: Any,
+    ) -> None:
+        body = airbench_net(widths, whiten, identity_init, bn_momentum, bn_eps, bn_scale, stem_stride)
+        super().__init__(body, widths[-1], **kwargs)
+
+    @property
+    def whitening(self) -> PatchWhitening | None:
+        """The whitening stem (the body's first layer), or None with ``whiten: false``."""
+        return next((m for m in self.body.modules() if isinstance(m, PatchWhitening)), None)
+
+    @torch.no_grad()
+    def init_from_data(self, images: torch.Tensor) -> str | None:
+        """Fit the whitening stem to the 2x2 patches of ``images``; what was done, or None without whitening.
+
+        ``images``: a sample of training images, uint8 ``(N, 3, H, W)``, preprocessed here as :meth:`forward` does.
+        The filters are buffers, so checkpoints carry them.
+        """
+        layer = self.whitening
+        if layer is None:
+            return None
+        layer.fit(self.preprocess(images.to(self.mean.device)))
+        return f"backbone: whitening stem fitted to the 2x2 patches of {len(images):,} training images"

@@ -2,28 +2,25 @@
 
 The classifier puts pooling, dropout and a linear head on top; the captioner pools the grid into one vector (Show and
 Tell) or flattens it into annotation vectors (Show, Attend and Tell). Both tasks build, initialise, freeze and
-transfer it the same way, so a classifier's backbone is a captioner's encoder by loading the same module.
+transfer it the same way, so a classifier's backbone is a captioner's encoder by loading the same module. Each
+family of networks is a subclass that owns its options (``vlc/models/cnn.py``, ``airbench.py``,
+``torchvision_body.py``); this base holds what they share: preprocessing, freezing and loading weights.
 """
 
-import inspect
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-from jsonargparse.typing import ClosedUnitInterval, PositiveFloat, PositiveInt
+from jsonargparse.typing import PositiveInt
 from torch import nn
 
 from vlc.checkpoints import classifier_backbone
-from vlc.data.image_io import resize
-from vlc.errors import UserError, given
-from vlc.models.airbench import PatchWhitening, airbench_net
-from vlc.models.cnn import residual_cnn
+from vlc.errors import UserError
+from vlc.images import resize
 from vlc.models.memory_format import to_channels_last
-from vlc.models.torchvision_body import build_torchvision, torchvision_body
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
-INCEPTION_MEAN = INCEPTION_STD = (0.5, 0.5, 0.5)  # torchvision's inception_v3 weights expect [-1, 1] inputs
 
 
 def matches(name: str, prefix: str) -> bool:
@@ -61,99 +58,42 @@ class LoadReport:
 class ImageBackbone(nn.Module):
     """A CNN body that maps uint8 images ``(B, 3, H, W)`` to a feature grid ``(B, num_features, h, w)``.
 
-    The backbone owns its preprocessing: one resize (bilinear, antialiased) to ``image_size`` and one
+    The base of the backbone families, which build the body from their own options and pass the rest here:
+    :class:`~vlc.models.ResidualCNN` (vlc's CNN), :class:`~vlc.models.AirbenchNet` (Jordan 2024) and
+    :class:`~vlc.models.TorchvisionBackbone` (resnet18, resnet50, inception_v3...); a config chooses one by its
+    ``class_path``. The backbone owns its preprocessing: one resize (bilinear, antialiased) to ``image_size`` and one
     normalisation, held in persistent buffers, so a checkpoint always feeds its network what it was trained on.
-    Pre-trained ``weights`` are not read here: the task loads them (:meth:`load_pretrained`) when it starts
-    fitting from scratch, so a checkpoint never needs the weights file again; nor are the statistics of the training
-    data that some layers are computed from (airbench's whitening stem): the task passes a sample of the training
-    images to :meth:`init_from_data` at the same moment.
+    Pre-trained weights are not read here: the task loads them (:meth:`load_pretrained`) when it starts fitting from
+    scratch, so a checkpoint never needs the weights file again; nor are the statistics of the training data that
+    some layers are computed from (airbench's whitening stem): the task passes a sample of the training images to
+    :meth:`init_from_data` at the same moment.
 
     Args:
-        name: ``cnn`` (vlc's residual CNN), ``airbench`` (Jordan 2024, for 32 px images, 64 px with ``stem_stride:
-            2``: ``vlc.models.airbench``) or a torchvision classifier such as ``resnet18``, ``resnet50`` (224 px) or
-            ``inception_v3`` (299 px), cut before its global average pooling.
-        weights: torchvision networks only: a weights name (``DEFAULT``, ``IMAGENET1K_V2``; downloaded once when
-            online) or the path of a local state dict (offline machines); ``null`` for random weights.
+        body: the network, ``(B, 3, S, S) -> (B, num_features, h, w)``; its tensors are saved as ``body.*``.
+        num_features: channels of the grid.
         image_size: every input is resized to ``image_size x image_size`` first (``null``: used as given).
-        mean: per-channel mean of the normalisation (0-1 scale); ``null``: ImageNet's (inception_v3: 0.5).
-        std: per-channel standard deviation of the normalisation; ``null`` as for ``mean``.
-        widths: ``cnn`` and ``airbench``: channels of each stage (the grid has ``widths[-1]`` channels; airbench:
-            ``[64, 256, 256]``).
-        depths: ``cnn`` only: residual blocks per stage.
-        stem_width: ``cnn`` only: channels of the stem convolution.
-        batch_norm: ``cnn`` only: batch normalisation after every convolution.
+        mean: per-channel mean of the normalisation (0-1 scale); ``null``: ImageNet's.
+        std: per-channel standard deviation of the normalisation; ``null``: ImageNet's.
         channels_last: run the convolutions in channels-last memory format (faster on CPUs and tensor cores), except
             the few that a oneDNN bug breaks in that layout (``vlc.models.memory_format``).
-        whiten: ``airbench`` only: its 2x2 stem whitens image patches, its filters computed from training images
-            (:meth:`init_from_data`) and then fixed; ``false``: an ordinary trained convolution of the same shape.
-        identity_init: ``airbench`` only: the first ``in_channels`` filters of every 3x3 convolution start as the
-            identity.
-        bn_momentum: ``airbench`` only: momentum of the batch norms' running statistics, torch's convention
-            (airbench: 0.4).
-        bn_eps: ``airbench`` only: the batch norms' ``eps`` (airbench: 1e-12).
-        bn_scale: ``airbench`` only: learn the batch norms' scale; ``false``: fixed at 1, only the bias is learnt
-            (airbench).
-        stem_stride: ``airbench`` only: step of its 2x2 stem; 1 (airbench, 32 px images) or 2 (non-overlapping
-            patches: 64 px images cost what 32 px ones cost, and a checkpoint fits either setting).
     """
 
     def __init__(
         self,
-        name: str = "cnn",
-        weights: str | None = None,
+        body: nn.Module,
+        num_features: int,
         image_size: PositiveInt | None = None,
         mean: tuple[float, float, float] | None = None,
         std: tuple[float, float, float] | None = None,
-        widths: list[int] = [32, 64, 128, 256],  # noqa: B006 (jsonargparse needs a visible default)
-        depths: int | list[int] = 1,
-        stem_width: int = 32,
-        batch_norm: bool = True,
         channels_last: bool = True,
-        whiten: bool = False,
-        identity_init: bool = False,
-        bn_momentum: ClosedUnitInterval = 0.1,
-        bn_eps: PositiveFloat = 1e-5,
-        bn_scale: bool = True,
-        stem_stride: PositiveInt = 1,
     ) -> None:
         super().__init__()
-        self.name, self.weights = name, given(weights)
-        self.image_size, self.channels_last = image_size, channels_last
-        if name in ("cnn", "airbench") and self.weights is not None:
-            raise UserError(f"backbone weights apply to torchvision networks; for {name} use model.init_from")
-        options = dict(
-            whiten=whiten,
-            identity_init=identity_init,
-            bn_momentum=bn_momentum,
-            bn_eps=bn_eps,
-            bn_scale=bn_scale,
-            stem_stride=stem_stride,
-        )
-        if name != "airbench" and (changed := _non_default(options)):
-            raise UserError(f"backbone {', '.join(changed)}: options of the airbench network only, not of {name}")
-        if name == "cnn":
-            self.body, self.num_features = residual_cnn(widths, depths, stem_width, batch_norm), widths[-1]
-        elif name == "airbench":
-            self.body, self.num_features = airbench_net(widths, **options), widths[-1]
-        else:
-            self.body = torchvision_body(name)
-            self.num_features = self._probe_channels()
-        default_mean, default_std = (
-            (INCEPTION_MEAN, INCEPTION_STD) if name == "inception_v3" else (IMAGENET_MEAN, IMAGENET_STD)
-        )
+        self.body = to_channels_last(body) if channels_last else body
+        self.num_features, self.image_size, self.channels_last = num_features, image_size, channels_last
         # persistent: the normalisation travels in the checkpoint with the weights (and with init_from)
-        self.register_buffer("mean", torch.tensor(mean or default_mean, dtype=torch.float32).view(1, 3, 1, 1) * 255)
-        self.register_buffer("std", torch.tensor(std or default_std, dtype=torch.float32).view(1, 3, 1, 1) * 255)
-        if channels_last:
-            self.body = to_channels_last(self.body)
+        self.register_buffer("mean", torch.tensor(mean or IMAGENET_MEAN, dtype=torch.float32).view(1, 3, 1, 1) * 255)
+        self.register_buffer("std", torch.tensor(std or IMAGENET_STD, dtype=torch.float32).view(1, 3, 1, 1) * 255)
         self.frozen_batch_norms: list[nn.Module] = []
-
-    @torch.no_grad()
-    def _probe_channels(self) -> int:
-        """Channels of the grid, from one small forward pass in eval mode (75 px suits inception_v3)."""
-        channels = self.body.eval()(torch.zeros(1, 3, 75, 75)).shape[1]
-        self.body.train()
-        return channels
 
     def preprocess(self, images: torch.Tensor) -> torch.Tensor:
         """The network's input: a uint8 (or 0-255 float) batch ``(B, 3, H, W)`` resized and normalised."""
@@ -173,36 +113,20 @@ class ImageBackbone(nn.Module):
 
     # -- initialisation ------------------------------------------------------------------------------------------
     def load_pretrained(self) -> str | None:
-        """Load the torchvision ``weights`` into the body; what was loaded, or None without weights.
-
-        Raises:
-            UserError: weights that are neither a weights name nor a fitting state-dict file, or that cannot be
-                downloaded (offline: at once, saying how to pass a local file).
-        """
-        if self.weights is None:
-            return None
-        full = build_torchvision(self.name, self.weights).state_dict()
-        self.body.load_state_dict({k: full[k] for k in self.body.state_dict()})
-        return f"backbone: {self.name} weights {self.weights}"
+        """Load the family's pre-trained weights into the body; what was loaded, or None (here: none to load)."""
+        return None
 
     @property
-    def whitening(self) -> PatchWhitening | None:
-        """The layer computed from training data (airbench's whitening stem), or None."""
-        return next((m for m in self.body.modules() if isinstance(m, PatchWhitening)), None)
+    def whitening(self) -> nn.Module | None:
+        """The layer computed from training data (airbench's whitening stem), or None (here: none)."""
+        return None
 
-    @torch.no_grad()
     def init_from_data(self, images: torch.Tensor) -> str | None:
-        """Compute the layers that are statistics of the training data from ``images``; what was done, or None.
+        """Compute the layers that are statistics of the training ``images``; what was done, or None (here: none).
 
-        ``images``: a sample of training images, uint8 ``(N, 3, H, W)``, preprocessed here as :meth:`forward` does.
-        The whitening stem (the body's first layer) gets the whitening filters of their 2x2 patches; they are
-        buffers, so checkpoints carry them. None when the backbone has no such layer.
+        ``images``: a sample of training images, uint8 ``(N, 3, H, W)``.
         """
-        layer = self.whitening
-        if layer is None:
-            return None
-        layer.fit(self.preprocess(images.to(self.mean.device)))
-        return f"backbone: whitening stem fitted to the 2x2 patches of {len(images):,} training images"
+        return None
 
     def load_classifier_checkpoint(self, path: str | Path, key: str = "model.init_from") -> LoadReport:
         """Copy in the backbone tensors of a vlc classification checkpoint whose names and shapes fit.
@@ -222,8 +146,8 @@ class ImageBackbone(nn.Module):
         if not set(fitting) - {"mean", "std"}:
             raise UserError(
                 f"{key}: none of the {len(source)} backbone tensors of {path} fit this backbone "
-                f"(another network? e.g. {(report.mismatched or report.new)[:1]}); set the backbone's name, "
-                "widths, depths and stem_width to those it was trained with"
+                f"(another network? e.g. {(report.mismatched or report.new)[:1]}); set the backbone's class_path "
+                "and options (e.g. widths, depths, stem_width) to those it was trained with"
             )
         self.load_state_dict(fitting, strict=False)
         return report
@@ -236,8 +160,8 @@ class ImageBackbone(nn.Module):
         release the layers it fine-tunes.
 
         Args:
-            spec: ``none``; ``all``; ``blocks:N`` (the first N children of the body: for ``cnn`` the stem and
-                the first N-1 blocks); or a list of layer names of the body such as ``[0, 1]`` or ``[conv1,
+            spec: ``none``; ``all``; ``blocks:N`` (the first N children of the body: for ``ResidualCNN`` the
+                stem and the first N-1 blocks); or a list of layer names of the body such as ``[0, 1]`` or ``[conv1,
                 layer1]`` (dotted names reach deeper, e.g. ``layer4.0``).
 
         Raises:
@@ -280,9 +204,3 @@ class ImageBackbone(nn.Module):
         for module in self.frozen_batch_norms:
             module.eval()
         return self
-
-
-def _non_default(values: dict) -> list[str]:
-    """The names in ``values`` whose value differs from its default in :class:`ImageBackbone`."""
-    parameters = inspect.signature(ImageBackbone.__init__).parameters
-    return [name for name, value in values.items() if value != parameters[name].default]

@@ -29,7 +29,7 @@ from torch import Tensor
 from vlc.errors import UserError
 
 if TYPE_CHECKING:
-    from vlc.data.vocab import Vocabulary
+    from vlc.vocabulary import Vocabulary
 
 
 class StepDecoder(Protocol):

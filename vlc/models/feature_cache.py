@@ -14,8 +14,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from vlc.data.image_cache import available_memory
 from vlc.errors import warn
+from vlc.memory import available_memory
 
 DTYPES = {"float32": torch.float32, "float16": torch.float16}
 """Storage dtypes by name (a numpy memory map cannot hold bfloat16)."""

@@ -6,8 +6,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from vlc.data.vocab import Vocabulary
 from vlc.errors import UserError, warn
+from vlc.vocabulary import Vocabulary
 
 
 def _check_length(path: Path, lineno: int, fields: list[str], dim: int) -> None:
@@ -89,7 +89,7 @@ def load_glove(
 
     Args:
         path: GloVe text file.
-        words: Vocabulary words in index order (e.g. :attr:`vlc.data.vocab.Vocabulary.words`).
+        words: Vocabulary words in index order (e.g. :attr:`vlc.vocabulary.Vocabulary.words`).
         std: Standard deviation of the random vectors.
         seed: Seed of the random vectors.
 

@@ -2,12 +2,16 @@
 
 from collections import OrderedDict
 from pathlib import Path
+from typing import Any
 
 import torch
 import torchvision
 from torch import nn
 
 from vlc.errors import UserError, given
+from vlc.models.backbone import ImageBackbone
+
+INCEPTION_MEAN = INCEPTION_STD = (0.5, 0.5, 0.5)  # torchvision's inception_v3 weights expect [-1, 1] inputs
 
 
 def load_weights(model: nn.Module, name: str, weights: str) -> None:
@@ -81,3 +85,55 @@ def torchvision_body(name: str) -> nn.Sequential:
             return nn.Sequential(layers)
         layers[child_name] = child
     raise UserError(f"torchvision {name}: no global average pooling layer to cut at; use e.g. resnet50 or inception_v3")
+
+
+@torch.no_grad()
+def probe_channels(body: nn.Module) -> int:
+    """Channels of ``body``'s grid, from one small forward pass in eval mode (75 px suits inception_v3)."""
+    channels = body.eval()(torch.zeros(1, 3, 75, 75)).shape[1]
+    body.train()
+    return channels
+
+
+class TorchvisionBackbone(ImageBackbone):
+    """A torchvision classifier cut before its global average pooling, with its pre-trained weights if asked.
+
+    In a config: ``class_path: vlc.models.TorchvisionBackbone`` with ``name``. The body's children keep their
+    torchvision names (``conv1``, ``layer4``, ``Mixed_7c``), as :meth:`ImageBackbone.freeze` names them.
+
+    Args:
+        name: a torchvision classification model, e.g. ``resnet18``, ``resnet50`` (224 px) or ``inception_v3``
+            (299 px).
+        weights: a weights name (``DEFAULT``, ``IMAGENET1K_V2``; downloaded once when online) or the path of a local
+            state dict (offline machines); ``null`` for random weights. Read by :meth:`load_pretrained`.
+        mean: per-channel mean of the normalisation (0-1 scale); ``null``: ImageNet's (inception_v3: 0.5).
+        std: per-channel standard deviation of the normalisation; ``null`` as for ``mean``.
+        **kwargs: the rest of :class:`ImageBackbone`'s preprocessing (``image_size``, ``channels_last``).
+    """
+
+    def __init__(
+        self,
+        name: str,
+        weights: str | None = None,
+        mean: tuple[float, float, float] | None = None,
+        std: tuple[float, float, float] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        if name == "inception_v3":
+            mean, std = mean or INCEPTION_MEAN, std or INCEPTION_STD
+        body = torchvision_body(name)
+        super().__init__(body, probe_channels(body), mean=mean, std=std, **kwargs)
+        self.name, self.weights = name, given(weights)
+
+    def load_pretrained(self) -> str | None:
+        """Load the torchvision ``weights`` into the body; what was loaded, or None without weights.
+
+        Raises:
+            UserError: weights that are neither a weights name nor a fitting state-dict file, or that cannot be
+                downloaded (offline: at once, saying how to pass a local file).
+        """
+        if self.weights is None:
+            return None
+        full = build_torchvision(self.name, self.weights).state_dict()
+        self.body.load_state_dict({k: full[k] for k in self.body.state_dict()})
+        return f"backbone: {self.name} weights {self.weights}"

@@ -10,9 +10,10 @@ trained with), once the data module is set up, and checkpoints carry them.
 """
 
 import lightning as L
+from lightning.pytorch.utilities import rank_zero_only
 
 from vlc.checkpoint_upgrade import upgrade
-from vlc.checkpoints import fill_metric_states
+from vlc.checkpoints import TASK_KEY, fill_metric_states
 from vlc.errors import UserError
 from vlc.models.backbone import ImageBackbone
 from vlc.tasks.hparams import log_parameter_counts
@@ -23,7 +24,10 @@ class Task(L.LightningModule):
     """A LightningModule with an :class:`ImageBackbone` named by ``BACKBONE`` and an optional ``init_from``."""
 
     KIND: str
-    """``classification`` or ``captioning``: written in ``run.yaml`` and read back by ``vlc compare`` and the hints."""
+    """``classification`` or ``captioning``: written in ``run.yaml`` and checkpoints, read back by ``vlc compare``."""
+
+    PREDICT_CONFIG: str
+    """The example config of ``vlc predict`` for this task's checkpoints."""
 
     BACKBONE = "backbone"
     """The attribute that holds the task's image backbone."""
@@ -47,7 +51,7 @@ class Task(L.LightningModule):
             return
         self.pretrained_loaded = True
         for report in self.pretrained_reports():
-            if report and (self._trainer is None or self.trainer.is_global_zero):
+            if report and rank_zero_only.rank == 0:  # the trainer's global rank (0 before one is attached)
                 print(report)
 
     def pretrained_reports(self) -> list[str | None]:
@@ -95,6 +99,10 @@ class Task(L.LightningModule):
             self, hparams.get("pretrained_lr_scale", 1.0), self.BACKBONE, hparams.get("norm_bias_lr_scale", 1.0)
         )
         return configure(self, params, self.optimizer, self.scheduler, self.hparams.scheduler_interval)
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        cls = type(self)
+        checkpoint[TASK_KEY] = {"class_path": f"{cls.__module__}.{cls.__qualname__}", "kind": self.KIND}
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         upgrade(checkpoint)  # a checkpoint of an earlier vlc version

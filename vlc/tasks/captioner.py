@@ -16,12 +16,12 @@ from torchmetrics.text import Perplexity
 from vlc.callbacks.caption_baselines import CaptionBaselines
 from vlc.callbacks.caption_files import CaptionSamples, VocabularyFile
 from vlc.callbacks.feature_cache import FeatureCaching
-from vlc.data.vocab import Vocabulary
 from vlc.errors import UserError, warn
 from vlc.metrics.meteor import meteor_available
 from vlc.metrics.scoring import Scoring
 from vlc.models.backbone import ImageBackbone
 from vlc.models.caption_alignment import caption_loss, shift_captions
+from vlc.models.cnn import ResidualCNN
 from vlc.models.decoding import Decoding
 from vlc.models.feature_cache import CachedEncoder
 from vlc.models.glove import glove_embeddings
@@ -29,6 +29,7 @@ from vlc.models.lstm_decoder import LSTMDecoder
 from vlc.tasks.base import Task
 from vlc.tasks.hparams import log_final_hparams, plain
 from vlc.tasks.optim import zero_loss
+from vlc.vocabulary import Vocabulary
 
 
 def adam(params: Any) -> torch.optim.Optimizer:
@@ -50,8 +51,10 @@ class ImageCaptioner(Task):
     (``vlc.callbacks.caption_baselines``) and the feature cache's lifetime (``vlc.callbacks.feature_cache``).
 
     Args:
-        encoder: the image encoder, called with no argument; in YAML ``class_path: vlc.models.ImageBackbone``
-            with its ``init_args`` (name, weights, image_size).
+        encoder: the image encoder, called with no argument; in YAML the ``class_path`` of a backbone family
+            (``vlc.models.ResidualCNN``, ``AirbenchNet`` or ``TorchvisionBackbone``) with its ``init_args``;
+            ``null``: a ``ResidualCNN`` with its defaults (a default class would hand its options, e.g. its
+            ``widths``, to the class a config names: jsonargparse keeps the options two classes share).
         decoder: the caption decoder, called as ``decoder(vocab_size, feature_dim, pad_idx)``; in YAML
             ``class_path: vlc.models.LSTMDecoder`` or ``vlc.models.AttentionLSTMDecoder`` with its ``init_args``.
         freeze_encoder: the encoder's layers kept fixed, weights and batch-norm statistics: ``true`` (all; its
@@ -90,6 +93,7 @@ class ImageCaptioner(Task):
     """
 
     KIND = "captioning"
+    PREDICT_CONFIG = "configs/predict/caption.yaml"
     BACKBONE = "encoder"
     EVALUATION_ARGS = ("decoding", "scoring")
     """Arguments that change how captions are decoded and scored, not the weights: their values given with
@@ -98,7 +102,7 @@ class ImageCaptioner(Task):
 
     def __init__(
         self,
-        encoder: Callable[[], ImageBackbone] = ImageBackbone,
+        encoder: Callable[[], ImageBackbone] | None = None,
         decoder: Callable[[int, int, int], nn.Module] = LSTMDecoder,
         freeze_encoder: bool | str | list[str | int] = False,
         finetune_from_epoch: NonNegativeInt = 0,
@@ -130,7 +134,7 @@ class ImageCaptioner(Task):
         self.save_hyperparameters()  # through the CLI, encoder/decoder/optimizer/scheduler are saved as their config
         self.hparams.update(plain({**self.hparams, "decoding": self.decoding, "scoring": self.scoring}))
         self.optimizer, self.scheduler = optimizer, scheduler
-        self.encoder = encoder()
+        self.encoder = (encoder or ResidualCNN)()
         self.decoder = decoder(len(self.vocab), self.encoder.num_features, Vocabulary.PAD)
         if glove_path:  # filled when fitting starts; a checkpoint holds the vectors (caption cosine scores with them)
             self.register_buffer("glove", torch.zeros_like(self.decoder.embedding.weight))

@@ -21,6 +21,7 @@ from vlc.data.augment import evaluation_views
 from vlc.errors import UserError
 from vlc.metrics.figures import confusion_matrix_figure, log_figure, roc_figure
 from vlc.models.backbone import ImageBackbone
+from vlc.models.cnn import ResidualCNN
 from vlc.tasks.base import Task
 from vlc.tasks.hparams import log_final_hparams, plain
 from vlc.tasks.optim import default_optimizer, zero_loss
@@ -45,8 +46,10 @@ class ImageClassifier(Task):
     normalises them itself, so a checkpoint carries its preprocessing and prediction cannot apply another one.
 
     Args:
-        backbone: the image backbone, called with no argument; in YAML ``class_path: vlc.models.ImageBackbone``
-            with its ``init_args`` (``name: cnn`` and its widths, or a torchvision name with ``weights``).
+        backbone: the image backbone, called with no argument; in YAML the ``class_path`` of a backbone family
+            (``vlc.models.ResidualCNN``, ``AirbenchNet`` or ``TorchvisionBackbone``) with its ``init_args``;
+            ``null``: a ``ResidualCNN`` with its defaults (a default class would hand its options, e.g. its
+            ``widths``, to the class a config names: jsonargparse keeps the options two classes share).
         num_classes: linked from the data module (or read from the checkpoint when predicting).
         class_names: linked from the data module; used in figures and prediction files.
         dropout: dropout before the linear head.
@@ -75,11 +78,12 @@ class ImageClassifier(Task):
     ``test``, ``predict``, a resumed ``fit``), they replace the checkpoint's values, so that one checkpoint can be
     scored with and without test-time augmentation."""
     KIND = "classification"
+    PREDICT_CONFIG = "configs/predict/classify.yaml"
     MONITOR = ("val/acc", "max", "best-epoch{epoch:02d}-acc{val/acc:.4f}")
 
     def __init__(
         self,
-        backbone: Callable[[], ImageBackbone] = ImageBackbone,
+        backbone: Callable[[], ImageBackbone] | None = None,
         num_classes: int | None = None,
         class_names: list[str] | None = None,
         dropout: float = 0.0,
@@ -105,7 +109,7 @@ class ImageClassifier(Task):
         self.save_hyperparameters()  # through the CLI, backbone/optimizer/scheduler are saved as their config
         self.hparams.update(plain(self.hparams))
         self.hparams.class_names = class_names
-        self.backbone = backbone()
+        self.backbone = (backbone or ResidualCNN)()
         self.dropout = nn.Dropout(dropout)
         self.head = nn.Linear(self.backbone.num_features, num_classes)
         self.optimizer, self.scheduler = optimizer, scheduler

@@ -66,7 +66,7 @@ def run_length(trainer: L.Trainer, interval: str) -> int:
         UserError: the run has no set length (``max_epochs: -1`` without ``max_steps`` or ``max_time``).
     """
     length = trainer.estimated_stepping_batches if interval == "step" else trainer.max_epochs
-    budget = any(isinstance(cb, Timer) and cb._duration is not None for cb in trainer.callbacks)
+    budget = any(isinstance(cb, Timer) and cb.time_remaining() is not None for cb in trainer.callbacks)
     if interval == "step" and math.isinf(length) and budget:
         return PROVISIONAL_STEPS
     if length is None or length < 0 or math.isinf(length):
@@ -92,6 +92,18 @@ def zero_loss(module: L.LightningModule) -> torch.Tensor:
     return sum(p.sum() for p in module.parameters() if p.requires_grad) * 0.0
 
 
+BATCH_NORMS = (
+    nn.BatchNorm1d,
+    nn.BatchNorm2d,
+    nn.BatchNorm3d,
+    nn.SyncBatchNorm,
+    nn.LazyBatchNorm1d,
+    nn.LazyBatchNorm2d,
+    nn.LazyBatchNorm3d,
+)
+"""torch's batch norms (their private base class ``_BatchNorm`` named by its public subclasses)."""
+
+
 def param_groups(
     module: nn.Module, lr_scale: float = 1.0, backbone: str = "backbone", norm_bias_lr_scale: float = 1.0
 ) -> list:
@@ -114,7 +126,7 @@ def param_groups(
     trainable = [(name, p) for name, p in module.named_parameters() if p.requires_grad]
     if lr_scale == 1.0 and norm_bias_lr_scale == 1.0:
         return [p for _, p in trainable]
-    norm_biases = {id(m.bias) for m in module.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)}
+    norm_biases = {id(m.bias) for m in module.modules() if isinstance(m, BATCH_NORMS)}
 
     def group_of(name: str, param: nn.Parameter) -> tuple[str, dict]:
         in_backbone = name.startswith(backbone + ".")

@@ -1,9 +1,9 @@
 """Map-style datasets of uint8 images: in memory (one tensor) or decoded from files on every access.
 
-Each sample is a dict ``{"images": (3, H, W) uint8, field: target, "index": i}``, so torch's default collate makes the
-named batches of ``vlc.data.base`` (``field`` is ``labels`` for labelled images, ``files`` for prediction; ``index``,
-the sample's position in its dataset, is what per-image augmentation such as ``vlc.data.augment.alternating_flips``
-follows across epochs).
+Each sample is a dict ``{"images": (3, H, W) uint8, field: target, "index": i}``, so torch's default collate makes
+the named batches of ``vlc.data.modules.base`` (``field`` is ``labels`` for labelled images, ``files`` for
+prediction; ``index``, the sample's position in its dataset, is what per-image augmentation such as
+``vlc.data.augment.alternating_flips`` follows across epochs).
 """
 
 from collections.abc import Sequence
@@ -12,8 +12,11 @@ from pathlib import Path
 import torch
 from torch.utils.data import Dataset
 
-from vlc.data.bad_images import Unreadable
-from vlc.data.image_io import BadImage, ImageReader
+from vlc.data.bad_images import Unreadable, read_or_unreadable
+from vlc.images import ImageReader
+
+Samples = tuple[list[Path] | torch.Tensor, torch.Tensor]
+"""Labelled samples: file paths or a ``(N, 3, H, W)`` uint8 tensor, and a ``(N,)`` tensor of labels."""
 
 
 class TensorImages(Dataset):
@@ -55,7 +58,5 @@ class FileImages(Dataset):
         return len(self.paths)
 
     def __getitem__(self, i: int) -> dict | Unreadable:
-        try:
-            return {"images": self.reader(self.paths[i]), self.field: self.targets[i], "index": i}
-        except BadImage as bad:
-            return Unreadable(bad.path, bad.reason)
+        image = read_or_unreadable(self.reader, self.paths[i])
+        return image if isinstance(image, Unreadable) else {"images": image, self.field: self.targets[i], "index": i}

@@ -3,9 +3,9 @@
 from jsonargparse.typing import NonNegativeInt, PositiveInt
 
 from vlc.data.bad_images import BadImages
-from vlc.data.base import ImageDataModule
-from vlc.data.image_io import MAX_PIXELS
+from vlc.data.modules.base import ImageDataModule
 from vlc.errors import UserError
+from vlc.images import MAX_PIXELS
 
 
 class ImageFolderDataModule(ImageDataModule):

@@ -1,14 +1,20 @@
-"""Procedural shapes: an embedded image dataset that needs no files and no network.
+"""Procedural shapes: an embedded image dataset that needs no files and no network, for both tasks.
 
 Every image is a *scene* of one or more coloured shapes on a textured grey background, drawn
 deterministically from ``(seed, index)``. The classification label is the first shape's colour and
 kind (6 kinds x 5 colours = 30 classes); a captioning dataset derives true sentences from the same
-scene ("a small red circle above a large blue square").
+scene ("a small red circle above a large blue square"). :class:`Shapes` and :class:`ShapesCaptions` are the two
+as plain ``Dataset``s.
 """
 
 from dataclasses import dataclass
 
 import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from vlc.data.datasets.images import TensorImages
+from vlc.images import resize_batch
 
 KINDS = ("circle", "square", "triangle", "star", "cross", "ring")
 COLORS = {
@@ -141,3 +147,67 @@ def make_images(seed: int, start: int, count: int, num_shapes: int = 1, size: in
         index = start + i
         out[i] = render(sample_scene(seed, index, num_shapes, size), seed, index, size)
     return out
+
+
+def shapes_samples(start: int, count: int, num_shapes: int = 1, generator_seed: int = 0, image_size: int | None = None):
+    """Images ``start .. start + count - 1`` of the generator, ``(count, 3, H, W)`` uint8, and their labels."""
+    images = make_images(generator_seed, start, count, num_shapes)
+    images = torch.from_numpy(images).permute(0, 3, 1, 2).contiguous()  # (N, H, W, 3) -> (N, 3, H, W)
+    if image_size is not None:
+        images = resize_batch(images, image_size)
+    return images, torch.arange(start, start + count) % len(CLASS_NAMES)
+
+
+class Shapes(TensorImages):
+    """The shapes images as a plain ``Dataset`` of ``{"images", "labels"}`` samples, usable without Lightning.
+
+    Args:
+        num_images: how many images.
+        start: index of the first (the data module's test images follow its ``num_images`` training ones).
+        num_shapes: shapes per image (the extra shapes are distractors).
+        generator_seed: seed of the generator.
+        image_size: resize the 64x64 renderings to this size.
+    """
+
+    class_names = list(CLASS_NAMES)
+
+    def __init__(
+        self,
+        num_images: int = 6000,
+        start: int = 0,
+        num_shapes: int = 1,
+        generator_seed: int = 0,
+        image_size: int | None = None,
+    ) -> None:
+        super().__init__(*shapes_samples(start, num_images, num_shapes, generator_seed, image_size))
+
+
+def render_scenes(keys: list[int], num_shapes: int = 2, generator_seed: int = 0, image_size: int | None = None):
+    """The scenes ``keys`` of the generator as one ``(N, 3, H, W)`` uint8 tensor."""
+    images = np.stack([render(sample_scene(generator_seed, i, num_shapes), generator_seed, i) for i in keys])
+    images = torch.from_numpy(images).permute(0, 3, 1, 2).contiguous()  # (N, 64, 64, 3) -> (N, 3, 64, 64)
+    return resize_batch(images, image_size) if image_size is not None else images
+
+
+class ShapesCaptions(Dataset):
+    """The shapes scenes as a plain ``Dataset`` of ``{"images", "references", "keys"}``, usable without Lightning.
+
+    Args:
+        num_images: how many scenes.
+        num_shapes: shapes per scene.
+        generator_seed: seed of the generator.
+        image_size: resize the 64x64 renderings to this size.
+    """
+
+    def __init__(
+        self, num_images: int = 6000, num_shapes: int = 2, generator_seed: int = 0, image_size: int | None = None
+    ) -> None:
+        self.keys = list(range(num_images))
+        self.references = [captions(sample_scene(generator_seed, i, num_shapes)) for i in self.keys]
+        self.images = render_scenes(self.keys, num_shapes, generator_seed, image_size)
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+    def __getitem__(self, i: int) -> dict:
+        return {"images": self.images[i], "references": self.references[i], "keys": self.keys[i]}

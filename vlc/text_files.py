@@ -1,5 +1,6 @@
-"""Reading the text of annotation files (class lists, caption JSON, label CSVs) the way editors write them."""
+"""Annotation files as users write them (class lists, caption JSON, label CSVs): their text, the file names in them."""
 
+import os
 from pathlib import Path
 
 from vlc.errors import UserError
@@ -24,3 +25,15 @@ def read_text(path: str | Path) -> str:
         line = data.count(b"\n", 0, err.start) + 1
         byte = data[err.start]
         raise UserError(f"{path}, line {line}: not UTF-8 text (byte 0x{byte:02x}); save the file as UTF-8") from None
+
+
+def inside(name: str) -> str | None:
+    """``name`` normalised (``a/./b`` as ``a/b``) when it is a relative path that stays inside its folder, else None.
+
+    The check is on the name alone (an absolute path, or ``..`` leading out of the folder), so a data folder made
+    of symbolic links to files elsewhere still works.
+    """
+    relative = os.path.normpath(name)
+    if os.path.isabs(relative) or relative.split(os.sep)[0] == "..":
+        return None
+    return relative

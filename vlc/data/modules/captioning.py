@@ -14,7 +14,7 @@ reproducible teacher-forced loss). Training batches also carry every reference's
 ``options`` ``(B, R, T)`` with their count per image ``num_options`` until the draw replaces them.
 ``references`` holds every reference caption of each image for the free-running caption metrics. ``keys``
 identify images across epochs (COCO image ids, generator indices); the captioner's feature cache is keyed by them.
-Prediction batches are ``{"images", "files"}`` as for every task (``vlc.data.base``).
+Prediction batches are ``{"images", "files"}`` as for every task (``vlc.data.modules.base``).
 """
 
 from collections.abc import Callable, Sequence
@@ -22,14 +22,12 @@ from pathlib import Path
 
 import torch
 from jsonargparse.typing import PositiveInt
-from torch.nn.utils.rnn import pad_sequence
 from torch.utils.data import Dataset
 
-from vlc.data.bad_images import Unreadable
-from vlc.data.base import ImageDataModule
-from vlc.data.image_io import BadImage, ImageReader
-from vlc.data.vocab import Vocabulary
+from vlc.data.datasets.captions import CaptionDataset, collate_captions
+from vlc.data.modules.base import ImageDataModule
 from vlc.errors import UserError
+from vlc.vocabulary import Vocabulary
 
 SPLITS = ("train", "val", "test")
 SPLIT_NAMES = {"train": "training", "val": "validation", "test": "test"}
@@ -51,84 +49,6 @@ def split_by_image(n: int, fractions: Sequence[float], seed: int) -> dict[str, l
     n_train = n - n_val - n_test
     parts = order[:n_train], order[n_train : n_train + n_val], order[n_train + n_val :]
     return {name: sorted(part) for name, part in zip(SPLITS, parts)}
-
-
-class CaptionDataset(Dataset):
-    """Images (one uint8 tensor, or files decoded on access) with their encoded reference captions.
-
-    Args:
-        images: ``(N, 3, H, W)`` uint8 tensor or ``N`` file paths.
-        keys: a unique integer per image.
-        references: per image, its reference captions (strings).
-        encoded: per image, its references as token ids (``<start> ... <end>``).
-        sample: return every reference's ids (training draws one per batch); otherwise only the first.
-        reader: decodes the files (with file paths); a file it cannot read gives an ``Unreadable``.
-        every_caption: one item per (image, caption) pair instead of one per image; each item has its one caption.
-    """
-
-    def __init__(
-        self,
-        images: torch.Tensor | list[Path],
-        keys: list[int],
-        references: list[list[str]],
-        encoded: list[list[list[int]]],
-        sample: bool,
-        reader: ImageReader | None = None,
-        every_caption: bool = False,
-    ) -> None:
-        assert len(images) == len(keys) == len(references) == len(encoded)
-        self.images, self.keys, self.references, self.encoded = images, keys, references, encoded
-        self.sample, self.reader = sample, reader or ImageReader()
-        self.pairs = [(i, r) for i, refs in enumerate(encoded) for r in range(len(refs))] if every_caption else None
-
-    def __len__(self) -> int:
-        return len(self.keys) if self.pairs is None else len(self.pairs)
-
-    def image(self, i: int) -> torch.Tensor | Unreadable:
-        """The pixels of image ``i`` (not item ``i``: with ``every_caption`` an image has several items)."""
-        if isinstance(self.images, torch.Tensor):
-            return self.images[i]
-        try:
-            return self.reader(self.images[i])
-        except BadImage as bad:
-            return Unreadable(bad.path, bad.reason)
-
-    def __getitem__(self, item: int) -> tuple[torch.Tensor, list[torch.Tensor], list[str], int] | Unreadable:
-        i, r = (item, None) if self.pairs is None else self.pairs[item]
-        image = self.image(i)
-        if isinstance(image, Unreadable):
-            return image
-        if r is not None:  # one (image, caption) pair
-            options = self.encoded[i][r : r + 1]
-        else:
-            options = self.encoded[i] if self.sample else self.encoded[i][:1]
-        return image, [torch.tensor(ids, dtype=torch.long) for ids in options], self.references[i], self.keys[i]
-
-
-def collate_captions(items: list[tuple]) -> dict:
-    """Stack images, pad the first reference's ids with ``<pad>`` (0), keep the references as lists.
-
-    Items with several encoded references (training) also give ``options`` ``(B, R, T)`` and ``num_options``.
-    """
-    images, options, references, keys = zip(*items)
-    batch = {
-        "images": torch.stack(images),
-        "captions": pad(first[0] for first in options),  # (B, T)
-        "references": [list(refs) for refs in references],
-        "keys": torch.tensor(keys, dtype=torch.long),
-    }
-    if max(len(o) for o in options) > 1:
-        T = max(len(ids) for o in options for ids in o)
-        padded = [pad([*o, torch.zeros(T, dtype=torch.long)])[:-1] for o in options]  # each (R_i, T)
-        R = max(len(p) for p in padded)
-        batch["options"] = torch.stack([torch.cat([p, p.new_zeros(R - len(p), T)]) for p in padded])  # (B, R, T)
-        batch["num_options"] = torch.tensor([len(o) for o in options])
-    return batch
-
-
-def pad(sequences) -> torch.Tensor:
-    """Token id sequences as one ``(N, T)`` tensor padded with ``<pad>``."""
-    return pad_sequence(list(sequences), batch_first=True, padding_value=Vocabulary.PAD)
 
 
 def draw_captions(batch: dict, generator: torch.Generator | None) -> dict:
@@ -157,7 +77,7 @@ class CaptionDataModule(ImageDataModule):
             instead of building one: evaluate or fine-tune a checkpoint on other data with its own vocabulary.
         every_caption: train on every (image, caption) pair each epoch (as the reference implementations do; cheap
             with the captioner's feature cache), instead of one caption per image drawn at random.
-        **kwargs: the options every data module shares (``vlc.data.base.ImageDataModule``: batch size, workers,
+        **kwargs: the options every data module shares (``vlc.data.modules.base.ImageDataModule``: batch size, workers,
             image size, cache, seed, predict folder, bad images).
     """
 

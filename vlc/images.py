@@ -1,4 +1,6 @@
-"""Reading image files into uint8 RGB tensors: the one decoding path for training, evaluation and prediction.
+"""Image files and tensors, apart from any dataset: the one decoder, the one resize, which files are images.
+
+Reading image files into uint8 RGB tensors is the one decoding path for training, evaluation and prediction.
 
 Every file goes through :class:`ImageReader`, which turns what phones, cameras and web scrapes produce into the
 same ``(3, H, W)`` uint8 RGB tensor, and every failure into a reason attached to the file (:class:`BadImage`):
@@ -13,7 +15,6 @@ same ``(3, H, W)`` uint8 RGB tensor, and every failure into a reason attached to
 
 import contextlib
 import errno
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -152,18 +153,6 @@ def _dangling(path: Path) -> str:
 def _describe(err: Exception) -> str:
     text = str(err).strip()
     return text if text else type(err).__name__
-
-
-def inside(name: str) -> str | None:
-    """``name`` normalised (``a/./b`` as ``a/b``) when it is a relative path that stays inside its folder, else None.
-
-    The check is on the name alone (an absolute path, or ``..`` leading out of the folder), so a data folder made
-    of symbolic links to files elsewhere still works.
-    """
-    relative = os.path.normpath(name)
-    if os.path.isabs(relative) or relative.split(os.sep)[0] == "..":
-        return None
-    return relative
 
 
 def list_images(folder: str | Path) -> list[Path]:

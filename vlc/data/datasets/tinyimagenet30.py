@@ -7,11 +7,10 @@ from pathlib import Path
 import torch
 
 from vlc.csv_cells import uncell
-from vlc.data.classification import ClassificationDataModule, Samples
-from vlc.data.datasets import FileImages
-from vlc.data.image_io import ImageReader, inside, list_images
-from vlc.data.text import read_text
+from vlc.data.datasets.images import FileImages, Samples
 from vlc.errors import UserError
+from vlc.images import ImageReader, list_images
+from vlc.text_files import inside, read_text
 
 
 def read_class_file(path: Path) -> list[str]:
@@ -48,7 +47,7 @@ def read_class_file(path: Path) -> list[str]:
     return [names[i] for i in range(len(names))]
 
 
-def _nested(folder: Path) -> Path:
+def set_folder(folder: Path) -> Path:
     """The original zip nests each set once more (``train_set/train_set``): accept both."""
     inner = folder / folder.name
     return inner if inner.is_dir() else folder
@@ -81,7 +80,7 @@ def _names(names: list[str], first: int = 5) -> str:
 
 def read_train_set(root: Path, class_names: list[str]) -> Samples:
     """Every training image (``train_set/<name>/*``) with its label, in class order."""
-    train_dir = _nested(root / "train_set")
+    train_dir = set_folder(root / "train_set")
     check_class_folders(train_dir, class_names, root / "class.txt")
     paths, labels = [], []
     for label, name in enumerate(class_names):
@@ -103,7 +102,7 @@ def read_test_set(root: Path, test_labels: str | Path, class_names: list[str]) -
     path = Path(test_labels)
     if not path.is_file():
         raise UserError(f"data.test_labels: {path} does not exist; expected a CSV with columns Id,Category")
-    test_dir = _nested(root / "test_set")
+    test_dir = set_folder(root / "test_set")
     lookup = {name: i for i, name in enumerate(class_names)}
     reader = csv.DictReader(io.StringIO(read_text(path), newline=""))
     if not {"Id", "Category"} <= set(reader.fieldnames or []):
@@ -181,38 +180,3 @@ class TinyImageNet30(FileImages):
             else read_test_set(root, test_labels, self.class_names)
         )
         super().__init__(paths, labels, reader or ImageReader())
-
-
-class TinyImageNet30DataModule(ClassificationDataModule):
-    """TinyImageNet30 (30 classes, 64x64) read from the coursework layout (``TinyImageNet30`` for Lightning).
-
-    Args:
-        root: the dataset folder holding ``class.txt``, ``train_set/`` and ``test_set/``.
-        test_labels: a CSV with columns ``Id,Category`` (file name, class index or name), one row for each image
-            of ``test_set``, read and checked at once (:func:`read_test_set`); with it ``vlc test`` reports test
-            accuracy. Without it, ``vlc predict`` predicts ``test_set``.
-        **kwargs: the shared options of ``ClassificationDataModule`` (batch size, augmentation, cache, ...).
-    """
-
-    def __init__(self, root: str, test_labels: str | None = None, **kwargs) -> None:
-        super().__init__(**kwargs)
-        self.root = Path(root)
-        if not self.root.is_dir():
-            raise UserError(f"data.root: {self.root} is not a folder; expected the extracted TinyImageNet30")
-        self.test_labels = test_labels
-        self._class_names = read_class_file(self.root / "class.txt")
-        # read now, before a run logs anything: a labels file that cannot be scored leaves the run's logs as they were
-        self._test = None if test_labels is None else read_test_set(self.root, test_labels, self._class_names)
-
-    @property
-    def class_names(self) -> list[str]:
-        return list(self._class_names)
-
-    def labelled(self, split: str) -> Samples | None:
-        if split == "train":
-            return read_train_set(self.root, self._class_names)
-        return self._test
-
-    def predict_folder(self) -> str | Path:
-        """``predict_dir`` when given, else ``test_set/``."""
-        return self.predict_dir if self.predict_dir is not None else _nested(self.root / "test_set")

@@ -2,7 +2,7 @@
 
 Every batch is a dict with named fields: ``images`` ``(B, 3, H, W)`` uint8 always, then ``labels`` ``(B,)``
 (classification), ``files`` (prediction: each image's path) or ``captions``/``references``/``keys`` (captioning, see
-``vlc.data.captioning``). The model resizes and normalises the images itself, so a checkpoint carries its own
+``vlc.data.modules.captioning``). The model resizes and normalises the images itself, so a checkpoint carries its own
 preprocessing.
 """
 
@@ -16,10 +16,11 @@ from jsonargparse.typing import NonNegativeInt, PositiveInt
 from torch.utils.data import DataLoader, Dataset
 
 from vlc.data.bad_images import BadImages, Policy
-from vlc.data.folder import folder_dataset
+from vlc.data.datasets.predict_folder import folder_dataset
 from vlc.data.image_cache import load_readable
-from vlc.data.image_io import MAX_PIXELS, ImageReader
 from vlc.data.loading import agreed, batch_generator, make_loader
+from vlc.errors import UserError
+from vlc.images import MAX_PIXELS, ImageReader
 
 
 class ImageDataModule(L.LightningDataModule):
@@ -67,6 +68,19 @@ class ImageDataModule(L.LightningDataModule):
     def predict_folder(self) -> str | Path | None:
         """The folder ``vlc predict`` reads (every image under it): ``predict_dir``."""
         return self.predict_dir
+
+    def test_options(self) -> list[str]:
+        """The options ``vlc test`` needs that this data module was not given (none: it has a labelled test set)."""
+        return []
+
+    def check_test_set(self) -> None:
+        """Stop, naming the options :meth:`test_options` lists, when there is no labelled test set to score.
+
+        Raises:
+            UserError: ``vlc test`` needs options this data module was not given.
+        """
+        if needed := self.test_options():
+            raise UserError(f"{type(self).__name__} has no labelled test set: vlc test needs {' '.join(needed)}")
 
     def collate(self, dataset: Dataset) -> Callable | None:
         """How the items of ``dataset`` become a batch (None: torch's default, which keeps dicts)."""

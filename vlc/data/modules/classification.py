@@ -1,6 +1,6 @@
 """The base of every classification data module: a stratified train/validation split and batched augmentation.
 
-Batches are ``{"images": (B, 3, H, W) uint8, "labels": (B,)}`` (see ``vlc.data.base``).
+Batches are ``{"images": (B, 3, H, W) uint8, "labels": (B,)}`` (see ``vlc.data.modules.base``).
 """
 
 from pathlib import Path
@@ -10,13 +10,10 @@ import torch
 from jsonargparse.typing import PositiveInt
 
 from vlc.data.augment import alternating_flips, augment
-from vlc.data.base import ImageDataModule
-from vlc.data.datasets import FileImages, TensorImages
+from vlc.data.datasets.images import FileImages, Samples, TensorImages
 from vlc.data.loading import run_seed
+from vlc.data.modules.base import ImageDataModule
 from vlc.errors import UserError
-
-Samples = tuple[list[Path] | torch.Tensor, torch.Tensor]
-"""Labelled samples: file paths or a ``(N, 3, H, W)`` uint8 tensor, and a ``(N,)`` tensor of labels."""
 
 
 def stratified_split(labels: torch.Tensor, val_fraction: float, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -46,7 +43,7 @@ class ClassificationDataModule(ImageDataModule):
             random half; ``vlc.data.augment.alternating_flips``).
         crop_padding: reflect padding of ``crop_flip``, in pixels, so that crops shift by up to that much (``null``:
             1/8 of the side, 4 px at 32 px; airbench: 2).
-        **kwargs: the options every data module shares (``vlc.data.base.ImageDataModule``: batch size, workers,
+        **kwargs: the options every data module shares (``vlc.data.modules.base.ImageDataModule``: batch size, workers,
             image size, cache, seed, predict folder, bad images).
     """
 
@@ -96,6 +93,7 @@ class ClassificationDataModule(ImageDataModule):
         if stage == "test" and "test" not in self.datasets:
             samples = self.labelled("test")
             if samples is None:
+                self.check_test_set()
                 raise UserError(f"{type(self).__name__} has no labelled test set; see its data.* options")
             images, rows = self._readable(samples[0], "test images")
             self.datasets["test"] = self._dataset(images, rows, samples[1], torch.arange(len(samples[1])))

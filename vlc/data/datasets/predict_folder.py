@@ -3,9 +3,9 @@
 from pathlib import Path
 
 from vlc.data.bad_images import BadImages, check_files
-from vlc.data.datasets import FileImages
-from vlc.data.image_io import ImageReader, scan_folder
+from vlc.data.datasets.images import FileImages
 from vlc.errors import UserError
+from vlc.images import ImageReader, scan_folder
 
 
 def folder_images(folder: str | Path, reader: ImageReader, bad: BadImages) -> list[Path]:
