@@ -11,6 +11,7 @@ import pytest
 from helpers import CONFIGS, TINY_NET, run_fails, write_tinyimagenet30
 
 from vlc.cli import main
+from vlc.cli.parser import FAMILIES
 
 
 def fit_args(root) -> list[str]:
@@ -135,8 +136,12 @@ def test_cli_prints_no_traceback_for_nested_layout(tmp_path, monkeypatch):
             '--model.backbone={"class_path": "vlc.models.TorchvisionBackbone", "init_args": {"name": "nonet"}}',
             "unknown torchvision model 'nonet'; e.g. resnet18, resnet50, inception_v3",
         ),
-        ("--model.backbone.whiten=true", "model.backbone: Option 'whiten' is not accepted"),  # AirbenchNet's
-        ("--model.backbone.weights=DEFAULT", "model.backbone: Option 'weights' is not accepted"),  # torchvision's
+        ("--model.backbone.whiten=true", "model.backbone: Option 'whiten' is not accepted" + FAMILIES),  # airbench's
+        ("--model.backbone.weights=DEFAULT", "model.backbone: Option 'weights' is not accepted" + FAMILIES),
+        (  # a config of the one ImageBackbone chosen by name, before the families
+            '--model.backbone={"class_path": "vlc.models.ImageBackbone", "init_args": {"name": "cnn"}}',
+            "model.backbone: Option 'name' is not accepted" + FAMILIES,
+        ),
     ],
 )
 def test_bad_numbers_are_one_line_naming_the_key(data, capsys, arg, message):

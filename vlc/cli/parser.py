@@ -9,6 +9,12 @@ from vlc.errors import UserError
 NOISE = ("Does not validate against any", "Subtypes:", "Errors:", "- Expected a <class 'NoneType'>", "Given value")
 """Lines of a nested jsonargparse report that say nothing a user can act on."""
 
+BACKBONE_OPTION = re.compile(r"^model\.(backbone|encoder)(?:\.init_args)?: Option '\w+' is not accepted")
+FAMILIES = (
+    "; each backbone family takes its own options (class_path vlc.models.ResidualCNN, AirbenchNet or "
+    "TorchvisionBackbone; vlc.models.ImageBackbone is only their base): see docs/classification.md"
+)
+
 RESTRICTION = re.compile(r"Not of type \w+: (?:(\S+) )?does not conform to restriction v([<>=]+)(\S+)")
 
 
@@ -27,7 +33,8 @@ def one_line(message: str) -> str:
         keys, text = [*keys, nested[1]], nested[2]
     text = RESTRICTION.sub(lambda m: f"expected a value {m[2]} {m[3]}, got {m[1] or given}", text)
     text = re.sub(r"expected v([<>=]+)(\S+),", r"expected a value \1 \2,", text)
-    return f"{'.'.join(keys)}: {text}" if keys else text
+    text = f"{'.'.join(keys)}: {text}" if keys else text
+    return text + FAMILIES if BACKBONE_OPTION.match(text) else text
 
 
 class VlcArgumentParser(LightningArgumentParser):
