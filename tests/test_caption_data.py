@@ -252,3 +252,17 @@ def test_shapes_captions_batches():
     caption = dm.vocabulary.decode(batch["captions"][0])
     assert caption in batch["references"][0]
     assert " of a " in caption or " above a " in caption or " below a " in caption  # two shapes and a relation
+
+
+def test_the_whitening_sample_of_a_captioning_set_skips_unreadable_images(tmp_path):
+    """airbench's whitening stem is fitted to ``sample_images``: captioning items are tuples, not dicts."""
+    images_dir, captions_file = write_coco(tmp_path, n=5)
+    broken = images_dir / "000000001002.jpg"
+    broken.write_bytes(broken.read_bytes()[:-200])  # the header passes, the pixels do not
+    dm = coco(images_dir, captions_file, split=(1.0, 0.0, 0.0), cache=False)
+    dm.setup("fit")
+    sample = dm.sample_images(5)
+    assert sample.shape == (4, 3, 16, 16) and sample.dtype == torch.uint8
+    train = dm.datasets["train"]
+    readable = [train[i][0] for i in range(5) if train.keys[i] != 1002]
+    assert torch.equal(sample, torch.stack(readable))

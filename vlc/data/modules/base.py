@@ -15,7 +15,7 @@ import torch
 from jsonargparse.typing import NonNegativeInt, PositiveInt
 from torch.utils.data import DataLoader, Dataset
 
-from vlc.data.bad_images import BadImages, Policy
+from vlc.data.bad_images import BadImages, Policy, Unreadable
 from vlc.data.datasets.predict_folder import folder_dataset
 from vlc.data.image_cache import load_readable
 from vlc.data.loading import agreed, batch_generator, make_loader
@@ -114,8 +114,12 @@ class ImageDataModule(L.LightningDataModule):
         """
         dataset = self.datasets["train"]
         positions = range(0, len(dataset), max(1, len(dataset) // n))[:n]
-        samples = (dataset[i] for i in positions)
-        return torch.stack([sample["images"] for sample in samples if isinstance(sample, dict)])
+        samples = [dataset[i] for i in positions]
+        # classification items are dicts, captioning items (image, options, references, key) tuples
+        images = [s["images"] if isinstance(s, dict) else s[0] for s in samples if not isinstance(s, Unreadable)]
+        if not images:
+            raise UserError(f"none of the {len(samples)} training images sampled for the backbone could be read")
+        return torch.stack(images)
 
     def loader(self, split: str, shuffle: bool = False) -> DataLoader:
         """The loader of a split; a training loader drops its last batch when partial (every step sees a full one)."""
