@@ -11,10 +11,10 @@ help:  ## list the targets
 $(BIN)/vlc: pyproject.toml
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet -e '.[dev,export]'
 	touch $(BIN)/vlc
 
-install: $(BIN)/vlc  ## create .venv and install vlc (editable) with its dev tools
+install: $(BIN)/vlc  ## create .venv and install vlc (editable) with its dev tools and the export extra
 
 demo: demo-classify demo-caption  ## train the demo classifier and captioner on the embedded shapes data
 

@@ -1,5 +1,6 @@
 """User mistakes and warnings: the CLI prints their message, never a traceback."""
 
+import argparse
 import re
 import sys
 
@@ -47,3 +48,10 @@ def given(value: str | None) -> str | None:
     which must not be taken for a file name.
     """
     return None if value in (None, "", "None", "none", "null") else value
+
+
+class OneLineArgumentParser(argparse.ArgumentParser):
+    """``argparse`` whose mistakes (a missing or unknown option, a bad value) are a ``UserError``: one line."""
+
+    def error(self, message: str) -> None:  # noqa: D102 (argparse's hook)
+        raise UserError(f"{self.prog}: {message} (see {self.prog} --help)")

@@ -1,55 +1,33 @@
 """Image files and tensors, apart from any dataset: the one decoder, the one resize, which files are images.
 
-Reading image files into uint8 RGB tensors is the one decoding path for training, evaluation and prediction.
-
-Every file goes through :class:`ImageReader`, which turns what phones, cameras and web scrapes produce into the
-same ``(3, H, W)`` uint8 RGB tensor, and every failure into a reason attached to the file (:class:`BadImage`):
-
-- the EXIF orientation is applied (portrait phone photos stand upright);
-- 16-bit greyscale (``I;16``, ``I``) is scaled to 8 bits (``value / 257``), float images (``F``) are clipped;
-- transparency (RGBA, LA, palette or colour-key transparency) is composited on a white background;
-- animated GIF and WebP give their first frame; TIFF, CMYK, greyscale and palette images become RGB;
-- an image of more than ``max_pixels`` pixels (a decompression bomb: 20000x20000 fits in 48 KB of PNG) is
-  refused from its header, before any pixel is decoded.
+Reading image files into uint8 RGB tensors is the one decoding path for training, evaluation and prediction. The
+rules (EXIF orientation, 16-bit images, transparency, the pixel limit, the reasons a file is skipped) and the folder
+scan need no torch and live in :mod:`vlc.image_files`, which the torch-free ONNX predictor uses too; this module
+turns their arrays into ``(3, H, W)`` tensors and holds the resize every model applies.
 """
 
-import contextlib
-import errno
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image, ImageOps, UnidentifiedImageError
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".gif", ".tif", ".tiff"}
-UNSUPPORTED = {".heic": "HEIC", ".heif": "HEIF", ".avif": "AVIF", ".svg": "SVG", ".raw": "RAW", ".dng": "DNG"}
-"""Image formats that Pillow cannot decode here, by suffix: named in the skip reason."""
-
-MAX_PIXELS = 89_478_485
-"""Default pixel limit (PIL's own decompression-bomb limit, about 9459 x 9459)."""
-
-BACKGROUND = (255, 255, 255)
-"""The colour transparent pixels are composited on (white)."""
-
-# PIL's own guard raises DecompressionBombError above twice its limit, whatever data.max_image_pixels says; vlc
-# reads every image through ImageReader, which applies the configurable limit itself and makes it a skip reason.
-Image.MAX_IMAGE_PIXELS = None
-
-
-class BadImage(Exception):
-    """A file that cannot be read as an image; ``reason`` says why, in words for the user."""
-
-    def __init__(self, path: str | Path, reason: str) -> None:
-        super().__init__(f"{path}: {reason}")
-        self.path, self.reason = str(path), reason
+from vlc.image_files import (  # noqa: F401 (the names every reader of images imports from here)
+    BACKGROUND,
+    IMAGE_SUFFIXES,
+    MAX_PIXELS,
+    UNSUPPORTED,
+    BadImage,
+    ImageDecoder,
+    list_images,
+    scan_folder,
+    to_rgb,
+)
 
 
 @dataclass(frozen=True)
 class ImageReader:
-    """Decodes image files to ``(3, H, W)`` uint8 RGB tensors (see the module docstring for the rules).
+    """Decodes image files to ``(3, H, W)`` uint8 RGB tensors (the rules: :mod:`vlc.image_files`).
 
     Args:
         size: resize to ``size x size`` (bilinear, antialiased) when given.
@@ -61,11 +39,7 @@ class ImageReader:
 
     def check(self, path: str | Path) -> str | None:
         """Why ``path`` cannot be read, from its header alone (no pixel is decoded), or None when it looks fine."""
-        try:
-            with self._open(Path(path)):
-                return None
-        except BadImage as bad:
-            return bad.reason
+        return ImageDecoder(self.max_pixels).check(path)
 
     def __call__(self, path: str | Path) -> torch.Tensor:
         """The image at ``path`` as a ``(3, H, W)`` uint8 tensor.
@@ -73,106 +47,9 @@ class ImageReader:
         Raises:
             BadImage: the file cannot be opened, is too large, or its pixel data cannot be decoded.
         """
-        with self._open(Path(path)) as image:
-            try:
-                array = np.asarray(to_rgb(image), dtype=np.uint8)
-            except Exception as err:  # any failure inside PIL's decoders means a damaged file
-                raise BadImage(path, f"cannot decode the pixel data ({_describe(err)})") from None
+        array = ImageDecoder(self.max_pixels)(path)
         image = torch.from_numpy(array.copy()).permute(2, 0, 1)  # (H, W, 3) -> (3, H, W)
         return image if self.size is None else resize_batch(image[None], self.size)[0]
-
-    @contextlib.contextmanager
-    def _open(self, path: Path) -> Iterator[Image.Image]:
-        """``Image.open(path)`` with every reason it can fail, the pixel limit included, raised as ``BadImage``."""
-        if path.is_symlink() and not path.exists():
-            raise BadImage(path, _dangling(path))
-        try:
-            if path.stat().st_size == 0:
-                raise BadImage(path, "empty file (0 bytes)")
-            image = Image.open(path)
-        except BadImage:
-            raise
-        except UnidentifiedImageError:
-            format_name = UNSUPPORTED.get(path.suffix.lower())
-            if format_name:
-                raise BadImage(path, f"{format_name} images are not supported (convert it to JPEG or PNG)") from None
-            raise BadImage(path, "not an image file (Pillow cannot identify its format)") from None
-        except PermissionError:
-            raise BadImage(path, "cannot read the file (permission denied)") from None
-        except FileNotFoundError:
-            raise BadImage(path, "file not found") from None
-        except OSError as err:
-            if err.errno is not None:
-                raise BadImage(path, f"cannot read the file ({err.strerror})") from None
-            raise BadImage(path, f"not a readable image ({_describe(err)})") from None
-        except Exception as err:  # PIL's header parsers raise SyntaxError, ValueError, ... on garbage
-            raise BadImage(path, f"not a readable image ({_describe(err)})") from None
-        with image:
-            width, height = image.size
-            if width * height > self.max_pixels:
-                raise BadImage(
-                    path,
-                    f"too large: {width}x{height} = {width * height:,} pixels, over the limit of "
-                    f"{self.max_pixels:,} (data.max_image_pixels)",
-                )
-            yield image
-
-
-def to_rgb(image: Image.Image) -> Image.Image:
-    """An opened image as upright 8-bit RGB: EXIF orientation, 16-bit scaling, transparency on white.
-
-    Raises:
-        OSError, ...: the pixel data cannot be decoded (the first ``load()`` says so; a second would not).
-    """
-    image.load()
-    with contextlib.suppress(Exception):  # a damaged EXIF block leaves the image as stored
-        ImageOps.exif_transpose(image, in_place=True)  # in place: no copy of an image already upright
-    if image.mode in ("I", "I;16", "I;16B", "I;16L", "I;16N", "F"):
-        values = np.asarray(image).astype(np.float32)
-        if image.mode != "F":
-            values = values / 257  # 0..65535 -> 0..255
-        elif values.max(initial=0) <= 1:
-            values = values * 255  # float images in 0..1
-        image = Image.fromarray(values.round().clip(0, 255).astype(np.uint8), "L")
-    if image.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in image.info:
-        rgba = image.convert("RGBA")
-        image = Image.alpha_composite(Image.new("RGBA", rgba.size, (*BACKGROUND, 255)), rgba)
-    return image.convert("RGB")
-
-
-def _dangling(path: Path) -> str:
-    """Why the symbolic link ``path`` leads to no file: a loop of links, or a missing target."""
-    try:
-        path.stat()
-    except OSError as err:
-        if err.errno == errno.ELOOP:
-            return f"symbolic link loop (to {path.readlink()}; the links never reach a file)"
-    return f"broken symbolic link (to {path.readlink()})"
-
-
-def _describe(err: Exception) -> str:
-    text = str(err).strip()
-    return text if text else type(err).__name__
-
-
-def list_images(folder: str | Path) -> list[Path]:
-    """Every file under ``folder`` (recursively, sorted) named like an image, broken links and HEIC included."""
-    return [path for path, other in scan_folder(folder) if other is None]
-
-
-def scan_folder(folder: str | Path) -> list[tuple[Path, str | None]]:
-    """Every file under ``folder`` (recursively, sorted), each with the reason it is left out.
-
-    The reason is None for a file named like an image: the reader then reads it, or says why not.
-    """
-    names, expected = IMAGE_SUFFIXES | set(UNSUPPORTED), ", ".join(sorted(IMAGE_SUFFIXES))
-    entries = []
-    for path in sorted(Path(folder).rglob("*")):
-        if path.is_dir():
-            continue
-        named_like_image = path.suffix.lower() in names
-        entries.append((path, None if named_like_image else f"not an image file name (expected {expected})"))
-    return entries
 
 
 def resize(images: torch.Tensor, size: int) -> torch.Tensor:

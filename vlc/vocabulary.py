@@ -9,10 +9,10 @@ import json
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
-from nltk.tokenize import wordpunct_tokenize
+if TYPE_CHECKING:
+    import torch
 
 FORMAT_NAME = "vlc.vocabulary"
 FORMAT_VERSION = 1
@@ -31,6 +31,8 @@ def tokenize(text: str) -> list[str]:
     Returns:
         The tokens, in order.
     """
+    from nltk.tokenize import wordpunct_tokenize  # here: decoding ids (the ONNX predictor) needs no nltk
+
     return [tok for tok in wordpunct_tokenize(text.lower()) if any(ch.isalnum() for ch in tok)]
 
 
@@ -138,14 +140,14 @@ class Vocabulary:
         ids = [self.index(tok) for tok in tokenize(text)[: max_len - 2]]
         return [self.START, *ids, self.END]
 
-    def decode(self, ids: Sequence[int] | torch.Tensor) -> str:
+    def decode(self, ids: "Sequence[int] | torch.Tensor") -> str:
         """Turn ids back into a space-joined caption.
 
         Decoding stops at the first ``<end>``; ``<pad>`` and ``<start>`` are skipped; ``<unk>`` is kept as the
         literal string ``"<unk>"``.
 
         Args:
-            ids: A sequence of ints or a 1-D integer tensor.
+            ids: A sequence of ints or a 1-D integer tensor or array.
 
         Returns:
             The caption.
@@ -153,8 +155,8 @@ class Vocabulary:
         Raises:
             ValueError: If ``ids`` is a tensor that is not 1-D, or holds an id outside the vocabulary.
         """
-        if isinstance(ids, torch.Tensor):
-            if ids.dim() != 1:
+        if hasattr(ids, "tolist"):  # a tensor or an array (no torch import: the ONNX predictor decodes without it)
+            if len(ids.shape) != 1:
                 raise ValueError(f"decode expects a 1-D tensor, got shape {tuple(ids.shape)}")
             ids = ids.tolist()
         words = []

@@ -1,4 +1,4 @@
-"""The ``vlc`` command: ``fit``, ``validate``, ``test`` and ``predict`` an experiment, ``compare`` runs, ``data``.
+"""The ``vlc`` command: ``fit``/``validate``/``test``/``predict`` an experiment, ``export``, ``compare``, ``data``.
 
 Every experiment is one YAML file naming a model and a data module by ``class_path``. The data module is the
 source of truth for the class names, linked into the model and stored in its checkpoints; ``vlc predict``
@@ -23,6 +23,7 @@ COMMANDS = {
     "validate": "score a checkpoint on the validation data",
     "test": "score a checkpoint on the test data",
     "predict": "predict a folder of images with a checkpoint, to CSV or JSON",
+    "export": "a checkpoint as ONNX files that run without torch (python -m vlc.onnx_predict)",
     "compare": "a table of runs read from their logs (accuracy or caption scores, epochs, time, status)",
     "data": "prepare datasets on disk (vlc data tinyimagenet30 ...)",
 }
@@ -52,6 +53,10 @@ def dispatch(argv: list[str]) -> None:
         from vlc.data_tools import main as data_main
 
         data_main(args)
+    elif command == "export":
+        from vlc.export.command import main as export_main
+
+        export_main(args)
     elif command == "compare":
         from vlc.compare import main as compare_main
 
