@@ -6,6 +6,8 @@ for a classifier, optionally the submission file ``Id,Category``.
 """
 
 import sys
+from collections.abc import Callable, Iterable
+from functools import partial
 from pathlib import Path
 
 from vlc.errors import OneLineArgumentParser, UserError, warn
@@ -76,14 +78,14 @@ def predict(args) -> None:
         raise UserError("--submission: a submission file needs a classifier's predictions")
     for path, key in ((output, "--output"), (Path(args.submission or output), "--submission")):
         _check_writable(path.parent, key)
-    folder = Folder(args.images, ImageDecoder(args.max_image_pixels))
-    batches = folder.batches(int(record["image_size"]), args.batch_size or BATCH_SIZE[kind])
     if kind == "classification":
         from vlc.onnx_predict.classify import classify
 
-        rows = classify(session, record, batches)
+        run = partial(classify, session, record)
     else:
-        rows = caption_rows(args, session, record, batches)
+        run = captioner(args, session, record)  # the decoding options are checked before any image is read
+    folder = Folder(args.images, ImageDecoder(args.max_image_pixels))
+    rows = run(folder.batches(int(record["image_size"]), args.batch_size or BATCH_SIZE[kind]))
     skipped = write_skipped(output, folder.skipped)
     if not rows:
         suffixes = ", ".join(sorted(IMAGE_SUFFIXES))
@@ -98,15 +100,15 @@ def predict(args) -> None:
         print(f"wrote the submission ({len(rows)} rows) to {args.submission}")
 
 
-def caption_rows(args, encoder, record: dict, batches) -> list[dict]:
-    """A captioner's rows: its step and vocabulary opened beside ``args.model``, the decoding options checked."""
+def captioner(args, encoder, record: dict) -> Callable[[Iterable], list[dict]]:
+    """A captioner's rows of batches: its step and vocabulary opened beside ``args.model``, the options checked."""
     from vlc.onnx_predict.caption import DECODING, Captioner, check_decoding, decoding_options, load_vocabulary
 
     model = Path(args.model)
     vocab = load_vocabulary(vocab_file(model))
     decoding = check_decoding(decoding_options(record, {k: getattr(args, k) for k in DECODING}), vocab)
     step = runtime.open_session(step_file(model), args.threads)
-    return Captioner(encoder, step, record, vocab).rows(batches, decoding)
+    return partial(Captioner(encoder, step, record, vocab).rows, decoding=decoding)
 
 
 def _check_writable(folder: Path, key: str) -> None:
