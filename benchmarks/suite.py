@@ -5,8 +5,8 @@
     python benchmarks/suite.py --quick --only train_loop flops
     python benchmarks/suite.py --from-json benchmarks/results.json --markdown table.md   # render, no run
 
-Entries (see BENCHMARKS.md): train_loop, flops, data_pipeline, predict, feature_cache, beam_search, compile,
-scaling. Each compares two figures measured in the same process after the same warm-up, best of N repeats. The
+Entries (see BENCHMARKS.md): train_loop, flops, data_pipeline, predict, export, feature_cache, beam_search,
+compile, scaling. Each compares two figures measured in the same process after the same warm-up, best of N repeats. The
 default network is that of configs/tinyimagenet30/cnn.yaml; the precision is bf16-mixed where this CPU runs
 bfloat16 natively and 32-true elsewhere (``--precision``). ``--tiny`` runs every entry on minimal sizes, for the
 smoke test: its figures mean nothing.
@@ -43,6 +43,7 @@ from classifier import (
     write_dataset,
 )
 from common import PeakMemory, best_time, best_window, default_precision, machine, quiet
+from export import measure as export_measure
 from feature_cache import after_first, epoch_times
 
 from vlc.models.caption_alignment import caption_loss
@@ -50,7 +51,8 @@ from vlc.models.decoding import beam_search, greedy_decode
 from vlc.tasks.captioner import adam
 from vlc.vocabulary import Vocabulary
 
-ENTRIES = ("train_loop", "flops", "data_pipeline", "predict", "feature_cache", "beam_search", "compile", "scaling")
+ENTRIES = ("train_loop", "flops", "data_pipeline", "predict", "export", "feature_cache", "beam_search", "compile")
+ENTRIES += ("scaling",)
 TINY_NET = {"widths": [8, 16], "stem_width": 8}
 FACTORS, VOCABS, WIDTHS = (1, 2, 4), (1000, 5000, 10000), (1, 3, 5)
 DESCRIPTIONS = {
@@ -58,6 +60,7 @@ DESCRIPTIONS = {
     "flops": "achieved training FLOP/s vs the matrix-multiply peak",
     "data_pipeline": "images/s the training loader delivers vs images/s training consumes",
     "predict": "images/s: `vlc predict` on JPEG files vs the bare forward on decoded tensors",
+    "export": "images/s: the ONNX predictor (onnxruntime, no torch) vs `vlc predict` on the same files and threads",
     "feature_cache": "caption training epoch with and without the feature cache",
     "beam_search": "captions/s: batched vs one-at-a-time beam search",
     "compile": "training images/s: torch.compile vs eager",
@@ -372,6 +375,27 @@ class Suite:
                     "forward_seconds": forward_s,
                     "batch": config["batch_size"],
                 },
+            )
+        ]
+
+    def export(self) -> list[Row]:
+        s = self.sizes
+        checkpoint, folder = self.checkpoint(), self.train_folder() / "test_set"
+        threads = torch.get_num_threads()
+        r = export_measure(checkpoint, folder, self.workdir / "export", threads, s.repeats, self.verbose)
+        n, onnx_s, vlc_s = r["images"], r["onnx_predict_seconds"], r["vlc_predict_seconds"]
+        return [
+            Row(
+                "export",
+                "export",
+                f"images/s: `python -m vlc.onnx_predict` of the `vlc export` file against `vlc predict` on {n} JPEG "
+                f"files (each whole command in-process), {threads} threads",
+                Figure("onnx predictor", n / onnx_s, "images/s"),
+                Figure("vlc predict", n / vlc_s, "images/s"),
+                ratio(vlc_s, onnx_s),
+                f"{number(vlc_s / onnx_s)}x faster; the same top-1 for {r['same_top1']}/{n} images, probabilities "
+                f"within {r['max_probability_difference']:.1g}",
+                r,
             )
         ]
 

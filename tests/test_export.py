@@ -202,15 +202,16 @@ def test_predictor_mistakes_are_one_line_errors(exported, capsys, monkeypatch):
 
 
 def test_the_predictors_resize_is_vlcs():
-    """Pillow's float resize against torch's (vlc.images.resize_batch): at most 1 apart, on a few pixels only."""
+    """The predictor's numpy resize gives torch's pixels (vlc.images.resize_batch), shrinking or growing: all but a
+    few values within float32 rounding of .5, which land one apart."""
     rng = np.random.default_rng(0)
-    differ, total = 0, 0
-    for h, w, size in [(200, 133, 64), (133, 200, 64), (150, 200, 224), (20, 30, 64), (500, 375, 64), (64, 64, 64)]:
+    sizes = [(200, 133, 64), (133, 200, 64), (150, 200, 224), (20, 30, 64), (500, 375, 64), (64, 64, 64), (1, 1, 64)]
+    differ = total = 0
+    for h, w, size in [*sizes, (4, 8, 64), (37, 41, 16), (200, 150, 299), (64, 48, 64), (112, 200, 64)]:
         image = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
         want = resize_batch(torch.from_numpy(image).permute(2, 0, 1)[None], size)[0].permute(1, 2, 0).numpy()
         got = resize_array(image, size)
         assert got.shape == want.shape == (size, size, 3) and got.dtype == np.uint8
-        difference = np.abs(got.astype(int) - want.astype(int))
-        assert difference.max() <= 1
-        differ, total = differ + int((difference > 0).sum()), total + difference.size
-    assert differ / total < 1e-3
+        assert np.abs(got.astype(int) - want.astype(int)).max() <= 1, (h, w, size)
+        differ, total = differ + int((got != want).sum()), total + got.size
+    assert differ <= total * 1e-5  # 1 of 554,667 here

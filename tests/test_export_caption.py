@@ -39,6 +39,7 @@ DECODERS = {
 CKPT = Path("checkpoints") / "demo-caption" / "version_0" / "last.ckpt"
 BEAM = {"strategy": "beam", "beam_width": 3, "length_penalty": 0.7, "min_len": 3, "no_repeat_ngram": 2}
 BEAM_CLI = [f"--model.decoding.{k}={v}" for k, v in BEAM.items()] + ["--model.decoding.num_captions=2"]
+BEAM_CLI += ["--model.decoding.banned_endings=[of, the]"]
 
 
 def vlc_predict(output: str, *extra: str) -> None:
@@ -119,6 +120,7 @@ def test_beam_captions_and_scores_are_vlc_predicts(exported, batch_size, monkeyp
     monkeypatch.chdir(exported)
     out = f"onnx/beam{batch_size}.csv"
     options = [arg for k, v in BEAM.items() for arg in (f"--{k}", str(v))] + ["--num_captions", "2"]
+    options += ["--banned_endings", "of,the"]
     onnx_predict(["out/captioner.onnx", "images", "--output", out, "--batch_size", str(batch_size), *options])
     assert_same_captions(exported / "torch" / "beam.csv", exported / out)
 
