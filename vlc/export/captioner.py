@@ -123,7 +123,7 @@ def export_captioner(task: ImageCaptioner, output: Path, metadata: dict) -> list
         raise UserError(f"--output: cannot write {vocab_path} ({err.strerror or err})") from None
     decoder = type(task.decoder).__name__
     return [
-        f"wrote {output}: the encoder, images resized to {size}x{size} (largest difference from the checkpoint's "
+        f"wrote {output}: the encoder, images at {size}x{size} (largest difference from the checkpoint's "
         f"{encoded:.1g})",
         f"wrote {step_path}: one step of the {decoder} (largest difference {stepped:.1g})",
         f"wrote {vocab_path}: {len(task.vocab)} words",

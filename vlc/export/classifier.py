@@ -51,7 +51,7 @@ def export_classifier(task: ImageClassifier, output: Path, metadata: dict) -> li
     )
     views = (3 if metadata["translate_average"] else 1) * (2 if metadata["flip_average"] else 1)
     return [
-        f"wrote {output}: {len(task.class_names)} classes, images resized to {size}x{size}, {views} test-time "
+        f"wrote {output}: {len(task.class_names)} classes, images at {size}x{size}, {views} test-time "
         f"view{'s' if views > 1 else ''} (flip_average {metadata['flip_average']}, translate_average "
         f"{metadata['translate_average']}); largest difference from the checkpoint's probabilities {difference:.1g}"
     ]
