@@ -215,3 +215,22 @@ def test_the_predictors_resize_is_vlcs():
         assert np.abs(got.astype(int) - want.astype(int)).max() <= 1, (h, w, size)
         differ, total = differ + int((got != want).sum()), total + got.size
     assert differ <= total * 1e-5  # 1 of 554,667 here
+
+
+@pytest.mark.parametrize("ckpt", ["1769cae/classifier.ckpt", "1005777/captioner-attention.ckpt"])
+def test_a_checkpoint_of_an_earlier_vlc_exports_to_what_it_predicted(ckpt, tmp_path, capsys):
+    from vlc.cli import main
+
+    legacy = REPO / "tests" / "legacy"
+    main(["export", f"--ckpt_path={legacy / ckpt}", f"--output={tmp_path / 'model.onnx'}"])
+    onnx_predict([str(tmp_path / "model.onnx"), str(legacy / "images"), "--output", str(tmp_path / "p.csv")])
+    expected = {Path(f).name: row for f, row in rows((legacy / ckpt).with_suffix(".csv")).items()}
+    got = {Path(f).name: row for f, row in rows(tmp_path / "p.csv").items()}
+    assert sorted(got) == sorted(expected) and len(got) == 4
+    for name, row in expected.items():
+        if "label" in row:
+            assert got[name]["label"] == row["label"], name
+            assert abs(float(got[name]["probability"]) - float(row["probability"])) <= 1e-4, name
+        else:
+            assert got[name]["caption"] == row["caption"], name
+            assert abs(float(got[name]["score"]) - float(row["score"])) <= 1e-4, name
