@@ -110,10 +110,10 @@ class RunRecord(SaveConfigCallback):
             raise UserError(f"cannot write the run's config.yaml into {self.folder}/ ({err.strerror or err})") from None
 
     def save_config(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
-        self._start(pl_module, stage)
+        self._start(trainer, pl_module, stage)
         self._write(trainer)
 
-    def _start(self, pl_module: L.LightningModule, stage: str) -> None:
+    def _start(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         """A new session in the record (a resumed run adds one to its ``run.yaml``), ``running``."""
         hparams = pl_module.hparams
         linked = {key: hparams[key] for key in self.linked if hparams.get(key) is not None}
@@ -136,6 +136,7 @@ class RunRecord(SaveConfigCallback):
             "epochs": previous.get("epochs", 0),
             "steps": previous.get("steps", 0),
             "seed": int(os.environ.get("PL_GLOBAL_SEED", 0)),
+            "precision": getattr(trainer, "precision_choice", None) or trainer.precision,
             "linked": linked,
             "sessions": [*previous.get("sessions", []), session],
             "versions": package_versions(),
@@ -156,7 +157,7 @@ class RunRecord(SaveConfigCallback):
             folder = _log_dir(trainer)
             if folder is not None and folder.is_dir():
                 self.folder = folder
-                self._start(pl_module, trainer.state.fn)
+                self._start(trainer, pl_module, trainer.state.fn)
         self._update(trainer, outcome(exception))
 
     def teardown(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
