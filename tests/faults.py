@@ -62,13 +62,20 @@ class FakeTime:
 
 
 class FakeClock(L.Callback):
-    """Makes each training step take ``step`` seconds and each validation batch ``val_batch`` seconds of CLOCK."""
+    """Makes each training step take ``step`` seconds and each validation batch ``val_batch`` seconds of CLOCK.
 
-    def __init__(self, step: float = 1.0, val_batch: float = 0.25) -> None:
-        self.step, self.val_batch = step, val_batch
+    From global step ``change_at`` on, a training step takes ``step_after`` seconds: a machine that gets faster or
+    slower during the run.
+    """
+
+    def __init__(
+        self, step: float = 1.0, val_batch: float = 0.25, change_at: int = 0, step_after: float | None = None
+    ) -> None:
+        self.step, self.val_batch, self.change_at, self.step_after = step, val_batch, change_at, step_after
 
     def on_train_batch_start(self, trainer: L.Trainer, pl_module: L.LightningModule, batch, batch_idx: int) -> None:
-        CLOCK[0] += self.step
+        later = self.step_after is not None and trainer.global_step >= self.change_at
+        CLOCK[0] += self.step_after if later else self.step
 
     def on_validation_batch_start(self, trainer, pl_module, batch, batch_idx: int, dataloader_idx: int = 0) -> None:
         CLOCK[0] += self.val_batch
