@@ -141,3 +141,11 @@ def test_one_step_epochs_size_the_schedule_and_end_it_at_the_budget(data, capsys
     schedule, elapsed = budget_used()
     assert 0.97 * 60 <= elapsed <= 60, elapsed
     assert schedule["total_steps"] < 1000 and schedule["budget"] == 60.0
+
+
+def test_a_budget_too_short_to_size_says_the_run_did_not_finish(data, capsys):
+    """3 s of budget: the run stops before the schedule is sized, and says so instead of ending quietly."""
+    fit(data, "--trainer.max_time=00:00:00:03")
+    err = capsys.readouterr().err
+    assert "vlc: warning: trainer.max_time (3 s) stopped the run at step 3 of its 900-step schedule (0%)" in err
+    assert "the model did not finish training" in err

@@ -154,6 +154,18 @@ class TimeBudget(L.Callback):
     def on_validation_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self.clock = time.monotonic()
 
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        """Say so when ``max_time`` cut the schedule short (a budget too short to be timed, a schedule not sized)."""
+        timer, schedule = self.timer(trainer), self.schedule(trainer)
+        if timer is None or schedule is None or timer.time_remaining() > 0 or trainer.received_sigterm:
+            return
+        if trainer.global_step < 0.98 * schedule.total_steps:  # not the last steps of a sized one: its annealing
+            warn(
+                f"trainer.max_time ({minutes(duration(timer))}) stopped the run at step {trainer.global_step} of its "
+                f"{schedule.total_steps}-step schedule ({trainer.global_step / schedule.total_steps:.0%}), learning "
+                f"rate {schedule.get_last_lr()[0]:.3g}: the model did not finish training; raise trainer.max_time"
+            )
+
     def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if trainer.sanity_checking or trainer.state.fn != "fit":
             return
