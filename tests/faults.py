@@ -14,16 +14,22 @@ import torch
 class Fault(L.Callback):
     """At training step ``step``: send this process ``SIGKILL``, ``SIGTERM`` or ``SIGINT``, or make the weights NaN.
 
+    ``once``: a file created when the fault fires; while it exists the fault does not fire again.
+
     ``fault: nan_val_loss``: from the first validation at or after ``step``, every batch norm's running variance is
     negative, so the validation loss is NaN while the weights and the training loss stay finite.
     """
 
-    def __init__(self, step: int = 5, fault: str = "SIGKILL") -> None:
-        self.step, self.fault = step, fault
+    def __init__(self, step: int = 5, fault: str = "SIGKILL", once: str | None = None) -> None:
+        self.step, self.fault, self.once = step, fault, once
 
     def on_train_batch_start(self, trainer: L.Trainer, pl_module: L.LightningModule, batch, batch_idx: int) -> None:
         if trainer.global_step != self.step:
             return
+        if self.once is not None:  # a file marks that it fired: a later run with the same options goes through
+            if os.path.exists(self.once):
+                return
+            open(self.once, "w").close()
         if self.fault == "nan":
             with torch.no_grad():
                 for param in pl_module.parameters():

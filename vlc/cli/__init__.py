@@ -24,6 +24,7 @@ COMMANDS = {
     "test": "score a checkpoint on the test data",
     "predict": "predict a folder of images with a checkpoint, to CSV or JSON",
     "compare": "a table of runs read from their logs (accuracy or caption scores, epochs, time, status)",
+    "sweep": "vlc fit over a grid of settings and seeds, one run after another, resumable",
     "data": "prepare datasets on disk (vlc data tinyimagenet30 ...)",
 }
 TRAINER_COMMANDS = ("fit", "validate", "test", "predict")
@@ -52,6 +53,10 @@ def dispatch(argv: list[str]) -> None:
         from vlc.data_tools import main as data_main
 
         data_main(args)
+    elif command == "sweep":
+        from vlc.sweep import main as sweep_main
+
+        sweep_main(args)
     elif command == "compare":
         from vlc.compare import main as compare_main
 
