@@ -76,14 +76,14 @@ def confusion_matrix_figure(metric: MulticlassConfusionMatrix, class_names: list
     names = [class_names[i] for i in order]
     rates = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
     n = len(names)
-    size = min(12.0, max(6.0, 0.3 * n + 2.5))
+    size = 6.0 if n <= 10 else 8.0 if n <= MAX_ANNOTATED else 10.0  # inches at 100 dpi: 600-1000 pixels
     fig, ax = plt.subplots(figsize=(size, size), dpi=DPI)
     ax.imshow(rates, cmap="Blues", vmin=0, vmax=1)
-    label_size = 11 if n <= 10 else 9 if n <= 30 else 6
+    label_size = 12 if n <= 10 else 9 if n <= MAX_ANNOTATED else 6
     ax.set_xticks(range(n), names, rotation=90, fontsize=label_size)
     ax.set_yticks(range(n), names, fontsize=label_size)
     if n <= MAX_ANNOTATED:
-        cell_size = 14 if n <= 10 else 9
+        cell_size = 14 if n <= 10 else 8
         for (t, p), count in np.ndenumerate(counts):
             if count:
                 colour = "white" if rates[t, p] > 0.5 else "black"
