@@ -1,12 +1,16 @@
 """Non-scalar results (confusion matrix, ROC curves) drawn with matplotlib and sent to the logger as figures.
 
-Both are drawn to be read on a TensorBoard image card at its default size (the card scales the picture to its
-width, about 500 pixels): few, large labels, and
+Both are drawn for TensorBoard's image cards, which scale a figure down to their size (TensorBoard 2.21, measured
+in a 1400-pixel browser window: about 330 pixels wide in the Images tab, 200 pixels high in Time Series): at most
+800 pixels, few and large labels, and
 
 - the confusion matrix with its classes in :func:`confusion_order` (classes confused with one another side by side),
   each cell's count written in it when there are :data:`MAX_ANNOTATED` classes or fewer;
 - the ROC curves of the :data:`ROC_EACH` worst and best classes by AUROC in distinct colours, the other classes as
   thin grey lines, and the macro-average curve (the mean true positive rate over classes at each false positive rate).
+
+On the card the ROC legend, the colours and the matrix's blocks read at a glance; the counts of 30 classes need the
+figure at its own size (the Images tab's "Show actual image size", or a wider card).
 """
 
 import matplotlib
