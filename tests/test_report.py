@@ -171,8 +171,9 @@ def test_report_without_labels_and_with_an_overlay(predicted, capsys, tmp_path):
     overlay = tmp_path / "pred.explain" / "test_set" / "test_0_0.png"
     overlay.parent.mkdir(parents=True)
     Image.fromarray(np.full((32, 32, 3), (255, 0, 0), dtype=np.uint8)).save(overlay)
-    for row in rows:
+    for n, row in enumerate(rows):
         row["overlay"] = "pred.explain/test_set/test_0_0.png" if row["file"].endswith("test_0_0.JPEG") else ""
+        row["ood_score"] = 2.5 if n < 3 else 0.4  # as vlc predict writes it with a checkpoint's input statistics
     (tmp_path / "pred.json").write_text(json.dumps(rows))
     out = tmp_path / "page.html"
     assert report(capsys, tmp_path / "pred.json", "--output", out)[0] == 0
@@ -180,6 +181,8 @@ def test_report_without_labels_and_with_an_overlay(predicted, capsys, tmp_path):
     assert len(page.find("figure", "prediction")) == 9 and len(page.find("figure", "overlaid")) == 1
     assert len(page.find("img")) == 10 and page.external() == []
     assert "classes" not in page.rows  # no scores without labels
+    assert "3 of the 9 images look unlike the model's validation images" in " ".join(out.read_text().split())
+    assert out.read_text().count("ood_score 2.50") == 3
     overlay.unlink()
     err = error(run_fails(capsys, ["report", str(tmp_path / "pred.json"), "--output", str(out)]))
     assert "pred.explain/test_set/test_0_0.png" in err

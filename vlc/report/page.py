@@ -63,6 +63,7 @@ def render(predictions: Predictions, scored: Scored | None = None, captioned: Ca
         "macro": macro(scored.classes) if scored else None,
         "truth": _truth(predictions, scored),
         "cell": _cell_colour,
+        "unlike": predictions.unlike,
     }
     return environment.get_template("report.html").render(context)
 

@@ -10,6 +10,9 @@ from vlc.csv_cells import uncell
 from vlc.errors import UserError
 from vlc.text_files import read_text
 
+OOD = "ood_score"
+"""The column of ``vlc predict``'s out-of-distribution score (1: farther from the validation images than 99 in 100)."""
+
 KINDS = {"classification": ("label", "probability", "top_k"), "captioning": ("caption", "score")}
 """The columns each task's ``predict_step`` writes, besides ``file`` (and ``overlay`` with ``--writer.explain``)."""
 
@@ -36,6 +39,14 @@ class Predictions:
     path: Path
     kind: str
     items: list[Prediction]
+
+    @property
+    def unlike(self) -> int | None:
+        """How many images score above 1 in the ``ood_score`` column (None without the column)."""
+        scores = [item.row.get(OOD) for item in self.items]
+        if all(score in (None, "") for score in scores):
+            return None
+        return sum(1 for score in scores if score not in (None, "") and score > 1)
 
     def image_path(self, item: Prediction) -> Path | None:
         """The image file of ``item``: its ``file`` as written, else relative to the prediction file's folder."""
@@ -86,7 +97,7 @@ def _csv_rows(path: Path) -> list[dict]:
         for key, value in row.items():
             value = uncell(value or "")
             parsed[key] = json.loads(value) if key in ("top_k", "alternatives") and value else value
-        for key in ("probability", "score", "class_index"):
+        for key in ("probability", "score", "class_index", "ood_score"):
             if parsed.get(key) not in (None, ""):
                 parsed[key] = _number(path, reader.line_num, key, parsed[key])
         rows.append(parsed)
