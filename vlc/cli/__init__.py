@@ -1,4 +1,4 @@
-"""The ``vlc`` command: ``fit``, ``validate``, ``test``, ``predict``, ``compare`` runs, ``report``, ``data``.
+"""The ``vlc`` command: ``fit``, ``validate``, ``test`` and ``predict`` an experiment, ``compare`` runs, ``data``.
 
 Every experiment is one YAML file naming a model and a data module by ``class_path``. The data module is the
 source of truth for the class names, linked into the model and stored in its checkpoints; ``vlc predict``
@@ -23,8 +23,8 @@ COMMANDS = {
     "validate": "score a checkpoint on the validation data",
     "test": "score a checkpoint on the test data",
     "predict": "predict a folder of images with a checkpoint, to CSV or JSON",
-    "report": "one HTML page of a prediction file's images and predictions (scores with --labels)",
     "compare": "a table of runs read from their logs (accuracy or caption scores, epochs, time, status)",
+    "report": "one HTML page of a prediction file's images and predictions (scores with --labels)",
     "data": "prepare datasets on disk (vlc data tinyimagenet30 ...)",
 }
 TRAINER_COMMANDS = ("fit", "validate", "test", "predict")
@@ -53,14 +53,14 @@ def dispatch(argv: list[str]) -> None:
         from vlc.data_tools import main as data_main
 
         data_main(args)
-    elif command == "report":
-        from vlc.report import main as report_main
-
-        report_main(args)
     elif command == "compare":
         from vlc.compare import main as compare_main
 
         compare_main(args)
+    elif command == "report":
+        from vlc.report import main as report_main
+
+        report_main(args)
     elif command in TRAINER_COMMANDS and ("-h" in args or "--help" in args):
         from vlc.cli.help import print_help
 
