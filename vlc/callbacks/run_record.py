@@ -17,6 +17,7 @@ from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from vlc.errors import Diverged, UserError, warn
 from vlc.runs import RUN_FILE, read_run
+from vlc.tasks.hparams import experiment_hparams, log_final_hparams
 
 PACKAGES = ("vlc", "torch", "torchvision", "lightning", "torchmetrics", "numpy", "pillow")
 
@@ -82,6 +83,9 @@ class RunRecord(SaveConfigCallback):
     ``failed``; a session killed outright stays ``running``). A resumed run adds a session to the same file. A run
     stopped during set-up, before this callback's ``setup`` (the data module's comes first: a cache build, a bad
     image), is recorded too, with its stage and 0 epochs. Nothing is written without a logger (``vlc predict``).
+
+    At the end of a fit it logs the experiment's hyper-parameters (:func:`vlc.tasks.hparams.experiment_hparams`)
+    with the final scores: TensorBoard's HParams tab.
 
     Args:
         parser: the CLI's parser (saves ``config.yaml``).
@@ -151,6 +155,10 @@ class RunRecord(SaveConfigCallback):
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._update(trainer, "running")
+
+    def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        """The experiment's hyper-parameters with its final scores, to TensorBoard's HParams tab (to compare runs)."""
+        log_final_hparams(trainer, experiment_hparams(self.config))
 
     def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
         if self.folder is None and trainer.is_global_zero:  # stopped before setup (the data's): still recorded

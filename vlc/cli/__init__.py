@@ -25,6 +25,7 @@ COMMANDS = {
     "predict": "predict a folder of images with a checkpoint, to CSV or JSON",
     "compare": "a table of runs read from their logs (accuracy or caption scores, epochs, time, status)",
     "sweep": "vlc fit over a grid of settings and seeds, one run after another, resumable",
+    "report": "one HTML page of a prediction file's images and predictions (scores with --labels)",
     "data": "prepare datasets on disk (vlc data tinyimagenet30 ...)",
 }
 TRAINER_COMMANDS = ("fit", "validate", "test", "predict")
@@ -61,6 +62,10 @@ def dispatch(argv: list[str]) -> None:
         from vlc.compare import main as compare_main
 
         compare_main(args)
+    elif command == "report":
+        from vlc.report import main as report_main
+
+        report_main(args)
     elif command in TRAINER_COMMANDS and ("-h" in args or "--help" in args):
         from vlc.cli.help import print_help
 

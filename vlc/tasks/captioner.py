@@ -27,7 +27,7 @@ from vlc.models.feature_cache import CachedEncoder
 from vlc.models.glove import glove_embeddings
 from vlc.models.lstm_decoder import LSTMDecoder
 from vlc.tasks.base import Task
-from vlc.tasks.hparams import log_final_hparams, plain
+from vlc.tasks.hparams import plain
 from vlc.tasks.optim import zero_loss
 from vlc.vocabulary import Vocabulary
 
@@ -329,10 +329,6 @@ class ImageCaptioner(Task):
         if self.trainer.ckpt_path is None and self.hparams.glove_path and self.trainer.is_global_zero:
             if hasattr(experiment, "add_text"):
                 experiment.add_text("glove", self.glove_report, 0)
-
-    def on_fit_end(self) -> None:
-        """Write the hyper-parameters with the final scores (HPARAMS tab)."""
-        log_final_hparams(self, {k: v for k, v in self.hparams.items() if k != "vocab"})
 
 
 def _options(value: Any, kind: type, key: str) -> Any:

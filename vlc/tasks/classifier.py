@@ -23,7 +23,7 @@ from vlc.metrics.figures import confusion_matrix_figure, log_figure, roc_figure
 from vlc.models.backbone import ImageBackbone
 from vlc.models.cnn import ResidualCNN
 from vlc.tasks.base import Task
-from vlc.tasks.hparams import log_final_hparams, plain
+from vlc.tasks.hparams import plain
 from vlc.tasks.optim import default_optimizer, zero_loss
 
 
@@ -143,10 +143,6 @@ class ImageClassifier(Task):
     # -- training and evaluation -----------------------------------------------------------------------------
     def frozen_note(self) -> str:
         return f"freeze: {self.hparams.freeze}"
-
-    def on_fit_end(self) -> None:
-        """Write the hyper-parameters with the final scores to TensorBoard's HPARAMS tab, to compare runs."""
-        log_final_hparams(self, self.hparams)
 
     def on_train_epoch_start(self) -> None:
         self.train_loss.reset(), self.train_acc.reset()  # not called when a run resumes in mid-epoch
