@@ -78,6 +78,10 @@ class Task(L.LightningModule):
         if self.trainer.is_global_zero:
             print(report)
 
+    def cannot_explain(self) -> str | None:
+        """Why this model's predictions have no explanation (``vlc predict --writer.explain``), or None."""
+        return None
+
     def frozen_note(self) -> str:
         """What is frozen, for the parameter counts printed when fitting starts."""
         return ""

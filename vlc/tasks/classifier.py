@@ -19,6 +19,8 @@ from torchmetrics.classification import (
 
 from vlc.data.augment import evaluation_views
 from vlc.errors import UserError
+from vlc.explain.gradcam import grad_cam, upsample
+from vlc.explain.render import classification_overlay
 from vlc.metrics.figures import confusion_matrix_figure, log_figure, roc_figure
 from vlc.models.backbone import ImageBackbone
 from vlc.models.cnn import ResidualCNN
@@ -226,6 +228,20 @@ class ImageClassifier(Task):
                 }
             )
         return rows
+
+    def explain(self, images: torch.Tensor, rows: list[dict]) -> list:
+        """One overlay per row of :meth:`predict_step` (same order): the image and its Grad-CAM map (PIL images).
+
+        The map is of the row's predicted class on the backbone's last feature grid
+        (:attr:`~vlc.models.backbone.ImageBackbone.feature_layer`), for the image as given (no test-time views).
+        """
+        targets = torch.tensor([row["class_index"] for row in rows], device=images.device)
+        maps = grad_cam(self, self.backbone.feature_layer, images, targets, forward=self.logits)  # (B, h, w)
+        heats = upsample(maps, tuple(images.shape[-2:]))  # (B, H, W), 0-1
+        return [
+            classification_overlay(image, heat, row["label"], row["probability"])
+            for image, heat, row in zip(images, heats, rows)
+        ]
 
     # -- optimisation and checkpoints ----------------------------------------------------------------------
 
