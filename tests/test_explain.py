@@ -138,3 +138,29 @@ def test_predict_without_explain_has_no_overlay_column(checkpoint, tmp_path, cap
     with (tmp_path / "p.csv").open() as f:
         assert "overlay" not in next(csv.reader(f))
     assert not (tmp_path / "p.explain").exists()
+
+
+def test_predict_one_image_file_prints_its_top_classes(checkpoint, tmp_path, capsys):
+    ckpt, photos = checkpoint
+    photo = photos / "sub" / "b.png"
+    output = tmp_path / "one.csv"
+    main(predict(ckpt, photo, output, "--writer.explain=true"))
+    out = capsys.readouterr().out
+    with output.open() as f:
+        (row,) = list(csv.DictReader(f))
+    assert row["file"] == str(photo) and row["overlay"] == "one.explain/b.png.png"
+    assert (tmp_path / row["overlay"]).is_file()
+    printed = out[out.index(f"{photo}:") :].splitlines()
+    top = json.loads(row["top_k"])  # three classes: all three are listed, best first
+    assert [line.split() for line in printed[1:4]] == [[name, f"{p:.3f}"] for name, p in top]
+    assert f"explanation: {tmp_path / row['overlay']}" in out
+
+
+def test_predict_a_file_that_is_no_image_or_no_path_stops_in_one_line(checkpoint, tmp_path, capsys):
+    ckpt, photos = checkpoint
+    err = run_cli(capsys, predict(ckpt, photos / "notes.txt", tmp_path / "p.csv"))[1]
+    assert err.strip().splitlines()[-1] == (
+        f"vlc: error: data.predict_dir: {photos / 'notes.txt'}: not an image file (Pillow cannot identify its format)"
+    )
+    err = run_cli(capsys, predict(ckpt, photos / "missing.jpg", tmp_path / "p.csv"))[1]
+    assert f"vlc: error: {photos / 'missing.jpg'}: no such file or folder" in err

@@ -125,7 +125,10 @@ class PredictionWriter(BasePredictionWriter):
         skipped = sorted({row["path"]: row for row in skipped}.values(), key=lambda row: row["path"])
         _write(self.output, lambda f: self._predictions(f, rows), "writer.output")
         _write(self.skipped_file, lambda f: _skipped(f, skipped), "writer.output")
-        self.report = [f"wrote {len(rows)} predictions to {self.output}"]
+        self.report = (
+            describe(rows[0], self.output.parent) if len(rows) == 1 else []
+        )  # one image: its prediction in the terminal
+        self.report.append(f"wrote {len(rows)} predictions to {self.output}")
         self.report.append(f"skipped {len(skipped)} files that could not be read, listed in {self.skipped_file}")
         if submission:
             if "class_index" not in (rows[0] if rows else {"class_index": 0}):
@@ -162,6 +165,23 @@ def submission_ids(files: list[str]) -> list[str]:
         return []
     root = Path(os.path.commonpath([str(Path(f).parent) for f in files]))
     return [Path(f).relative_to(root).as_posix() for f in files]
+
+
+def describe(row: dict, folder: Path) -> list[str]:
+    """Terminal lines of one prediction row: the file, its top-k classes or its caption(s), and its overlay.
+
+    ``folder``: the prediction file's, which the overlay's path is relative to.
+    """
+    lines = [f"{row['file']}:"]
+    if "top_k" in row:
+        width = max(len(str(name)) for name, _ in row["top_k"])
+        lines += [f"  {name:<{width}}  {p:.3f}" for name, p in row["top_k"]]
+    elif "caption" in row:
+        captions = row.get("alternatives") or [[row["caption"], row["score"]]]
+        lines += [f"  {caption}  (score {score:.3f})" for caption, score in captions]
+    if row.get("overlay"):
+        lines.append(f"  explanation: {folder / row['overlay']}")
+    return lines
 
 
 def overlay_name(file: str, root: Path | None) -> Path:
