@@ -60,6 +60,16 @@ def classification_overlay(image: torch.Tensor, heat: torch.Tensor, label: str, 
     return strip([heat_frame(image, None), heat_frame(image, heat)], [label, f"p = {probability:.3f}"])
 
 
+def attention_strip(image: torch.Tensor, heats: torch.Tensor, words: list[str]) -> Image.Image:
+    """One frame per word: ``image`` under the word's attention map (``heats`` ``(T, H, W)``), the word below it.
+
+    A caption without words gives one frame of the image alone.
+    """
+    if not words:
+        return strip([heat_frame(image, None)], ["(empty caption)"])
+    return strip([heat_frame(image, heat) for heat in heats], words)
+
+
 def stack(pictures: list[Image.Image]) -> Image.Image:
     """``pictures`` one below the other on white, left-aligned (strips of different lengths)."""
     width = max(p.width for p in pictures)

@@ -17,6 +17,8 @@ from vlc.callbacks.caption_baselines import CaptionBaselines
 from vlc.callbacks.caption_files import CaptionSamples, VocabularyFile
 from vlc.callbacks.feature_cache import FeatureCaching
 from vlc.errors import UserError, warn
+from vlc.explain.attention import WordAttention, smooth_maps, word_attention
+from vlc.explain.render import attention_strip
 from vlc.metrics.meteor import meteor_available
 from vlc.metrics.scoring import Scoring
 from vlc.models.backbone import ImageBackbone
@@ -172,14 +174,19 @@ class ImageCaptioner(Task):
     # -- model -----------------------------------------------------------------------------------------------
     def encode(self, images: torch.Tensor) -> torch.Tensor:
         """Decoder input of a uint8 batch: annotation vectors ``(B, h*w, C)`` (spatial decoders) or ``(B, C)``."""
+        grid = self.encode_grid(images)  # (B, C, h, w)
+        if self.decoder.spatial:
+            return grid.flatten(2).transpose(1, 2).contiguous()  # (B, h*w, C)
+        return grid.mean(dim=(2, 3))  # (B, C)
+
+    def encode_grid(self, images: torch.Tensor) -> torch.Tensor:
+        """The grid ``(B, C, h, w)`` a spatial decoder attends over (pooled to ``attention_grid`` when it is set)."""
         trains = any(p.requires_grad for p in self.encoder.parameters())
         with torch.set_grad_enabled(torch.is_grad_enabled() and trains):
             grid = self.encoder(images).float()  # (B, C, h, w)
-        if self.decoder.spatial:
-            if self.hparams.attention_grid:
-                grid = F.adaptive_avg_pool2d(grid, self.hparams.attention_grid)  # (B, C, g, g)
-            return grid.flatten(2).transpose(1, 2).contiguous()  # (B, h*w, C)
-        return grid.mean(dim=(2, 3))  # (B, C)
+        if self.decoder.spatial and self.hparams.attention_grid:
+            grid = F.adaptive_avg_pool2d(grid, self.hparams.attention_grid)  # (B, C, g, g)
+        return grid
 
     def forward(self, images: torch.Tensor) -> tuple[list[str], torch.Tensor]:
         """Captions of a uint8 batch ``(B, 3, H, W)`` and their scores (length-normalised log-probabilities)."""
@@ -304,6 +311,38 @@ class ImageCaptioner(Task):
                 best = {"file": file, "caption": caption[0], "score": alternatives[0][1]}
                 rows.append({**best, "alternatives": alternatives})
         return rows
+
+    # -- explanations ------------------------------------------------------------------------------------------
+    def cannot_explain(self) -> str | None:
+        """Why this captioner's predictions have no attention maps (a decoder without attention), or None."""
+        if hasattr(self.decoder, "forward_with_alphas"):
+            return None
+        name = type(self.decoder).__name__
+        return f"its decoder {name} has no attention over the image (vlc.models.AttentionLSTMDecoder has)"
+
+    def word_attention(self, images: torch.Tensor, captions: list[str]) -> list[WordAttention]:
+        """Per caption its words, the decoder's weights over the grid for each word and those weights as maps.
+
+        The decoder is run again teacher-forced on the captions (``vlc.explain.attention``); the maps are the
+        weights smoothed over the images' size.
+        """
+        grid = self.encode_grid(images)  # (B, C, h, w)
+        features = grid.flatten(2).transpose(1, 2).contiguous()  # (B, N, C)
+        words = [caption.split() for caption in captions]
+        length = max(1, max(len(w) for w in words))
+        tokens = torch.full((len(words), length), Vocabulary.PAD, dtype=torch.long, device=images.device)
+        tokens[:, 0] = Vocabulary.START
+        for row, caption in enumerate(words):  # inputs <start> w_1 ... w_{n-1}: the step that predicts w_t
+            tokens[row, 1 : len(caption)] = torch.tensor([self.vocab.index(w) for w in caption[:-1]], dtype=torch.long)
+        alphas = word_attention(self.decoder, features, tokens)  # (B, T, N)
+        size, cells = tuple(images.shape[-2:]), tuple(grid.shape[-2:])
+        weights = [a[: len(w)].view(-1, *cells) for w, a in zip(words, alphas)]  # (T, h, w) each
+        return [WordAttention(w, a, smooth_maps(a.flatten(1), cells, size)) for w, a in zip(words, weights)]
+
+    def explain(self, images: torch.Tensor, rows: list[dict]) -> list:
+        """One attention strip per row of :meth:`predict_step` (same order): a frame per word of its caption."""
+        attention = self.word_attention(images, [row["caption"] for row in rows])
+        return [attention_strip(image, a.maps, a.words) for image, a in zip(images, attention)]
 
     # -- pre-trained files, feature cache and optimisation -------------------------------------------------
     def pretrained_reports(self) -> list[str | None]:
