@@ -15,6 +15,7 @@ from torch import nn
 
 from vlc.cli import main
 from vlc.explain.gradcam import grad_cam, upsample
+from vlc.explain.ood import CHECKPOINT_KEY, FeatureStatistics, ood_note, ood_scores
 from vlc.explain.render import BAND, FRAME
 from vlc.models import AirbenchNet, ResidualCNN, TorchvisionBackbone
 from vlc.models.backbone import ImageBackbone
@@ -70,7 +71,7 @@ def test_grad_cam_of_a_linear_network_is_the_head_weighted_grid():
 def checkpoint(tmp_path_factory):
     """A tiny classifier trained for one epoch on three classes, and a folder of images to predict."""
     work = tmp_path_factory.mktemp("explain")
-    write_tinyimagenet30(work / "data", per_class=4)
+    write_tinyimagenet30(work / "data", per_class=8)  # 6 validation images
     cwd = os.getcwd()
     os.chdir(work)
     try:
@@ -154,6 +155,7 @@ def test_predict_one_image_file_prints_its_top_classes(checkpoint, tmp_path, cap
     top = json.loads(row["top_k"])  # three classes: all three are listed, best first
     assert [line.split() for line in printed[1:4]] == [[name, f"{p:.3f}"] for name, p in top]
     assert f"explanation: {tmp_path / row['overlay']}" in out
+    assert f"ood_score: {float(row['ood_score']):.2f}" in out
 
 
 def test_predict_a_file_that_is_no_image_or_no_path_stops_in_one_line(checkpoint, tmp_path, capsys):
@@ -164,3 +166,57 @@ def test_predict_a_file_that_is_no_image_or_no_path_stops_in_one_line(checkpoint
     )
     err = run_cli(capsys, predict(ckpt, photos / "missing.jpg", tmp_path / "p.csv"))[1]
     assert f"vlc: error: {photos / 'missing.jpg'}: no such file or folder" in err
+
+
+def test_feature_statistics_score_like_images_near_1_and_others_far_above():
+    rng = torch.Generator().manual_seed(0)
+    stats = FeatureStatistics()
+    for _ in range(4):
+        stats.update(torch.randn(500, 16, generator=rng) * 3 + 5)  # 2,000 validation images
+    summary = stats.summary()
+    assert summary["images"] == 2000 and len(summary["mean"]) == 16
+    like = torch.tensor(ood_scores(torch.randn(1000, 16, generator=rng) * 3 + 5, summary))
+    assert 0.005 < (like > 1).float().mean() < 0.02  # 1 in 100 of the same kind score above 1
+    assert min(ood_scores(torch.randn(10, 16, generator=rng) * 3 + 15, summary)) > 3  # shifted by 3.3 std
+    assert ood_note(like.tolist()) is None
+    assert ood_note([0.5, 3.0]).startswith("1 of the 2 images look unlike") and "ood_score > 1" in ood_note([2.0])
+    assert FeatureStatistics().summary() is None  # nothing measured: no statistics, no score
+
+
+def test_predictions_say_when_images_look_unlike_the_validation_images(checkpoint, tmp_path, capsys):
+    ckpt, photos = checkpoint
+    stats = torch.load(ckpt, weights_only=False)[CHECKPOINT_KEY]  # measured on the validation set at fit time
+    assert stats["images"] == 6 and len(stats["mean"]) == 16 and stats["distance_q99"] > 0
+    unlike = tmp_path / "unlike"
+    unlike.mkdir()
+    for i in range(3):  # flat halves of black and white: nothing like the noisy colours it was trained on
+        half = np.zeros((16, 16, 3), np.uint8)
+        half[:, : 4 * (i + 1)] = 255
+        Image.fromarray(half).save(unlike / f"u{i}.png")
+    familiar = ckpt.parents[3] / "data" / "test_set"
+    notes = {}
+    for name, folder in (("familiar", familiar), ("unlike", unlike)):
+        code, err = run_cli(capsys, predict(ckpt, folder, tmp_path / f"{name}.csv"))
+        assert code == 0
+        notes[name] = [line for line in err.splitlines() if "look unlike" in line]
+        with (tmp_path / f"{name}.csv").open() as f:
+            notes[name + "_scores"] = [float(row["ood_score"]) for row in csv.DictReader(f)]
+    assert notes["familiar"] == [] and sorted(notes["familiar_scores"])[3] < 1  # most are within the validation's
+    assert min(notes["unlike_scores"]) > 3
+    assert notes["unlike"] == [
+        "vlc: warning: 3 of the 3 images look unlike the images the model was validated on: their features lie "
+        "farther from them than 99% of the validation images' do (column ood_score > 1); the predictions may mean "
+        "little"
+    ]
+
+
+def test_a_checkpoint_without_the_statistics_predicts_without_score_or_note(checkpoint, tmp_path, capsys):
+    ckpt, photos = checkpoint
+    old = torch.load(ckpt, weights_only=False)
+    del old[CHECKPOINT_KEY]  # as written before vlc measured them
+    torch.save(old, tmp_path / "old.ckpt")
+    code, err = run_cli(capsys, predict(tmp_path / "old.ckpt", photos, tmp_path / "p.csv"))
+    assert code == 0 and "unlike" not in err
+    with (tmp_path / "p.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 3 and "ood_score" not in rows[0]

@@ -12,6 +12,7 @@ from PIL import Image
 
 from vlc.cli import main
 from vlc.explain.attention import smooth_maps, word_attention
+from vlc.explain.ood import CHECKPOINT_KEY
 from vlc.explain.render import BAND, FRAME
 from vlc.models import AttentionLSTMDecoder, ResidualCNN
 from vlc.models.decoding import Decoding
@@ -145,7 +146,10 @@ def test_attention_captioner_shows_strips_on_the_dashboard_and_writes_them(tmp_p
     with output.open() as f:
         rows = list(csv.DictReader(f))
     assert [row["overlay"] for row in rows] == [f"caps.explain/scene{i}.png.png" for i in range(3)]
+    stats = torch.load(ckpt, weights_only=False)[CHECKPOINT_KEY]  # the encoder's pooled features, measured at fit
+    assert stats["images"] > 1 and len(stats["mean"]) == 16
     for row in rows:
+        assert float(row["ood_score"]) > 0
         strip = Image.open(output.parent / row["overlay"])
         assert strip.size == (FRAME * max(1, len(row["caption"].split())), FRAME + BAND)  # one frame per word
 

@@ -16,6 +16,7 @@ from lightning.pytorch.callbacks import BasePredictionWriter
 
 from vlc.csv_cells import FORMULA_STARTS, write_rows
 from vlc.errors import UserError, warn
+from vlc.explain.ood import ood_note
 from vlc.images import IMAGE_SUFFIXES
 
 
@@ -52,6 +53,7 @@ class PredictionWriter(BasePredictionWriter):
         self.explains = explain  # whether this model has explanations (see setup)
         self.rows: list[dict] = []
         self.report: list[str] = []  # what was written, printed at teardown
+        self.note: str | None = None  # the images look unlike the validation images (vlc.explain.ood)
 
     def on_predict_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self.rows = []
@@ -125,10 +127,9 @@ class PredictionWriter(BasePredictionWriter):
         skipped = sorted({row["path"]: row for row in skipped}.values(), key=lambda row: row["path"])
         _write(self.output, lambda f: self._predictions(f, rows), "writer.output")
         _write(self.skipped_file, lambda f: _skipped(f, skipped), "writer.output")
-        self.report = (
-            describe(rows[0], self.output.parent) if len(rows) == 1 else []
-        )  # one image: its prediction in the terminal
+        self.report = describe(rows[0], self.output.parent) if len(rows) == 1 else []  # one image: in the terminal
         self.report.append(f"wrote {len(rows)} predictions to {self.output}")
+        self.note = ood_note([row["ood_score"] for row in rows if "ood_score" in row])
         self.report.append(f"skipped {len(skipped)} files that could not be read, listed in {self.skipped_file}")
         if submission:
             if "class_index" not in (rows[0] if rows else {"class_index": 0}):
@@ -139,8 +140,10 @@ class PredictionWriter(BasePredictionWriter):
     def teardown(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         """Say what was written, once the progress bar has finished its line."""
         if self.report:
-            print("\n".join(self.report))
-        self.report = []
+            print("\n".join(self.report), flush=True)
+        if self.note:
+            warn(self.note)
+        self.report, self.note = [], None
 
     def _predictions(self, f, rows: list[dict]) -> int:
         if self.output.suffix.lower() == ".json":
@@ -179,6 +182,8 @@ def describe(row: dict, folder: Path) -> list[str]:
     elif "caption" in row:
         captions = row.get("alternatives") or [[row["caption"], row["score"]]]
         lines += [f"  {caption}  (score {score:.3f})" for caption, score in captions]
+    if "ood_score" in row:
+        lines.append(f"  ood_score: {row['ood_score']:.2f} (1: farther from the validation images than 99 in 100)")
     if row.get("overlay"):
         lines.append(f"  explanation: {folder / row['overlay']}")
     return lines

@@ -18,6 +18,7 @@ from vlc.callbacks.caption_files import CaptionSamples, VocabularyFile
 from vlc.callbacks.feature_cache import FeatureCaching
 from vlc.errors import UserError, warn
 from vlc.explain.attention import WordAttention, smooth_maps, word_attention
+from vlc.explain.ood import ood_scores
 from vlc.explain.render import attention_strip
 from vlc.metrics.meteor import meteor_available
 from vlc.metrics.scoring import Scoring
@@ -251,6 +252,8 @@ class ImageCaptioner(Task):
         if batch is None:  # no image of the batch could be read
             return
         features = self.features(batch["images"], batch["keys"])
+        if stage == "val":
+            self.collect_features(pooled(features))
         ce, _, logits = caption_loss(self.decoder, features, batch["captions"])
         B = len(batch["captions"])
         perplexity = self.val_perplexity if stage == "val" else self.test_perplexity
@@ -287,6 +290,7 @@ class ImageCaptioner(Task):
 
     def on_validation_epoch_end(self) -> None:
         self._log_caption_metrics("val")
+        self.summarise_features()
 
     def on_test_epoch_end(self) -> None:
         self._log_caption_metrics("test")
@@ -295,13 +299,17 @@ class ImageCaptioner(Task):
     def predict_step(self, batch, batch_idx: int) -> list[dict]:
         """One row per image: file, caption and score (the length-normalised log-probability of the caption).
 
-        With ``num_captions > 1`` the row also lists the best captions with their scores as ``alternatives``.
+        With ``num_captions > 1`` the row also lists the best captions with their scores as ``alternatives``. With
+        the validation images' statistics (a checkpoint of this version) also ``ood_score`` (``vlc.explain.ood``:
+        above 1, the image's features lie farther from theirs than 99 in 100 of them).
         """
         if batch is None:  # no image of the batch could be read: they are listed beside the predictions
             return []
         files = batch["files"] if "files" in batch else [str(k) for k in batch["keys"].tolist()]  # a split: its keys
         n = self.decoding.num_captions
-        captions, scores, _ = self.generate(self.encode(batch["images"]), n)
+        features = self.encode(batch["images"])
+        captions, scores, _ = self.generate(features, n)
+        ood = ood_scores(pooled(features), self.input_statistics) if self.input_statistics else None
         rows = []
         for file, caption, score in zip(files, captions, scores.tolist()):
             if n == 1:
@@ -310,6 +318,8 @@ class ImageCaptioner(Task):
                 alternatives = [[c, round(s, 6)] for c, s in zip(caption, score) if math.isfinite(s)]
                 best = {"file": file, "caption": caption[0], "score": alternatives[0][1]}
                 rows.append({**best, "alternatives": alternatives})
+        if ood is not None:
+            rows = [{**row, "ood_score": score} for row, score in zip(rows, ood)]
         return rows
 
     # -- explanations ------------------------------------------------------------------------------------------
@@ -372,6 +382,11 @@ class ImageCaptioner(Task):
     def on_fit_end(self) -> None:
         """Write the hyper-parameters with the final scores (HPARAMS tab)."""
         log_final_hparams(self, {k: v for k, v in self.hparams.items() if k != "vocab"})
+
+
+def pooled(features: torch.Tensor) -> torch.Tensor:
+    """The decoder input averaged over the grid: ``(B, N, C)`` annotation vectors or ``(B, C)`` -> ``(B, C)``."""
+    return features.mean(dim=1) if features.dim() == 3 else features
 
 
 def _options(value: Any, kind: type, key: str) -> Any:
