@@ -179,7 +179,10 @@ def test_report_without_labels_and_with_an_overlay(predicted, capsys, tmp_path):
     assert report(capsys, tmp_path / "pred.json", "--output", out)[0] == 0
     page = Page(out.read_text())
     assert len(page.find("figure", "prediction")) == 9 and len(page.find("figure", "overlaid")) == 1
-    assert len(page.find("img")) == 10 and page.external() == []
+    assert len(page.find("img")) == 9 and page.external() == []  # the overlaid image shown once, in its overlay
+    assert [img["alt"] for img in page.find("img") if "explanation" in img["alt"]] == [
+        next(r["file"] for r in rows if r["file"].endswith("test_0_0.JPEG")) + " and its explanation"
+    ]
     assert "classes" not in page.rows  # no scores without labels
     assert "3 of the 9 images look unlike the model's validation images" in " ".join(out.read_text().split())
     assert out.read_text().count("ood_score 2.50") == 3
