@@ -25,6 +25,8 @@ from pathlib import Path
 import lightning as L
 import torch
 
+from vlc.trainer import auto_precision, native_bf16_cpu
+
 REPO = Path(__file__).resolve().parents[1]
 """The repository root (the configs are read from there)."""
 
@@ -213,13 +215,13 @@ def quiet(enabled: bool = True) -> Iterator[io.StringIO]:
 
 # -- the machine --------------------------------------------------------------------------------------------------
 def bf16_fast() -> bool:
-    """Whether this CPU runs bfloat16 matrix products natively (oneDNN with AVX-512 BF16 or AMX)."""
-    return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    """Whether this CPU runs bfloat16 matrix products natively (AVX-512 BF16 or AMX): ``vlc.trainer``'s test."""
+    return native_bf16_cpu() is not None
 
 
 def default_precision() -> str:
-    """``bf16-mixed`` where bfloat16 is fast on this CPU, else ``32-true`` (bfloat16 is ~20x slower on AVX2)."""
-    return "bf16-mixed" if bf16_fast() else "32-true"
+    """What ``precision: auto`` picks on this CPU: ``bf16-mixed`` where bfloat16 is native, else ``32-true``."""
+    return auto_precision("cpu")[0]
 
 
 def cpu_model() -> str:

@@ -4,17 +4,17 @@ import csv
 from pathlib import Path
 
 import numpy as np
-import torch
 from PIL import Image
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from vlc.cli import main
+from vlc.trainer import native_bf16_cpu
 
 REPO = Path(__file__).resolve().parents[1]
-BF16_FAST = torch.ops.mkldnn._is_mkldnn_bf16_supported()
-"""Whether this CPU runs bfloat16 natively (AVX-512 BF16): without it bf16 is emulated, many times slower."""
+BF16_FAST = native_bf16_cpu() is not None
+"""Whether this CPU runs bfloat16 natively (AVX-512 BF16, AMX): without it bf16 is emulated, many times slower."""
 FAST_PRECISION = "bf16-mixed" if BF16_FAST else "32-true"
-"""The CLI's default precision where it is fast, float32 elsewhere: for end-to-end runs whose cost matters."""
+"""What ``precision: auto`` picks on this CPU, named: for end-to-end runs whose cost matters."""
 CONFIGS = REPO / "configs"
 TINY_NET = [
     "--model.init_args.backbone.init_args.widths=[8, 16]",

@@ -51,7 +51,7 @@ def test_folder_images_recursive_any_case_and_skips_broken(tmp_path, capsys):
     err = capsys.readouterr().err
     assert f"skipping {tmp_path / 'notes.txt'}: not an image file name" in err
     assert f"skipped 2 of 5 files under {tmp_path} that cannot be read (listed beside the predictions)" in err
-    with pytest.raises(UserError, match="not a folder"):
+    with pytest.raises(UserError, match="missing: no such file or folder"):
         folder_images(tmp_path / "missing", ImageReader(), bad)
 
 

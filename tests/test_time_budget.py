@@ -49,6 +49,7 @@ def fit(root, *extra: str) -> None:
             "--trainer.log_every_n_steps=1",
             "--trainer.enable_progress_bar=false",
             "--trainer.precision=32-true",
+            "--model.init_args.scheduler.init_args.max_lr=0.05",  # the tiny data diverges at the config's 0.2
             "--trainer.callbacks+=faults.FakeClock",
             *TINY_NET,
             *extra,
@@ -56,11 +57,16 @@ def fit(root, *extra: str) -> None:
     )
 
 
-def test_steps_in_budget_counts_validation_each_epoch_and_at_the_end():
-    # 100 s left, 1 s a step, a 5 s validation every 10 steps and one at the end: 95 / 1.5 = 63 steps
-    assert steps_in_budget(100.0, 1.0, 5.0, 10) == 63
+def test_steps_in_budget_counts_the_validations_where_they_fall_and_one_at_the_end():
+    # 100 s left, 1 s a step, a 5 s validation after every 10th step and one at the end:
+    # 65 steps = 65 s + 6 validations passed + 1 at the end = 100 s; 66 would need 101 s
+    assert steps_in_budget(100.0, 1.0, 5.0, 10) == 65
+    # from step 7, 63 steps end on the validation of step 70 (63 s + 7 validations = 98 s); 64 need one more: 104 s
+    assert steps_in_budget(100.0, 1.0, 5.0, 10, step=7) == 63
+    assert steps_in_budget(105.0, 1.0, 5.0, 10) == 70  # ending on a validation: no extra one at the end
     assert steps_in_budget(100.0, 1.0, 0.0, float("inf")) == 100
     assert steps_in_budget(3.0, 1.0, 5.0, 10) == 0
+    assert steps_in_budget(10.0, 1.0, 1.0, 1) == 5  # one step an epoch: a validation after each
 
 
 def test_the_schedule_is_sized_to_the_budget_ends_with_the_run_and_resumes_exactly(data, capsys):
@@ -75,7 +81,7 @@ def test_the_schedule_is_sized_to_the_budget_ends_with_the_run_and_resumes_exact
     lrs = events(os.path.join("logs", RUN)).Scalars("lr-SGD")
     assert len(lrs) == schedule["total_steps"]
     assert lrs[-1].value == pytest.approx(schedule["_last_lr"][0]) and lrs[-1].value < 1e-4  # the schedule's end
-    assert max(e.value for e in lrs) == pytest.approx(0.2, rel=0.05)  # and its peak on the way
+    assert max(e.value for e in lrs) == pytest.approx(0.05, rel=0.05)  # and its peak on the way
 
     os.chdir(data)  # the same run, interrupted after it was sized, then resumed (in another folder)
     CLOCK[0] = 0.0
@@ -103,3 +109,43 @@ def test_the_budget_is_read_exactly_from_lightnings_public_timer_api():
     assert duration(timer) == 900.3, "Lightning's Timer no longer leaves the whole budget to a stage a fit never runs"
     assert timer.time_remaining() < 900.3 - 123.4
     assert lightning.pytorch.callbacks.Timer().time_remaining() is None  # no budget
+
+
+def budget_used() -> tuple[dict, float]:
+    """The last checkpoint's schedule and the training seconds its Timer counted."""
+    ckpt = torch.load(LAST, weights_only=False)
+    (schedule,) = ckpt["lr_schedulers"]
+    assert ckpt["global_step"] == schedule["total_steps"]  # the run stopped at the end of its schedule
+    elapsed = next(v for k, v in ckpt["callbacks"].items() if k.startswith("Timer"))["time_elapsed"]["train"]
+    return schedule, elapsed
+
+
+@pytest.mark.parametrize(("step_after", "how"), [(0.4, "faster now"), (2.5, "slower now")])
+def test_a_machine_that_changes_speed_mid_run_still_ends_the_schedule_at_the_budget(data, capsys, step_after, how):
+    """1 s a step until step 40, then 0.4 s or 2.5 s: the rest of the schedule is re-sized to the new pace."""
+    fit(data, "--trainer.callbacks.change_at=40", f"--trainer.callbacks.step_after={step_after}")  # fit's FakeClock
+    out = capsys.readouterr().out
+    assert f"vlc: time budget ({how}): trainer.max_time 2 min fits about " in out
+    schedule, elapsed = budget_used()
+    assert 0.97 * 120 <= elapsed <= 120, elapsed  # within 3% of max_time, never over it
+    at_one_second = 108  # what the first sizing planned (test above)
+    assert (schedule["total_steps"] > at_one_second) == (step_after < 1)
+    lrs = events(os.path.join("logs", RUN)).Scalars("lr-SGD")
+    assert lrs[-1].value < 1e-4  # annealed to the schedule's end
+
+
+def test_one_step_epochs_size_the_schedule_and_end_it_at_the_budget(data, capsys):
+    """Every step followed by a validation (54 training images, batches of 54): sized after a few steps, not never."""
+    fit(data, "--data.batch_size=54", "--trainer.max_epochs=1000", "--trainer.max_time=00:00:01:00")
+    assert "vlc: time budget: trainer.max_time 60 s fits about " in capsys.readouterr().out
+    schedule, elapsed = budget_used()
+    assert 0.97 * 60 <= elapsed <= 60, elapsed
+    assert schedule["total_steps"] < 1000 and schedule["budget"] == 60.0
+
+
+def test_a_budget_too_short_to_size_says_the_run_did_not_finish(data, capsys):
+    """3 s of budget: the run stops before the schedule is sized, and says so instead of ending quietly."""
+    fit(data, "--trainer.max_time=00:00:00:03")
+    err = capsys.readouterr().err
+    assert "vlc: warning: trainer.max_time (3 s) stopped the run at step 3 of its 900-step schedule (0%)" in err
+    assert "the model did not finish training" in err

@@ -3,7 +3,9 @@
 from pathlib import Path
 
 import lightning as L
+import numpy as np
 
+from vlc.explain.render import stack
 from vlc.metrics.caption_samples import caption_samples_figure, caption_samples_markdown
 from vlc.metrics.figures import log_figure
 from vlc.vocabulary import Vocabulary
@@ -13,7 +15,8 @@ class CaptionSamples(L.Callback):
     """Logs the samples a validation step returns (``images``, ``generated``, ``references``) as a figure and text.
 
     A callback of the captioner (``ImageCaptioner.configure_callbacks``), which returns them for the first
-    validation batch (``model.scoring.num_samples`` images).
+    validation batch (``model.scoring.num_samples`` images). With an attention decoder it also logs ``val/attention``:
+    each sample's attention strip (one frame per generated word, ``ImageCaptioner.explain``), one below the other.
     """
 
     def __init__(self) -> None:
@@ -33,6 +36,10 @@ class CaptionSamples(L.Callback):
         if hasattr(experiment, "add_text"):
             text = caption_samples_markdown(samples["generated"], samples["references"])
             experiment.add_text("val/captions", text, step)
+        if hasattr(experiment, "add_image") and pl_module.cannot_explain() is None:
+            images = samples["images"].to(pl_module.device)
+            strips = pl_module.explain(images, [{"caption": caption} for caption in samples["generated"]])
+            experiment.add_image("val/attention", np.asarray(stack(strips)), step, dataformats="HWC")
 
 
 class VocabularyFile(L.Callback):

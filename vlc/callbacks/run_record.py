@@ -17,6 +17,7 @@ from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from vlc.errors import Diverged, UserError, warn
 from vlc.runs import RUN_FILE, read_run
+from vlc.tasks.hparams import experiment_hparams, log_final_hparams
 
 PACKAGES = ("vlc", "torch", "torchvision", "lightning", "torchmetrics", "numpy", "pillow")
 
@@ -83,6 +84,9 @@ class RunRecord(SaveConfigCallback):
     stopped during set-up, before this callback's ``setup`` (the data module's comes first: a cache build, a bad
     image), is recorded too, with its stage and 0 epochs. Nothing is written without a logger (``vlc predict``).
 
+    At the end of a fit it logs the experiment's hyper-parameters (:func:`vlc.tasks.hparams.experiment_hparams`)
+    with the final scores: TensorBoard's HParams tab.
+
     Args:
         parser: the CLI's parser (saves ``config.yaml``).
         config: the parsed config of the subcommand.
@@ -110,10 +114,10 @@ class RunRecord(SaveConfigCallback):
             raise UserError(f"cannot write the run's config.yaml into {self.folder}/ ({err.strerror or err})") from None
 
     def save_config(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
-        self._start(pl_module, stage)
+        self._start(trainer, pl_module, stage)
         self._write(trainer)
 
-    def _start(self, pl_module: L.LightningModule, stage: str) -> None:
+    def _start(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         """A new session in the record (a resumed run adds one to its ``run.yaml``), ``running``."""
         hparams = pl_module.hparams
         linked = {key: hparams[key] for key in self.linked if hparams.get(key) is not None}
@@ -136,6 +140,7 @@ class RunRecord(SaveConfigCallback):
             "epochs": previous.get("epochs", 0),
             "steps": previous.get("steps", 0),
             "seed": int(os.environ.get("PL_GLOBAL_SEED", 0)),
+            "precision": getattr(trainer, "precision_choice", None) or trainer.precision,
             "linked": linked,
             "sessions": [*previous.get("sessions", []), session],
             "versions": package_versions(),
@@ -151,12 +156,16 @@ class RunRecord(SaveConfigCallback):
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._update(trainer, "running")
 
+    def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        """The experiment's hyper-parameters with its final scores, to TensorBoard's HParams tab (to compare runs)."""
+        log_final_hparams(trainer, experiment_hparams(self.config))
+
     def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
         if self.folder is None and trainer.is_global_zero:  # stopped before setup (the data's): still recorded
             folder = _log_dir(trainer)
             if folder is not None and folder.is_dir():
                 self.folder = folder
-                self._start(pl_module, trainer.state.fn)
+                self._start(trainer, pl_module, trainer.state.fn)
         self._update(trainer, outcome(exception))
 
     def teardown(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:

@@ -2,11 +2,13 @@
 
 A run stopped by ``max_time`` ends where it is: with a step-sized schedule such as one-cycle, in the middle of the
 schedule, at a high learning rate, with a poor model. So, as careful practitioners do by hand, :class:`TimeBudget`
-times the first training steps and, when the steps that ``max_epochs`` plans do not fit in the budget, makes the
-schedule as long as what fits (:meth:`vlc.tasks.OneCycleLR.resize`) and stops the run when it ends. The budget is
-split between training and validation: each epoch's validation is counted, timed in the sanity check until the
-first real validation, when the length is sized once more with the measured time. The length travels in the
-checkpoint, so a resumed run continues the same schedule (and Lightning's ``Timer`` the same budget).
+times the training steps and, when the steps that ``max_epochs`` plans do not fit in the budget, makes the schedule
+as long as what fits (:meth:`vlc.tasks.OneCycleLR.resize`) and stops the run when it ends. It keeps measuring: the
+pace of the last steps and the time of the last validation re-size what is left of the schedule whenever the machine
+gets faster or slower, so the run ends close to ``max_time`` either way, whatever the number of steps an epoch (one
+included). Validations are counted where they fall; until the first real one, the sanity check's pace estimates them.
+The length travels in the checkpoint, so a resumed run continues the same schedule (and Lightning's ``Timer`` the
+same budget).
 
 A schedule that cannot be resized (another scheduler, or one stepped per epoch) is left as it is, with a warning
 that ``max_time`` will cut it short.
@@ -14,6 +16,7 @@ that ``max_time`` will cut it short.
 
 import math
 import time
+from collections import deque
 
 import lightning as L
 from lightning.pytorch.callbacks import Timer
@@ -36,37 +39,66 @@ def duration(timer: Timer) -> float:
     return timer.time_remaining(RunningStage.PREDICTING)
 
 
-def steps_in_budget(left: float, step_time: float, val_time: float, steps_between_vals: float) -> int:
-    """Training steps that fit in ``left`` seconds, with a validation every so often and one at the end.
+UNLIMITED = 2**62
+"""What fits when nothing takes time."""
+
+
+def steps_in_budget(left: float, step_time: float, val_time: float, steps_between_vals: float, step: int = 0) -> int:
+    """Training steps after ``step`` that fit in ``left`` seconds, with the validations they pass and one at the end.
 
     Args:
         left: seconds left.
         step_time: seconds one training step takes.
         val_time: seconds one validation takes.
-        steps_between_vals: training steps from one validation to the next.
+        steps_between_vals: training steps from one validation to the next (validations follow steps that are
+            multiples of it; infinite without validation).
+        step: the step reached, its validation (if one follows it) not yet run.
     """
+
+    def needed(steps: int) -> float:
+        end = step + steps
+        if math.isinf(steps_between_vals):
+            return steps * step_time + val_time
+        # validations after the steps in [step, end]: the one of the step reached is still to come
+        passed = math.floor(end / steps_between_vals) - math.ceil(max(step, 1) / steps_between_vals) + 1
+        final = 0 if passed and end % steps_between_vals == 0 else 1  # a validation at the end, unless one falls there
+        return steps * step_time + (passed + final) * val_time
+
     per_step = step_time + val_time / max(1.0, steps_between_vals)
-    return max(0, math.floor((left - val_time) / per_step))
+    if per_step <= 0:
+        return UNLIMITED
+    steps = max(0, math.floor((left - val_time) / per_step))  # about right: then exact
+    while steps > 0 and needed(steps) > left:
+        steps -= 1
+    while needed(steps + 1) <= left:
+        steps += 1
+    return steps
 
 
 class TimeBudget(L.Callback):
-    """Sizes a one-cycle schedule to the time ``trainer.max_time`` leaves, and stops the run at its end.
+    """Sizes a one-cycle schedule to the time ``trainer.max_time`` leaves, re-sizes it as it goes, and ends the run.
 
     Args:
-        after_steps: training steps timed before the schedule is sized (the first ``skip_steps`` are not timed).
-        skip_steps: first steps left out of the timing (memory allocation, first batches).
+        skip_steps: first steps of a session left out of the timing (memory allocation, first batches).
+        window: the pace is measured over this many last steps, so that it follows a machine that changes speed.
+        min_timed: steps timed before the schedule is first sized.
+        tolerance: a re-sizing that changes the length by less than this share of it is not made (timing noise).
         margin: share of the budget kept free for the timing's error and the final checkpoint.
     """
 
-    def __init__(self, after_steps: int = 20, skip_steps: int = 3, margin: float = 0.03) -> None:
-        self.after_steps, self.skip_steps, self.margin = after_steps, skip_steps, margin
+    def __init__(
+        self, skip_steps: int = 2, window: int = 20, min_timed: int = 2, tolerance: float = 0.005, margin: float = 0.01
+    ) -> None:
+        self.skip_steps, self.window, self.min_timed = skip_steps, window, min_timed
+        self.tolerance, self.margin = tolerance, margin
         self.first_step = 0  # the global step this session started from
-        self.start: tuple[float, int] | None = None  # (clock, global step) when this session's timing began
-        self.paused = 0.0  # seconds of validation since then
+        self.paces: deque[tuple[float, int]] = deque(maxlen=window + 1)  # (training seconds, global step)
+        self.paused = 0.0  # seconds of validation this session
         self.clock = 0.0  # when the current sanity check or validation began
         self.val_time: float | None = None  # seconds one validation takes (None: not timed yet)
         self.measured = False  # whether val_time comes from a real validation (else the sanity check's estimate)
         self.sized = self.warned = False
+        self.said = 0  # the length last printed
 
     # -- what the trainer has ------------------------------------------------------------------------------------
     @staticmethod
@@ -101,58 +133,70 @@ class TimeBudget(L.Callback):
             self.val_time = (time.monotonic() - self.clock) / batches * sum(trainer.num_val_batches)
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self.first_step, self.start = trainer.global_step, None
+        self.first_step, self.paused = trainer.global_step, 0.0
+        self.paces.clear()
         schedule, timer = self.schedule(trainer), self.timer(trainer)
-        if schedule is not None and timer is not None and schedule.budget != duration(timer):
-            self.sized = False  # not sized yet, or resumed with another budget: time and size again
+        if schedule is not None and timer is not None and schedule.budget not in (None, duration(timer)):
+            self.sized = False  # resumed with another budget: its end is not this run's end until re-sized
 
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs, batch, batch_idx) -> None:
         schedule = self.schedule(trainer)
         if self.sized and schedule is not None and schedule.budget and trainer.global_step >= schedule.total_steps:
             trainer.should_stop = True  # the sized schedule is over: the rest of the budget is not needed
-        if self.timer(trainer) is None:
             return
-        if self.start is None and trainer.global_step - self.first_step >= self.skip_steps:
-            self.start, self.paused = (time.monotonic(), trainer.global_step), 0.0
-        elif not self.sized and self.start is not None and trainer.global_step - self.start[1] >= self.after_steps:
-            self._fit(trainer, "")
+        if self.timer(trainer) is None or trainer.global_step - self.first_step < self.skip_steps:
+            return
+        if not self.paces or self.paces[-1][1] != trainer.global_step:  # one entry per optimizer step
+            self.paces.append((time.monotonic() - self.paused, trainer.global_step))
+        if len(self.paces) > self.min_timed:
+            self._fit(trainer)
 
     def on_validation_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self.clock = time.monotonic()
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        """Say so when ``max_time`` cut the schedule short (a budget too short to be timed, a schedule not sized)."""
+        timer, schedule = self.timer(trainer), self.schedule(trainer)
+        if timer is None or schedule is None or timer.time_remaining() > 0 or trainer.received_sigterm:
+            return
+        if trainer.global_step < 0.98 * schedule.total_steps:  # not the last steps of a sized one: its annealing
+            warn(
+                f"trainer.max_time ({minutes(duration(timer))}) stopped the run at step {trainer.global_step} of its "
+                f"{schedule.total_steps}-step schedule ({trainer.global_step / schedule.total_steps:.0%}), learning "
+                f"rate {schedule.get_last_lr()[0]:.3g}: the model did not finish training; raise trainer.max_time"
+            )
 
     def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if trainer.sanity_checking or trainer.state.fn != "fit":
             return
         seconds = trainer.strategy.broadcast(time.monotonic() - self.clock)
-        self.paused += seconds if self.start is not None else 0.0
-        self.val_time, measured = seconds, self.measured
-        self.measured = True
-        timed = self.start is not None and trainer.global_step > self.start[1]
-        if self.sized and not measured and timed and self.timer(trainer) is not None:
-            self._fit(trainer, " (validation timed)")  # sized with the sanity check's estimate: once more
+        self.paused += seconds
+        self.val_time, self.measured = seconds, True
 
     # -- sizing --------------------------------------------------------------------------------------------------
-    def _fit(self, trainer: L.Trainer, how: str) -> None:
+    def _fit(self, trainer: L.Trainer) -> None:
+        """Size what is left of the schedule to the time left, at the pace of the last steps."""
         timer, schedule = self.timer(trainer), self.schedule(trainer)
-        step_time = (time.monotonic() - self.start[0] - self.paused) / (trainer.global_step - self.start[1])
-        step_time = trainer.strategy.broadcast(step_time)  # every process sizes alike
+        (first, first_step), (last, last_step) = self.paces[0], self.paces[-1]
+        step_time = trainer.strategy.broadcast((last - first) / (last_step - first_step))  # every process alike
         val_time = self.val_time if self.val_time is not None else 0.0
         left = timer.time_remaining() - self.margin * duration(timer)
-        fits = trainer.global_step + steps_in_budget(left, step_time, val_time, self.steps_between_vals(trainer))
+        step = trainer.global_step
+        fits = step + steps_in_budget(left, step_time, val_time, self.steps_between_vals(trainer), step)
         planned = trainer.estimated_stepping_batches
         if schedule is None:
             self.sized = True
             self._warn_unsized(trainer, timer, fits, planned, step_time)
             return
-        total = schedule.total_steps if schedule.budget is not None else planned
         if fits >= planned and schedule.budget is None:  # the steps planned fit: nothing to do
-            self.sized = True
             return
-        fits = max(trainer.global_step + 1, min(fits, planned))
-        first = not self.sized
+        fits = max(step + 1, min(fits, planned))
+        if self.sized and abs(fits - schedule.total_steps) <= self.tolerance * schedule.total_steps:
+            return
         self.sized = True
         schedule.resize(fits, duration(timer))
-        if trainer.is_global_zero and (first or fits != total):
+        if trainer.is_global_zero and abs(fits - self.said) > 0.1 * max(self.said, 1):  # the first, and big changes
+            how = "" if not self.said else (" (faster now)" if fits > self.said else " (slower now)")
             planned_note = "" if math.isinf(planned) else f" of the {planned} steps planned"
             print(
                 f"vlc: time budget{how}: trainer.max_time {minutes(duration(timer))} fits about {fits}{planned_note} "
@@ -160,6 +204,7 @@ class TimeBudget(L.Callback):
                 f"step {fits}, where the run stops",
                 flush=True,
             )
+            self.said = fits
 
     def _warn_unsized(self, trainer: L.Trainer, timer: Timer, fits: int, planned: float, step_time: float) -> None:
         if self.warned or math.isinf(planned) or fits >= planned or not trainer.lr_scheduler_configs:

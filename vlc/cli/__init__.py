@@ -25,6 +25,8 @@ COMMANDS = {
     "predict": "predict a folder of images with a checkpoint, to CSV or JSON",
     "export": "a checkpoint as ONNX files that run without torch (python -m vlc.onnx_predict)",
     "compare": "a table of runs read from their logs (accuracy or caption scores, epochs, time, status)",
+    "sweep": "vlc fit over a grid of settings and seeds, one run after another, resumable",
+    "report": "one HTML page of a prediction file's images and predictions (scores with --labels)",
     "data": "prepare datasets on disk (vlc data tinyimagenet30 ...)",
 }
 TRAINER_COMMANDS = ("fit", "validate", "test", "predict")
@@ -57,10 +59,18 @@ def dispatch(argv: list[str]) -> None:
         from vlc.export.command import main as export_main
 
         export_main(args)
+    elif command == "sweep":
+        from vlc.sweep import main as sweep_main
+
+        sweep_main(args)
     elif command == "compare":
         from vlc.compare import main as compare_main
 
         compare_main(args)
+    elif command == "report":
+        from vlc.report import main as report_main
+
+        report_main(args)
     elif command in TRAINER_COMMANDS and ("-h" in args or "--help" in args):
         from vlc.cli.help import print_help
 

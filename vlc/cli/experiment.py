@@ -29,6 +29,7 @@ from vlc.cli import from_checkpoint, hints
 from vlc.cli.parser import VlcArgumentParser
 from vlc.data.modules.base import ImageDataModule
 from vlc.tasks.base import Task
+from vlc.trainer import Trainer
 
 LINKED = ("num_classes", "class_names", "vocab")
 """Data module attributes passed to the model's ``__init__`` arguments of the same name."""
@@ -40,7 +41,6 @@ TRAINER_DEFAULTS = {
     },
     "accelerator": "auto",
     "devices": 1,
-    "precision": "bf16-mixed",
     "log_every_n_steps": 10,
     "enable_model_summary": False,  # vlc prints its own parameter counts (Lightning's: FLOPs of zero under bf16)
     "use_distributed_sampler": False,  # vlc's loaders split the data between processes (vlc.data.loading.EpochSampler)
@@ -225,6 +225,7 @@ def build(command: str, args: list[str], help_only: bool = False) -> VlcCLI:
         parser_class=VlcArgumentParser,
         parser_kwargs={"prog": f"{hints.program()} {command}"},
         auto_configure_optimizers=False,
+        trainer_class=Trainer,
     )
 
 

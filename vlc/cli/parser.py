@@ -1,10 +1,12 @@
 """The argument parser of every vlc command: no abbreviations, and its errors in one line for the user."""
 
 import re
+from typing import get_args
 
 from lightning.pytorch.cli import LightningArgumentParser
 
 from vlc.errors import UserError
+from vlc.trainer import Precision
 
 NOISE = ("Does not validate against any", "Subtypes:", "Errors:", "- Expected a <class 'NoneType'>", "Given value")
 """Lines of a nested jsonargparse report that say nothing a user can act on."""
@@ -33,6 +35,9 @@ def one_line(message: str) -> str:
         keys, text = [*keys, nested[1]], nested[2]
     text = RESTRICTION.sub(lambda m: f"expected a value {m[2]} {m[3]}, got {m[1] or given}", text)
     text = re.sub(r"expected v([<>=]+)(\S+),", r"expected a value \1 \2,", text)
+    if ".".join(keys) == "trainer.precision":  # jsonargparse reports the last type of the Literal's mix: int
+        known = ", ".join(dict.fromkeys(map(str, get_args(Precision)[1:])))
+        text = f"expected auto or one of {known}; got {text.split(': ')[-1]}"
     text = f"{'.'.join(keys)}: {text}" if keys else text
     return text + FAMILIES if BACKBONE_OPTION.match(text) else text
 

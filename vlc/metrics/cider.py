@@ -34,3 +34,11 @@ class CIDErD(CaptionMetric):
             return self._as_tensor(0.0)
         score, _ = Cider().compute_score(gts, res)
         return self._as_tensor(score)
+
+    def per_image(self) -> list[float]:
+        """Each image's CIDEr-D, in the order they were added (the IDF, as in :meth:`compute`, the corpus's)."""
+        gts, res = self.coco_inputs()
+        if not any(ref for refs in gts.values() for ref in refs):
+            return [0.0] * len(res)
+        _, scores = Cider().compute_score(gts, res)
+        return [float(value) for value in scores]

@@ -222,6 +222,11 @@ class AirbenchNet(ImageBackbone):
         super().__init__(body, widths[-1], **kwargs)
 
     @property
+    def feature_layer(self) -> nn.Module:
+        """The last conv group: its grid (3x3 at 32 px) is the last before the body's pool makes it 1x1."""
+        return [module for name, module in self.body.named_children() if name.startswith("group")][-1]
+
+    @property
     def whitening(self) -> PatchWhitening | None:
         """The whitening stem (the body's first layer), or None with ``whiten: false``."""
         return next((m for m in self.body.modules() if isinstance(m, PatchWhitening)), None)

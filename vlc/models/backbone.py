@@ -111,6 +111,15 @@ class ImageBackbone(nn.Module):
 
     forward = forward_features
 
+    @property
+    def feature_layer(self) -> nn.Module:
+        """The layer whose output is the last feature grid with spatial extent (Grad-CAM's layer): here the body.
+
+        A family whose body ends in a pooling that shrinks the grid (airbench's 3x3 max pool: 1x1 at 32 px) names
+        the layer before it.
+        """
+        return self.body
+
     # -- initialisation ------------------------------------------------------------------------------------------
     def load_pretrained(self) -> str | None:
         """Load the family's pre-trained weights into the body; what was loaded, or None (here: none to load)."""

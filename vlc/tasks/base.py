@@ -15,6 +15,7 @@ from lightning.pytorch.utilities import rank_zero_only
 from vlc.checkpoint_upgrade import upgrade
 from vlc.checkpoints import TASK_KEY, fill_metric_states
 from vlc.errors import UserError
+from vlc.explain.ood import CHECKPOINT_KEY, FeatureStatistics
 from vlc.models.backbone import ImageBackbone
 from vlc.tasks.hparams import log_parameter_counts
 from vlc.tasks.optim import configure, param_groups
@@ -39,6 +40,14 @@ class Task(L.LightningModule):
     """How many training images :meth:`init_from_data` passes to the backbone (airbench's whitening uses 5,000)."""
 
     pretrained_loaded = False
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.validation_features = FeatureStatistics()  # this validation epoch's images (collect_features)
+
+    input_statistics: dict | None = None
+    """The pooled features of the latest validation epoch's images, summarised (``vlc.explain.ood``); checkpoints
+    carry it, so that predictions can say when images look unlike them (None: not measured, or an old checkpoint)."""
 
     @property
     def image_backbone(self) -> ImageBackbone:
@@ -78,6 +87,10 @@ class Task(L.LightningModule):
         if self.trainer.is_global_zero:
             print(report)
 
+    def cannot_explain(self) -> str | None:
+        """Why this model's predictions have no explanation (``vlc predict --writer.explain``), or None."""
+        return None
+
     def frozen_note(self) -> str:
         """What is frozen, for the parameter counts printed when fitting starts."""
         return ""
@@ -103,7 +116,22 @@ class Task(L.LightningModule):
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         cls = type(self)
         checkpoint[TASK_KEY] = {"class_path": f"{cls.__module__}.{cls.__qualname__}", "kind": self.KIND}
+        if self.input_statistics is not None:
+            checkpoint[CHECKPOINT_KEY] = self.input_statistics
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         upgrade(checkpoint)  # a checkpoint of an earlier vlc version
         fill_metric_states(self, checkpoint)  # or one written before the training averages were saved
+        self.input_statistics = checkpoint.get(CHECKPOINT_KEY)
+
+    # -- what validation images look like (vlc.explain.ood) ---------------------------------------------------
+    def collect_features(self, pooled) -> None:
+        """Keep the pooled features ``(B, C)`` of a validation batch (not those of the sanity check)."""
+        if not self.trainer.sanity_checking:
+            self.validation_features.update(pooled)
+
+    def summarise_features(self) -> None:
+        """At a validation epoch's end: the summary of its images' features replaces the previous one."""
+        if not self.trainer.sanity_checking:
+            self.input_statistics = self.validation_features.summary() or self.input_statistics
+        self.validation_features.reset()

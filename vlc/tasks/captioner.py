@@ -17,6 +17,9 @@ from vlc.callbacks.caption_baselines import CaptionBaselines
 from vlc.callbacks.caption_files import CaptionSamples, VocabularyFile
 from vlc.callbacks.feature_cache import FeatureCaching
 from vlc.errors import UserError, warn
+from vlc.explain.attention import WordAttention, smooth_maps, word_attention
+from vlc.explain.ood import ood_scores
+from vlc.explain.render import attention_strip
 from vlc.metrics.meteor import meteor_available
 from vlc.metrics.scoring import Scoring
 from vlc.models.backbone import ImageBackbone
@@ -27,7 +30,7 @@ from vlc.models.feature_cache import CachedEncoder
 from vlc.models.glove import glove_embeddings
 from vlc.models.lstm_decoder import LSTMDecoder
 from vlc.tasks.base import Task
-from vlc.tasks.hparams import log_final_hparams, plain
+from vlc.tasks.hparams import plain
 from vlc.tasks.optim import zero_loss
 from vlc.vocabulary import Vocabulary
 
@@ -172,14 +175,19 @@ class ImageCaptioner(Task):
     # -- model -----------------------------------------------------------------------------------------------
     def encode(self, images: torch.Tensor) -> torch.Tensor:
         """Decoder input of a uint8 batch: annotation vectors ``(B, h*w, C)`` (spatial decoders) or ``(B, C)``."""
+        grid = self.encode_grid(images)  # (B, C, h, w)
+        if self.decoder.spatial:
+            return grid.flatten(2).transpose(1, 2).contiguous()  # (B, h*w, C)
+        return grid.mean(dim=(2, 3))  # (B, C)
+
+    def encode_grid(self, images: torch.Tensor) -> torch.Tensor:
+        """The grid ``(B, C, h, w)`` a spatial decoder attends over (pooled to ``attention_grid`` when it is set)."""
         trains = any(p.requires_grad for p in self.encoder.parameters())
         with torch.set_grad_enabled(torch.is_grad_enabled() and trains):
             grid = self.encoder(images).float()  # (B, C, h, w)
-        if self.decoder.spatial:
-            if self.hparams.attention_grid:
-                grid = F.adaptive_avg_pool2d(grid, self.hparams.attention_grid)  # (B, C, g, g)
-            return grid.flatten(2).transpose(1, 2).contiguous()  # (B, h*w, C)
-        return grid.mean(dim=(2, 3))  # (B, C)
+        if self.decoder.spatial and self.hparams.attention_grid:
+            grid = F.adaptive_avg_pool2d(grid, self.hparams.attention_grid)  # (B, C, g, g)
+        return grid
 
     def forward(self, images: torch.Tensor) -> tuple[list[str], torch.Tensor]:
         """Captions of a uint8 batch ``(B, 3, H, W)`` and their scores (length-normalised log-probabilities)."""
@@ -244,6 +252,8 @@ class ImageCaptioner(Task):
         if batch is None:  # no image of the batch could be read
             return
         features = self.features(batch["images"], batch["keys"])
+        if stage == "val":
+            self.collect_features(pooled(features))
         ce, _, logits = caption_loss(self.decoder, features, batch["captions"])
         B = len(batch["captions"])
         perplexity = self.val_perplexity if stage == "val" else self.test_perplexity
@@ -280,6 +290,7 @@ class ImageCaptioner(Task):
 
     def on_validation_epoch_end(self) -> None:
         self._log_caption_metrics("val")
+        self.summarise_features()
 
     def on_test_epoch_end(self) -> None:
         self._log_caption_metrics("test")
@@ -288,13 +299,17 @@ class ImageCaptioner(Task):
     def predict_step(self, batch, batch_idx: int) -> list[dict]:
         """One row per image: file, caption and score (the length-normalised log-probability of the caption).
 
-        With ``num_captions > 1`` the row also lists the best captions with their scores as ``alternatives``.
+        With ``num_captions > 1`` the row also lists the best captions with their scores as ``alternatives``. With
+        the validation images' statistics (a checkpoint of this version) also ``ood_score`` (``vlc.explain.ood``:
+        above 1, the image's features lie farther from theirs than 99 in 100 of them).
         """
         if batch is None:  # no image of the batch could be read: they are listed beside the predictions
             return []
         files = batch["files"] if "files" in batch else [str(k) for k in batch["keys"].tolist()]  # a split: its keys
         n = self.decoding.num_captions
-        captions, scores, _ = self.generate(self.encode(batch["images"]), n)
+        features = self.encode(batch["images"])
+        captions, scores, _ = self.generate(features, n)
+        ood = ood_scores(pooled(features), self.input_statistics) if self.input_statistics else None
         rows = []
         for file, caption, score in zip(files, captions, scores.tolist()):
             if n == 1:
@@ -303,7 +318,41 @@ class ImageCaptioner(Task):
                 alternatives = [[c, round(s, 6)] for c, s in zip(caption, score) if math.isfinite(s)]
                 best = {"file": file, "caption": caption[0], "score": alternatives[0][1]}
                 rows.append({**best, "alternatives": alternatives})
+        if ood is not None:
+            rows = [{**row, "ood_score": score} for row, score in zip(rows, ood)]
         return rows
+
+    # -- explanations ------------------------------------------------------------------------------------------
+    def cannot_explain(self) -> str | None:
+        """Why this captioner's predictions have no attention maps (a decoder without attention), or None."""
+        if hasattr(self.decoder, "forward_with_alphas"):
+            return None
+        name = type(self.decoder).__name__
+        return f"its decoder {name} has no attention over the image (vlc.models.AttentionLSTMDecoder has)"
+
+    def word_attention(self, images: torch.Tensor, captions: list[str]) -> list[WordAttention]:
+        """Per caption its words, the decoder's weights over the grid for each word and those weights as maps.
+
+        The decoder is run again teacher-forced on the captions (``vlc.explain.attention``); the maps are the
+        weights smoothed over the images' size.
+        """
+        grid = self.encode_grid(images)  # (B, C, h, w)
+        features = grid.flatten(2).transpose(1, 2).contiguous()  # (B, N, C)
+        words = [caption.split() for caption in captions]
+        length = max(1, max(len(w) for w in words))
+        tokens = torch.full((len(words), length), Vocabulary.PAD, dtype=torch.long, device=images.device)
+        tokens[:, 0] = Vocabulary.START
+        for row, caption in enumerate(words):  # inputs <start> w_1 ... w_{n-1}: the step that predicts w_t
+            tokens[row, 1 : len(caption)] = torch.tensor([self.vocab.index(w) for w in caption[:-1]], dtype=torch.long)
+        alphas = word_attention(self.decoder, features, tokens)  # (B, T, N)
+        size, cells = tuple(images.shape[-2:]), tuple(grid.shape[-2:])
+        weights = [a[: len(w)].view(-1, *cells) for w, a in zip(words, alphas)]  # (T, h, w) each
+        return [WordAttention(w, a, smooth_maps(a.flatten(1), cells, size)) for w, a in zip(words, weights)]
+
+    def explain(self, images: torch.Tensor, rows: list[dict]) -> list:
+        """One attention strip per row of :meth:`predict_step` (same order): a frame per word of its caption."""
+        attention = self.word_attention(images, [row["caption"] for row in rows])
+        return [attention_strip(image, a.maps, a.words) for image, a in zip(images, attention)]
 
     # -- pre-trained files, feature cache and optimisation -------------------------------------------------
     def pretrained_reports(self) -> list[str | None]:
@@ -330,9 +379,10 @@ class ImageCaptioner(Task):
             if hasattr(experiment, "add_text"):
                 experiment.add_text("glove", self.glove_report, 0)
 
-    def on_fit_end(self) -> None:
-        """Write the hyper-parameters with the final scores (HPARAMS tab)."""
-        log_final_hparams(self, {k: v for k, v in self.hparams.items() if k != "vocab"})
+
+def pooled(features: torch.Tensor) -> torch.Tensor:
+    """The decoder input averaged over the grid: ``(B, N, C)`` annotation vectors or ``(B, C)`` -> ``(B, C)``."""
+    return features.mean(dim=1) if features.dim() == 3 else features
 
 
 def _options(value: Any, kind: type, key: str) -> Any:

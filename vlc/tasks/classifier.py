@@ -19,11 +19,14 @@ from torchmetrics.classification import (
 
 from vlc.data.augment import evaluation_views
 from vlc.errors import UserError
+from vlc.explain.gradcam import grad_cam, upsample
+from vlc.explain.ood import ood_scores
+from vlc.explain.render import classification_overlay
 from vlc.metrics.figures import confusion_matrix_figure, log_figure, roc_figure
 from vlc.models.backbone import ImageBackbone
 from vlc.models.cnn import ResidualCNN
 from vlc.tasks.base import Task
-from vlc.tasks.hparams import log_final_hparams, plain
+from vlc.tasks.hparams import plain
 from vlc.tasks.optim import default_optimizer, zero_loss
 
 
@@ -133,8 +136,17 @@ class ImageClassifier(Task):
         """
         if self.training:
             return self.logits(images)
+        return self.evaluate(images)[0]
+
+    def evaluate(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The evaluation logits ``(B, K)`` and the pooled features ``(B, C)`` of the images.
+
+        The logits are averaged over the test-time views, the features are those of the images themselves.
+        """
         views = evaluation_views(images, self.hparams.flip_average, self.hparams.translate_average)
-        return sum(weight * self.logits(view) for weight, view in views)
+        pooled = [self.backbone(view).mean(dim=(2, 3)) for _, view in views]  # (B, C, h, w) -> (B, C) each
+        logits = sum(weight * self.head(self.dropout(p)) for (weight, _), p in zip(views, pooled))
+        return logits, pooled[0]
 
     def logits(self, images: torch.Tensor) -> torch.Tensor:
         """Class logits of one view: backbone, global average pooling, dropout, linear head."""
@@ -143,10 +155,6 @@ class ImageClassifier(Task):
     # -- training and evaluation -----------------------------------------------------------------------------
     def frozen_note(self) -> str:
         return f"freeze: {self.hparams.freeze}"
-
-    def on_fit_end(self) -> None:
-        """Write the hyper-parameters with the final scores to TensorBoard's HPARAMS tab, to compare runs."""
-        log_final_hparams(self, self.hparams)
 
     def on_train_epoch_start(self) -> None:
         self.train_loss.reset(), self.train_acc.reset()  # not called when a run resumes in mid-epoch
@@ -167,7 +175,10 @@ class ImageClassifier(Task):
         if batch is None:  # no image of the batch could be read
             return
         images, labels = batch["images"], batch["labels"]
-        logits = self(images).float()
+        logits, pooled = self.evaluate(images)
+        logits = logits.float()
+        if stage == "val":
+            self.collect_features(pooled)
         self.log(f"{stage}/loss", F.cross_entropy(logits, labels), on_epoch=True, prog_bar=True)
         probs = logits.softmax(dim=-1)
         metrics.update(probs, labels)
@@ -201,31 +212,45 @@ class ImageClassifier(Task):
 
     def on_validation_epoch_end(self) -> None:
         self._log_figures("val")
+        self.summarise_features()
 
     def on_test_epoch_end(self) -> None:
         self._log_figures("test")
 
     # -- prediction ----------------------------------------------------------------------------------------
     def predict_step(self, batch, batch_idx: int) -> list[dict]:
-        """One row per image: file, top-1 label and probability, and the top-k labels with probabilities."""
+        """One row per image: file, top-1 label and probability, and the top-k labels with probabilities.
+
+        With the validation images' statistics (a checkpoint of this version) also ``ood_score``
+        (``vlc.explain.ood``: above 1, the image's features lie farther from theirs than 99 in 100 of them).
+        """
         if batch is None:  # no image of the batch could be read: they are listed beside the predictions
             return []
         images, files = batch["images"], batch["files"]
-        probs = self(images).float().softmax(dim=-1)
+        logits, pooled = self.evaluate(images)
+        probs = logits.float().softmax(dim=-1)
+        scores = ood_scores(pooled, self.input_statistics) if self.input_statistics else None
         top_p, top_i = probs.topk(min(self.hparams.top_k, probs.shape[-1]), dim=-1)
         rows = []
-        for file, p, i in zip(files, top_p.tolist(), top_i.tolist()):
+        for n, (file, p, i) in enumerate(zip(files, top_p.tolist(), top_i.tolist())):
             top = [[self.class_names[c], round(q, 6)] for c, q in zip(i, p)]
-            rows.append(
-                {
-                    "file": file,
-                    "label": top[0][0],
-                    "class_index": i[0],
-                    "probability": top[0][1],
-                    "top_k": top,
-                }
-            )
+            row = {"file": file, "label": top[0][0], "class_index": i[0], "probability": top[0][1], "top_k": top}
+            rows.append(row if scores is None else {**row, "ood_score": scores[n]})
         return rows
+
+    def explain(self, images: torch.Tensor, rows: list[dict]) -> list:
+        """One overlay per row of :meth:`predict_step` (same order): the image and its Grad-CAM map (PIL images).
+
+        The map is of the row's predicted class on the backbone's last feature grid
+        (:attr:`~vlc.models.backbone.ImageBackbone.feature_layer`), for the image as given (no test-time views).
+        """
+        targets = torch.tensor([row["class_index"] for row in rows], device=images.device)
+        maps = grad_cam(self, self.backbone.feature_layer, images, targets, forward=self.logits)  # (B, h, w)
+        heats = upsample(maps, tuple(images.shape[-2:]))  # (B, H, W), 0-1
+        return [
+            classification_overlay(image, heat, row["label"], row["probability"])
+            for image, heat, row in zip(images, heats, rows)
+        ]
 
     # -- optimisation and checkpoints ----------------------------------------------------------------------
 

@@ -110,6 +110,27 @@ class Skips:
             warn(f"{source}: skipped " + "; ".join(parts))
 
 
+def read_references(captions_file: Path, skips: Skips) -> tuple[dict[int, str], dict[int, list[str]]]:
+    """``{id: file_name}`` and ``{id: [reference captions]}`` of a COCO captions file; what is unusable to ``skips``.
+
+    Raises:
+        UserError: as :func:`read_captions_file` and :func:`image_files`.
+    """
+    images, annotations = read_captions_file(captions_file)
+    files = image_files(images, captions_file, skips)
+    references: dict[int, list[str]] = defaultdict(list)
+    for ann in annotations:
+        if not isinstance(ann, dict) or "image_id" not in ann or not isinstance(ann.get("caption"), str):
+            skips.add("annotations without image_id or caption", ann)
+        elif ann["image_id"] not in files:
+            skips.add("captions of an image id not in 'images'", ann["image_id"])
+        elif not tokenize(ann["caption"]):
+            skips.add("captions empty or of punctuation only", f"image {ann['image_id']}: {ann['caption']!r}")
+        else:
+            references[ann["image_id"]].append(ann["caption"].strip())
+    return files, references
+
+
 def read_coco(
     images_dir: Path, captions_file: Path, subset_csv: str | None = None, max_images: int | None = None, seed: int = 0
 ) -> tuple[list[int], list[list[str]], list[Path]]:
@@ -124,19 +145,8 @@ def read_coco(
     """
     if not images_dir.is_dir():
         raise UserError(f"data.images_dir: {images_dir} is not a folder")
-    images, annotations = read_captions_file(captions_file)
     skips = Skips()
-    files = image_files(images, captions_file, skips)
-    references: dict[int, list[str]] = defaultdict(list)
-    for ann in annotations:
-        if not isinstance(ann, dict) or "image_id" not in ann or not isinstance(ann.get("caption"), str):
-            skips.add("annotations without image_id or caption", ann)
-        elif ann["image_id"] not in files:
-            skips.add("captions of an image id not in 'images'", ann["image_id"])
-        elif not tokenize(ann["caption"]):
-            skips.add("captions empty or of punctuation only", f"image {ann['image_id']}: {ann['caption']!r}")
-        else:
-            references[ann["image_id"]].append(ann["caption"].strip())
+    files, references = read_references(captions_file, skips)
     ids = sorted(files)
     if subset_csv is not None:
         ids = subset(ids, files, subset_csv, captions_file, skips)

@@ -92,37 +92,55 @@ def read_train_set(root: Path, class_names: list[str]) -> Samples:
     return paths, torch.tensor(labels)
 
 
-def read_test_set(root: Path, test_labels: str | Path, class_names: list[str]) -> Samples:
-    """The images of ``test_set/`` with their labels from ``test_labels`` (a CSV ``Id,Category``).
+def read_labels(path: str | Path, class_names: list[str], images: str = "image") -> list[tuple[str, int, int]]:
+    """The rows ``(Id, label, line)`` of a labels CSV ``Id,Category`` (the coursework's, Kaggle's form).
 
-    ``Id`` is a file name in ``test_set/``, ``Category`` a class index or name. A test scores every test image once:
-    an ``Id`` that is repeated, missing, or outside ``test_set/``, an image of ``test_set/`` without a row, and a
-    file without rows are errors naming the file (and the line).
+    ``Category`` is a class index or a class name of ``class_names``; cells are read as :mod:`vlc.csv_cells` writes
+    them. The one reader of such files: the test set's labels (:func:`read_test_set`) and ``vlc report --labels``;
+    ``images`` names the images the rows are for, in the message of a file without rows.
+
+    Raises:
+        UserError: the file is missing, lacks the header, has a row without two fields, an ``Id`` listed twice, an
+            unknown ``Category``, or no rows; naming the file and the line.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"{path} does not exist; expected a CSV with columns Id,Category")
+    lookup = {name: i for i, name in enumerate(class_names)}
+    reader = csv.DictReader(io.StringIO(read_text(path), newline=""))
+    if not {"Id", "Category"} <= set(reader.fieldnames or []):
+        raise UserError(f"{path}: expected the header 'Id,Category', got {reader.fieldnames}")
+    rows, lines = [], {}  # normalised Id -> line
+    for row in reader:
+        where = f"{path}, line {reader.line_num}"
+        if row["Id"] is None or row["Category"] is None:
+            raise UserError(f"{where}: expected two fields 'Id,Category'")
+        name, category = uncell(row["Id"]), uncell(row["Category"]).strip()  # as vlc.csv_cells writes them
+        key = inside(name) or name
+        if key in lines:
+            raise UserError(f"{where}: Id {name!r} is already listed on line {lines[key]}")
+        lines[key] = reader.line_num
+        rows.append((name, _category(category, lookup, where), reader.line_num))
+    if not rows:
+        raise UserError(f"{path}: no rows; expected a line 'Id,Category' for each {images}")
+    return rows
+
+
+def read_test_set(root: Path, test_labels: str | Path, class_names: list[str]) -> Samples:
+    """The images of ``test_set/`` with their labels from ``test_labels`` (a CSV ``Id,Category``, :func:`read_labels`).
+
+    ``Id`` is a file name in ``test_set/``. A test scores every test image once: an ``Id`` that is repeated, missing,
+    or outside ``test_set/``, an image of ``test_set/`` without a row, and a file without rows are errors naming the
+    file (and the line).
     """
     path = Path(test_labels)
     if not path.is_file():
         raise UserError(f"data.test_labels: {path} does not exist; expected a CSV with columns Id,Category")
     test_dir = set_folder(root / "test_set")
-    lookup = {name: i for i, name in enumerate(class_names)}
-    reader = csv.DictReader(io.StringIO(read_text(path), newline=""))
-    if not {"Id", "Category"} <= set(reader.fieldnames or []):
-        raise UserError(f"{path}: expected the header 'Id,Category', got {reader.fieldnames}")
-    lines: dict[Path, int] = {}  # file -> line
-    labels = []
-    for row in reader:
-        where = f"{path}, line {reader.line_num}"
-        if row["Id"] is None or row["Category"] is None:
-            raise UserError(f"{where}: expected two fields 'Id,Category'")
-        row = {"Id": uncell(row["Id"]), "Category": uncell(row["Category"])}  # as vlc.csv_cells writes them
-        file = _test_file(test_dir, row["Id"], where)
-        if file in lines:
-            raise UserError(f"{where}: Id {row['Id']!r} is already listed on line {lines[file]}")
-        lines[file] = reader.line_num
-        labels.append(_category(row["Category"].strip(), lookup, where))
-    if not lines:
-        raise UserError(f"{path}: no rows; expected a line 'Id,Category' for each image of {test_dir.name}")
-    _check_all_listed(path, test_dir, set(lines))
-    return list(lines), torch.tensor(labels)
+    rows = read_labels(path, class_names, f"image of {test_dir.name}")
+    files = [_test_file(test_dir, name, f"{path}, line {line}") for name, _, line in rows]
+    _check_all_listed(path, test_dir, set(files))
+    return files, torch.tensor([label for _, label, _ in rows])
 
 
 def _test_file(test_dir: Path, name: str, where: str) -> Path:

@@ -34,7 +34,7 @@ class ImageDataModule(L.LightningDataModule):
         cache: decode all images once into one uint8 tensor in memory, so that later epochs decode nothing
             (when it fits in half the available memory; otherwise the files are decoded every epoch).
         seed: seed of the split into training, validation (and test) images.
-        predict_dir: folder of images for ``vlc predict`` (searched recursively).
+        predict_dir: what ``vlc predict`` reads: a folder of images (searched recursively) or one image file.
         bad_images: what a run does with images it cannot read: ``stop`` names them all and stops, ``skip``
             leaves them out with a warning (see ``vlc.data.bad_images``).
         max_bad_fraction: with ``bad_images: skip``, the largest share of unreadable images a run accepts.
@@ -66,7 +66,7 @@ class ImageDataModule(L.LightningDataModule):
         raise NotImplementedError
 
     def predict_folder(self) -> str | Path | None:
-        """The folder ``vlc predict`` reads (every image under it): ``predict_dir``."""
+        """The folder ``vlc predict`` reads (every image under it), or one image file: ``predict_dir``."""
         return self.predict_dir
 
     def test_options(self) -> list[str]:

@@ -15,7 +15,7 @@ class ImageFolderDataModule(ImageDataModule):
     them, with the reason, beside the predictions.
 
     Args:
-        predict_dir: the folder to predict.
+        predict_dir: the folder to predict (every image under it), or one image file.
         image_size: side length every image is resized to (use the size the model was trained at).
         batch_size: images per batch.
         num_workers: DataLoader worker processes.
