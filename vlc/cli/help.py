@@ -46,7 +46,7 @@ def print_help(command: str, args: list[str]) -> None:
         return
     from vlc.cli.experiment import CKPT_HELP, build
 
-    config = _parsed(build, command, args)
+    config = parsed_config(build, command, args)
     print(f"  --ckpt_path CKPT  {CKPT_HELP}\n")
     from vlc.callbacks.prediction_writer import PredictionWriter
 
@@ -61,7 +61,7 @@ def print_help(command: str, args: list[str]) -> None:
         _print_option(f"trainer.{key}", value, docs.get(key, ""))
 
 
-def _parsed(build, command: str, args: list[str]) -> Namespace:
+def parsed_config(build, command: str, args: list[str]) -> Namespace:
     """The experiment's config, options it requires but does not set given as ``REQUIRED`` (shown so)."""
     for _ in range(8):
         try:

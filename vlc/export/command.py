@@ -90,11 +90,11 @@ def find_checkpoint(value: str, configs: list[str]) -> str:
         )
     from vlc.checks import check_config_files
     from vlc.cli.experiment import build
-    from vlc.cli.help import _parsed
+    from vlc.cli.help import parsed_config
 
     args = [arg for config in configs for arg in ("--config", config)]
     check_config_files(args)
-    return checkpoints.resolve(value, runs.checkpoint_folder(_parsed(build, "validate", args)), "export")
+    return checkpoints.resolve(value, runs.checkpoint_folder(parsed_config(build, "validate", args)), "export")
 
 
 def image_size(task, given: int | None) -> int:
