@@ -1,7 +1,7 @@
 """The files a prediction writes, without torch: the predictions (CSV or JSON), the skipped files, the submission.
 
-The same columns and formats as ``vlc predict``'s ``PredictionWriter`` (``vlc/callbacks/prediction_writer.py``),
-for the torch-free ONNX predictor (``python -m vlc.onnx_predict``): one row per image sorted by file, lists
+Written the same way by ``vlc predict``'s ``PredictionWriter`` (``vlc/callbacks/prediction_writer.py``) and the
+torch-free ONNX predictor (``python -m vlc.onnx_predict``): one row per image sorted by file, lists
 (``top_k``, ``alternatives``) as JSON in CSV cells, ``<output stem>.skipped.csv`` (``file``, ``reason``) written on
 every run, and the TinyImageNet30 coursework's submission ``Id,Category``. Every file is written whole or not at all.
 """

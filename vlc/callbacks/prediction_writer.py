@@ -5,24 +5,16 @@ The files that could not be read are listed, with the reason, in ``<output stem>
 ``<output stem>.explain/``, named in the column ``overlay``.
 """
 
-import json
-import os
 from pathlib import Path
-from typing import Any
 
 import lightning as L
 import torch.distributed as dist
 from lightning.pytorch.callbacks import BasePredictionWriter
 
-from vlc.csv_cells import FORMULA_STARTS, write_rows
 from vlc.errors import UserError, warn
 from vlc.explain.ood import ood_note
 from vlc.images import IMAGE_SUFFIXES
-
-
-def _cell(value: Any) -> Any:
-    """A CSV cell: a list (``top_k``, ``alternatives``) as JSON, which parses back whatever the class names hold."""
-    return json.dumps(value, ensure_ascii=False) if isinstance(value, (list, dict)) else value
+from vlc.prediction_files import skipped_file, write_predictions, write_skipped, write_submission
 
 
 class PredictionWriter(BasePredictionWriter):
@@ -88,7 +80,7 @@ class PredictionWriter(BasePredictionWriter):
     @property
     def skipped_file(self) -> Path:
         """Where the files that could not be read are listed: ``predictions.csv`` -> ``predictions.skipped.csv``."""
-        return self.output.with_name(self.output.stem + ".skipped.csv")
+        return skipped_file(self.output)
 
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         """Stop before predicting a folder without a readable image, once its skip list is written.
@@ -125,16 +117,14 @@ class PredictionWriter(BasePredictionWriter):
         unique = {row["file"]: row for row in rows}
         rows = [unique[f] for f in sorted(unique)]
         skipped = sorted({row["path"]: row for row in skipped}.values(), key=lambda row: row["path"])
-        _write(self.output, lambda f: self._predictions(f, rows), "writer.output")
-        _write(self.skipped_file, lambda f: _skipped(f, skipped), "writer.output")
+        write_predictions(self.output, rows, "writer.output")
+        write_skipped(self.output, [(row["path"], row["reason"]) for row in skipped], "writer.output")
         self.report = describe(rows[0], self.output.parent) if len(rows) == 1 else []  # one image: in the terminal
         self.report.append(f"wrote {len(rows)} predictions to {self.output}")
         self.note = ood_note([row["ood_score"] for row in rows if "ood_score" in row])
         self.report.append(f"skipped {len(skipped)} files that could not be read, listed in {self.skipped_file}")
         if submission:
-            if "class_index" not in (rows[0] if rows else {"class_index": 0}):
-                raise UserError("writer.submission: a submission file needs a classifier's predictions")
-            _write(Path(self.submission), lambda f: self._submission(f, rows), "writer.submission")
+            write_submission(self.submission, rows, "writer.submission")
             self.report.append(f"wrote the submission ({len(rows)} rows) to {self.submission}")
 
     def teardown(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
@@ -144,30 +134,6 @@ class PredictionWriter(BasePredictionWriter):
         if self.note:
             warn(self.note)
         self.report, self.note = [], None
-
-    def _predictions(self, f, rows: list[dict]) -> int:
-        if self.output.suffix.lower() == ".json":
-            json.dump(rows, f, indent=1)
-            return 0
-        keys = list(rows[0]) if rows else ["file"]
-        return write_rows(f, keys, ([_cell(row.get(key)) for key in keys] for row in rows))
-
-    @staticmethod
-    def _submission(f, rows: list[dict]) -> int:
-        ids = submission_ids([row["file"] for row in rows])
-        return write_rows(f, ["Id", "Category"], zip(ids, (row["class_index"] for row in rows)))
-
-
-def submission_ids(files: list[str]) -> list[str]:
-    """Unique ids for ``files``: their paths relative to the folder that holds them all (``/`` separated).
-
-    For a flat folder that is the file name (the coursework's ``Id``); files of sub-folders keep their
-    sub-folder (``a/img.jpg``, ``b/img.jpg``), so that two files of the same name never share an id.
-    """
-    if not files:
-        return []
-    root = Path(os.path.commonpath([str(Path(f).parent) for f in files]))
-    return [Path(f).relative_to(root).as_posix() for f in files]
 
 
 def describe(row: dict, folder: Path) -> list[str]:
@@ -217,30 +183,3 @@ def _gather(trainer: L.Trainer, rows: list[dict]) -> list[dict]:
         dist.all_gather_object(gathered, rows)
         return [row for part in gathered for row in part]
     return rows
-
-
-def _skipped(f, skipped: list[dict]) -> int:
-    return write_rows(f, ["file", "reason"], ([row["path"], row["reason"]] for row in skipped))
-
-
-def _write(path: Path, write, key: str) -> None:
-    """``write(file)`` into a temporary file beside ``path``, then rename it: a complete file or none.
-
-    ``write`` returns how many CSV cells it wrote with a leading ``'`` (they would run as spreadsheet formulas): a
-    warning says so, as a program reading the file must strip it.
-
-    Raises:
-        UserError: the file cannot be written (a full disk, a folder that is gone), naming ``key`` and the reason.
-    """
-    tmp = path.with_name(path.name + ".tmp")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with tmp.open("w", newline="") as f:
-            changed = write(f)
-        os.replace(tmp, path)
-    except OSError as err:
-        tmp.unlink(missing_ok=True)
-        raise UserError(f"{key}: cannot write {path} ({err.strerror or err})") from None
-    if changed:
-        starts = " ".join(repr(c)[1:-1] for c in FORMULA_STARTS)
-        warn(f"{path}: {changed} cells start with one of {starts} (a spreadsheet formula): written with a leading '")

@@ -5,9 +5,9 @@ from pathlib import Path
 
 import numpy as np
 
-from vlc.callbacks.prediction_writer import submission_ids
 from vlc.data.datasets.tinyimagenet30 import read_class_file, read_labels
 from vlc.errors import UserError, warn
+from vlc.prediction_files import submission_ids
 from vlc.report.predictions import Prediction, Predictions
 from vlc.text_files import inside
 
