@@ -263,14 +263,14 @@ def main(argv: list[str] | None = None) -> int:
     root, out = Path(args.root).resolve(), Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     try:
-        with tempfile.TemporaryDirectory() as tmp:
-            classifier_figures(root, out, Path(tmp) / "classify")
-            captioner_figures(root, out, Path(tmp) / "caption")
         runs = cifar10_runs(root)
         if runs:
             save(cifar10_compare(root, runs), out / "cifar10_compare.png")
         else:
             print(f"skipped cifar10_compare.png: no runs under {root / 'logs'}/cifar10* (train them: docs/results.md)")
+        with tempfile.TemporaryDirectory() as tmp:
+            classifier_figures(root, out, Path(tmp) / "classify")
+            captioner_figures(root, out, Path(tmp) / "caption")
     except UserError as err:
         print(f"make_figures: error: {err}", file=sys.stderr)
         return 2
