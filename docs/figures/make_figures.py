@@ -47,6 +47,8 @@ REPO = Path(__file__).resolve().parents[2]
 CLASSIFIER, CAPTIONER = "demo-classify", "demo-caption"
 GRID = 8
 """Images in the Grad-CAM and caption grids."""
+ROLES = {"airbench": "scratch", "transfer_full": "full", "transfer_frozen": "frozen"}
+"""The role of each CIFAR-10 config's runs (``configs/cifar10/``) in the comparison, by run name."""
 COLOURS = 128
 """Pictures are stored with this many colours (a palette PNG): a few tens of KB each."""
 
@@ -196,6 +198,7 @@ def cifar10_compare(root: Path, runs: list[Path]) -> plt.Figure:
     for run in runs:
         row, values = compare.summarize(run), compare.scalars(run)
         name = str(run.relative_to(root / "logs"))
+        name = f"{ROLES.get(run.parent.name, run.parent.name)}: {name}"
         accuracy = values.get("val/acc", [])
         curves.plot(range(1, len(accuracy) + 1), accuracy, marker="o", label=name)
         names.append(name)
