@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: help install demo demo-classify demo-caption test test-fast bench bench-quick lint format tensorboard clean
+.PHONY: help install demo demo-classify demo-caption test test-fast figures bench bench-quick lint format tensorboard clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -30,6 +30,9 @@ test: $(BIN)/vlc  ## run the whole test suite (offline, CPU)
 test-fast: $(BIN)/vlc  ## the tests without the slow end-to-end ones
 	$(BIN)/python -m pytest -m "not slow"
 
+figures: $(BIN)/vlc  ## the README's pictures in docs/figures/, drawn from the runs of make demo (about 30 s)
+	$(BIN)/python docs/figures/make_figures.py --root . --out docs/figures
+
 bench: $(BIN)/vlc  ## the benchmark suite, full sizes (many minutes): benchmarks/results.json and results.md
 	$(BIN)/python benchmarks/suite.py --full --json benchmarks/results.json --markdown benchmarks/results.md
 
@@ -37,12 +40,12 @@ bench-quick: $(BIN)/vlc  ## the benchmark suite on small sizes (about a minute o
 	$(BIN)/python benchmarks/suite.py --quick
 
 lint: $(BIN)/vlc  ## ruff lint and format check
-	$(BIN)/ruff check vlc tests benchmarks
-	$(BIN)/ruff format --check vlc tests benchmarks
+	$(BIN)/ruff check vlc tests benchmarks docs/figures
+	$(BIN)/ruff format --check vlc tests benchmarks docs/figures
 
 format: $(BIN)/vlc  ## apply ruff's formatting and safe fixes
-	$(BIN)/ruff format vlc tests benchmarks
-	$(BIN)/ruff check --fix vlc tests benchmarks
+	$(BIN)/ruff format vlc tests benchmarks docs/figures
+	$(BIN)/ruff check --fix vlc tests benchmarks docs/figures
 
 tensorboard: $(BIN)/vlc  ## serve the dashboards of every run under logs/
 	$(BIN)/tensorboard --logdir logs --host 127.0.0.1
