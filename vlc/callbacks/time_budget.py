@@ -82,14 +82,21 @@ class TimeBudget(L.Callback):
         skip_steps: first steps of a session left out of the timing (memory allocation, first batches).
         window: the pace is measured over this many last steps, so that it follows a machine that changes speed.
         min_timed: steps timed before the schedule is first sized.
+        every: once sized, the schedule is re-sized every this many steps (each sizing is a broadcast under DDP).
         tolerance: a re-sizing that changes the length by less than this share of it is not made (timing noise).
         margin: share of the budget kept free for the timing's error and the final checkpoint.
     """
 
     def __init__(
-        self, skip_steps: int = 2, window: int = 20, min_timed: int = 2, tolerance: float = 0.005, margin: float = 0.01
+        self,
+        skip_steps: int = 2,
+        window: int = 20,
+        min_timed: int = 2,
+        every: int = 5,
+        tolerance: float = 0.005,
+        margin: float = 0.01,
     ) -> None:
-        self.skip_steps, self.window, self.min_timed = skip_steps, window, min_timed
+        self.skip_steps, self.window, self.min_timed, self.every = skip_steps, window, min_timed, every
         self.tolerance, self.margin = tolerance, margin
         self.first_step = 0  # the global step this session started from
         self.paces: deque[tuple[float, int]] = deque(maxlen=window + 1)  # (training seconds, global step)
@@ -148,7 +155,8 @@ class TimeBudget(L.Callback):
             return
         if not self.paces or self.paces[-1][1] != trainer.global_step:  # one entry per optimizer step
             self.paces.append((time.monotonic() - self.paused, trainer.global_step))
-        if len(self.paces) > self.min_timed:
+        steps = trainer.global_step - self.first_step  # the same on every process: they size together
+        if len(self.paces) > self.min_timed and (not self.sized or steps % self.every == 0):
             self._fit(trainer)
 
     def on_validation_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:

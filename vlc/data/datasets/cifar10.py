@@ -7,10 +7,10 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from vlc.data.datasets.images import FileImages, Samples, TensorImages
+from vlc.data.datasets.images import FileImages, Samples, TensorImages, labelled_folders
 from vlc.data.image_cache import over_memory
 from vlc.errors import UserError, warn
-from vlc.images import ImageReader, list_images, resize_batch
+from vlc.images import ImageReader, resize_batch
 
 CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 """The class names in label order, as in ``batches.meta``."""
@@ -134,14 +134,7 @@ def read_split(root: Path, split: str, class_names: list[str], image_size: int |
         folder = root / split
         if split == "test" and not folder.is_dir():
             return None
-        paths, labels = [], []
-        for label, name in enumerate(class_names):
-            files = list_images(folder / name)
-            if not files:
-                raise UserError(f"{folder / name}: no images for class '{name}' (expected .png or .jpg files)")
-            paths += files
-            labels += [label] * len(files)
-        return paths, torch.tensor(labels)
+        return labelled_folders(folder, class_names, ".png or .jpg files")
     batches = [
         read_batch(batches_dir(root) / name, len(class_names))
         for name in (TRAIN_FILES if split == "train" else ("test_batch",))

@@ -13,10 +13,27 @@ import torch
 from torch.utils.data import Dataset
 
 from vlc.data.bad_images import Unreadable, read_or_unreadable
-from vlc.images import ImageReader
+from vlc.errors import UserError
+from vlc.images import ImageReader, list_images
 
 Samples = tuple[list[Path] | torch.Tensor, torch.Tensor]
 """Labelled samples: file paths or a ``(N, 3, H, W)`` uint8 tensor, and a ``(N,)`` tensor of labels."""
+
+
+def labelled_folders(folder: Path, class_names: Sequence[str], expected: str) -> Samples:
+    """The images of ``folder/<class name>/`` for each class, labelled by the class's index, in class order.
+
+    Raises:
+        UserError: a class folder holds no image (``expected`` names the files it should hold).
+    """
+    paths, labels = [], []
+    for label, name in enumerate(class_names):
+        files = list_images(folder / name)
+        if not files:
+            raise UserError(f"{folder / name}: no images for class '{name}' (expected {expected})")
+        paths += files
+        labels += [label] * len(files)
+    return paths, torch.tensor(labels)
 
 
 class TensorImages(Dataset):

@@ -7,7 +7,7 @@ from pathlib import Path
 import torch
 
 from vlc.csv_cells import uncell
-from vlc.data.datasets.images import FileImages, Samples
+from vlc.data.datasets.images import FileImages, Samples, labelled_folders
 from vlc.errors import UserError
 from vlc.images import ImageReader, list_images
 from vlc.text_files import inside, read_text
@@ -82,14 +82,7 @@ def read_train_set(root: Path, class_names: list[str]) -> Samples:
     """Every training image (``train_set/<name>/*``) with its label, in class order."""
     train_dir = set_folder(root / "train_set")
     check_class_folders(train_dir, class_names, root / "class.txt")
-    paths, labels = [], []
-    for label, name in enumerate(class_names):
-        files = list_images(train_dir / name)
-        if not files:
-            raise UserError(f"{train_dir / name}: no images for class '{name}' (expected *.JPEG files)")
-        paths += files
-        labels += [label] * len(files)
-    return paths, torch.tensor(labels)
+    return labelled_folders(train_dir, class_names, "*.JPEG files")
 
 
 def read_labels(path: str | Path, class_names: list[str], images: str = "image") -> list[tuple[str, int, int]]:
