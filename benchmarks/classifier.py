@@ -1,10 +1,11 @@
-"""The default classifier measured: trained by ``vlc fit`` and by a hand-written loop, its data, FLOPs and prediction.
+"""The shipped classifiers measured: trained by ``vlc fit`` and by a hand-written loop, their data, FLOPs, prediction.
 
-The network, its optimizer, schedule and data options are those of ``configs/tinyimagenet30/cnn.yaml`` (vlc's
-residual CNN on 64x64 images), read from the file, so the benchmark follows the recipe when it changes. vlc's side
-always runs the real command in this process (``vlc.cli.main``), with the timers of ``common`` added as callbacks;
-the images are JPEG files in the TinyImageNet30 layout that :func:`write_dataset` renders (shapes scenes).
-Used by ``benchmarks/suite.py``.
+Each network, with its optimizer, schedule and data options, is that of a shipped config (:data:`NETWORKS`; the
+default is ``configs/tinyimagenet30/cnn.yaml``, vlc's residual CNN on 64x64 images), read from the file, so the
+benchmark follows the recipe when it changes. vlc's side always runs the real command in this process
+(``vlc.cli.main``), with the timers of ``common`` added as callbacks; the images are JPEG files in the TinyImageNet30
+layout that :func:`write_dataset` renders (shapes scenes), at the network's own input size. Used by
+``benchmarks/suite.py`` and ``benchmarks/compute.py``.
 """
 
 import itertools
@@ -31,6 +32,27 @@ from vlc.images import ImageReader, list_images
 
 CNN_CONFIG = REPO / "configs" / "tinyimagenet30" / "cnn.yaml"
 PREDICT_CONFIG = REPO / "configs" / "predict" / "classify.yaml"
+CONFIGS = REPO / "configs"
+TINY_CNN = {"widths": [8, 16], "stem_width": 8}
+TINY_AIRBENCH = {"widths": [8, 16, 16], "image_size": 16}
+NETWORKS = {
+    "cnn": (CONFIGS / "tinyimagenet30" / "cnn.yaml", TINY_CNN),
+    "airbench64": (CONFIGS / "tinyimagenet30" / "airbench.yaml", TINY_AIRBENCH),
+    "resnet18": (CONFIGS / "tinyimagenet30" / "resnet18.yaml", {"image_size": 32}),
+    "airbench32": (CONFIGS / "cifar10" / "airbench.yaml", TINY_AIRBENCH),
+    "demo": (CONFIGS / "demo" / "classify.yaml", TINY_CNN),
+}
+"""Every shipped classifier network: the config it comes from and the backbone overrides of a tiny version (the
+smoke test's). ``configs/cifar10/transfer_{full,frozen}.yaml`` train ``airbench32``'s network from a checkpoint (the
+frozen one through its last group only, a cheaper backward); they add no network of their own."""
+DATASETS = {
+    "vlc.data.TinyImageNet30DataModule": (64, 30),
+    "vlc.data.Cifar10DataModule": (32, 10),
+    "vlc.data.ShapesDataModule": (64, 30),
+}
+"""The images of each classification data module: side in pixels and classes."""
+FIT_DATA = ("batch_size", "val_fraction", "augment", "flip", "crop_padding", "cache", "num_workers")
+"""The data options of a config that ``vlc fit`` keeps on the suite's JPEG folder (TinyImageNet30's data module)."""
 
 
 def _callable(spec: dict | None, **overrides) -> partial | None:
@@ -51,6 +73,9 @@ class Recipe:
         model: the ``ImageClassifier`` arguments of the config (``dropout``, ``label_smoothing``, ``optimizer``...).
         data: the data module's arguments of the config (``batch_size``, ``augment``, ``val_fraction``...).
         precision: the config's trainer precision, when it names one.
+        path: the config file.
+        image_size: side of the images the data module gives (before the backbone's own resize, if any).
+        num_classes: classes of the config's dataset.
     """
 
     backbone: dict
@@ -58,16 +83,51 @@ class Recipe:
     model: dict
     data: dict
     precision: str | None
+    path: Path = CNN_CONFIG
+    image_size: int = 64
+    num_classes: int = 30
 
     @classmethod
     def read(cls, path: Path = CNN_CONFIG, backbone_overrides: dict | None = None) -> "Recipe":
-        config = yaml.safe_load(path.read_text())
-        model = dict(config["model"].get("init_args", {}))
+        """The recipe of a classifier config; ``ValueError`` naming the key when it is not one."""
+        config = yaml.safe_load(Path(path).read_text()) or {}
+        model = dict(config.get("model", {}).get("init_args", {}))
+        if "backbone" not in model:
+            raise ValueError(f"{path}: model.init_args.backbone missing; expected a classifier config")
         spec = model.pop("backbone")
         backbone = {**spec, "init_args": {**spec.get("init_args", {}), **(backbone_overrides or {})}}
-        data = dict(config.get("data", {}).get("init_args", {}))
+        data_spec = config.get("data", {})
+        if data_spec.get("class_path") not in DATASETS:
+            found = data_spec.get("class_path")
+            raise ValueError(f"{path}: data.class_path {found!r}; expected one of {list(DATASETS)}")
+        data = dict(data_spec.get("init_args", {}))
+        size, classes = DATASETS[data_spec["class_path"]]
+        size = data.get("image_size") or size  # the data module's resize (CIFAR-10's image_size), if any
         precision = config.get("trainer", {}).get("precision")
-        return cls(backbone, dict(backbone_overrides or {}), model, data, precision)
+        return cls(backbone, dict(backbone_overrides or {}), model, data, precision, Path(path), size, classes)
+
+    @property
+    def family(self) -> str:
+        """The backbone's class name (``ResidualCNN``, ``AirbenchNet``...)."""
+        return self.backbone["class_path"].rsplit(".", 1)[-1]
+
+    def input_size(self, size: int | None = None) -> int:
+        """Side of the images the network computes on: the backbone's ``image_size`` if set, else ``size`` (the
+        images given; default: the dataset's)."""
+        return self.backbone["init_args"].get("image_size") or size or self.image_size
+
+    def fit_config(self, root: Path, path: Path) -> Path:
+        """Write to ``path`` the config that ``vlc fit`` runs: this one, with its data options on ``root`` (a
+        :func:`write_dataset` folder, read by TinyImageNet30's data module) and no ``init_from`` checkpoint."""
+        config = yaml.safe_load(self.path.read_text())
+        config["model"]["init_args"].pop("init_from", None)
+        data = {key: self.data[key] for key in FIT_DATA if key in self.data}
+        config["data"] = {
+            "class_path": "vlc.data.TinyImageNet30DataModule",
+            "init_args": {"root": str(root), "test_labels": None, **data},
+        }
+        path.write_text(yaml.safe_dump(config, sort_keys=False))
+        return path
 
     def network(self, num_classes: int) -> nn.Module:
         """The network alone (backbone, pooling, dropout, head), as :class:`HandClassifier`."""
@@ -135,23 +195,25 @@ _runs = itertools.count()
 
 
 def vlc_fit(recipe: Recipe, root: Path, workdir: Path, timer: str, args: list[str], verbose: bool = False):
-    """Run ``vlc fit --config configs/tinyimagenet30/cnn.yaml`` on ``root`` in this process; the timer's record.
+    """Run ``vlc fit`` with the recipe's config (:meth:`Recipe.fit_config`) on ``root`` in this process; the timer's
+    record.
 
     Validation is off (an epoch is training steps only) and so is the progress bar; the run writes its logs and
     checkpoints under ``workdir``.
 
     Args:
-        recipe: gives the backbone overrides.
+        recipe: the network: its config and backbone overrides.
         root: the data folder (``data.root``).
         workdir: the current folder of the run.
         timer: ``StepTimer`` (a stamp per step) or ``EpochTimer`` (seconds per epoch), added to the run's callbacks.
         args: more ``vlc fit`` arguments (batch size, precision, length of the run).
         verbose: let the run print (otherwise its output is shown only if it fails).
     """
-    record = workdir / f"timer-{next(_runs)}.json"
+    run = next(_runs)
+    record, config = workdir / f"timer-{run}.json", recipe.fit_config(root, workdir / f"config-{run}.yaml")
     callback = json.dumps({"class_path": f"common.{timer}", "init_args": {"path": str(record)}})
     command = [
-        *("fit", "--config", str(CNN_CONFIG), f"--data.root={root}"),
+        *("fit", "--config", str(config)),
         *("--trainer.max_time=null", "--trainer.limit_val_batches=0", "--trainer.enable_progress_bar=false"),
         f"--trainer.callbacks+={callback}",
         *recipe.cli_args(),
@@ -186,7 +248,8 @@ def hand_fit(
     """Train the recipe's network with a minimal PyTorch loop over in-memory tensors.
 
     Each step takes the next ``batch_size`` images of a shuffled order, crops and flips them as the data module
-    does (``vlc.data.augment.augment`` with the recipe's preset), then runs forward (under the precision's
+    does (``vlc.data.augment.augment`` with the recipe's preset and crop padding; random flips where the config
+    alternates them: the same work), then runs forward (under the precision's
     autocast), the label-smoothed cross-entropy, backward, the recipe's optimizer and scheduler.
 
     Returns:
@@ -204,7 +267,7 @@ def hand_fit(
     start, stamps = time.perf_counter(), []
     for step in range(steps):
         index = order[torch.arange(step * batch_size, (step + 1) * batch_size) % len(order)]
-        batch = augment(images[index], preset, generator)
+        batch = augment(images[index], preset, generator, recipe.data.get("crop_padding"))
         with autocast(precision):
             loss = F.cross_entropy(forward(batch), labels[index], label_smoothing=smoothing)
         optimizer.zero_grad(set_to_none=True)
@@ -242,12 +305,21 @@ def loader_pass(recipe: Recipe, root: Path, batch_size: int, repeats: int) -> tu
 # -- FLOPs ----------------------------------------------------------------------------------------------------------
 def training_flops(recipe: Recipe, num_classes: int, batch_size: int, size: int) -> float:
     """FLOPs of one training step per image (forward and backward; convolutions and matrix products), counted by
-    ``torch.utils.flop_counter.FlopCounterMode``."""
+    ``torch.utils.flop_counter.FlopCounterMode``, for images of ``size`` pixels (the backbone may resize them)."""
     model = recipe.network(num_classes).train()
     images = torch.randint(0, 256, (batch_size, 3, size, size), dtype=torch.uint8)
     labels = torch.arange(batch_size) % num_classes
     with FlopCounterMode(display=False) as counter:
         F.cross_entropy(model(images), labels).backward()
+    return counter.get_total_flops() / batch_size
+
+
+def forward_flops(recipe: Recipe, num_classes: int, batch_size: int, size: int) -> float:
+    """FLOPs of one evaluation forward per image and view (no gradients), counted as :func:`training_flops`."""
+    model = recipe.network(num_classes).eval()
+    images = torch.randint(0, 256, (batch_size, 3, size, size), dtype=torch.uint8)
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        model(images)
     return counter.get_total_flops() / batch_size
 
 

@@ -3,13 +3,15 @@
     python benchmarks/suite.py --quick                     # all entries, small sizes (under a minute on 2 cores)
     python benchmarks/suite.py --full --json benchmarks/results.json --markdown benchmarks/results.md
     python benchmarks/suite.py --quick --only train_loop flops
+    python benchmarks/suite.py --quick --only train_loop flops --networks cnn airbench32
     python benchmarks/suite.py --from-json benchmarks/results.json --markdown table.md   # render, no run
 
 Entries (see BENCHMARKS.md): train_loop, flops, data_pipeline, predict, export, feature_cache, beam_search,
-compile, scaling. Each compares two figures measured in the same process after the same warm-up, best of N repeats. The
-default network is that of configs/tinyimagenet30/cnn.yaml; the precision is bf16-mixed where this CPU runs
-bfloat16 natively and 32-true elsewhere (``--precision``). ``--tiny`` runs every entry on minimal sizes, for the
-smoke test: its figures mean nothing.
+compile, scaling. Each compares two figures measured in the same process after the same warm-up, best of N repeats.
+train_loop and flops give a row per shipped classifier network (``--networks``: classifier.NETWORKS), at its own
+image and batch size in --full; the other entries use the default network, that of configs/tinyimagenet30/cnn.yaml.
+The precision is bf16-mixed where this CPU runs bfloat16 natively and 32-true elsewhere (``--precision``).
+``--tiny`` runs every entry on minimal sizes (tiny networks), for the smoke test: its figures mean nothing.
 """
 
 import argparse
@@ -26,6 +28,7 @@ from pathlib import Path
 import torch
 from beam_search import compare, make_decoder, search_options
 from classifier import (
+    NETWORKS,
     Recipe,
     bare_forward,
     hand_fit,
@@ -42,7 +45,7 @@ from classifier import (
     vlc_predict,
     write_dataset,
 )
-from common import PeakMemory, best_time, best_window, default_precision, machine, quiet
+from common import REPO, PeakMemory, best_time, best_window, default_precision, machine, quiet
 from export import measure as export_measure
 from feature_cache import after_first, epoch_times
 
@@ -53,11 +56,10 @@ from vlc.vocabulary import Vocabulary
 
 ENTRIES = ("train_loop", "flops", "data_pipeline", "predict", "export", "feature_cache", "beam_search", "compile")
 ENTRIES += ("scaling",)
-TINY_NET = {"widths": [8, 16], "stem_width": 8}
 FACTORS, VOCABS, WIDTHS = (1, 2, 4), (1000, 5000, 10000), (1, 3, 5)
 DESCRIPTIONS = {
-    "train_loop": "training images/s: `vlc fit` vs a hand-written loop",
-    "flops": "achieved training FLOP/s vs the matrix-multiply peak",
+    "train_loop": "training images/s of each network: `vlc fit` vs a hand-written loop",
+    "flops": "achieved training FLOP/s of each network vs the matrix-multiply peak",
     "data_pipeline": "images/s the training loader delivers vs images/s training consumes",
     "predict": "images/s: `vlc predict` on JPEG files vs the bare forward on decoded tensors",
     "export": "images/s: the ONNX predictor (onnxruntime, no torch) vs `vlc predict` on the same files and threads",
@@ -67,6 +69,8 @@ DESCRIPTIONS = {
     "scaling": "time and peak memory against data, vocabulary and beam width",
 }
 """What each entry compares, in a few words (the rows say it with the sizes)."""
+DEFAULT = "cnn"
+"""The network of the entries other than train_loop and flops (that of configs/tinyimagenet30/cnn.yaml)."""
 SCALE_VAL_FRACTION = 0.01
 """The data axis's validation share: below half an image per class, so nothing is held out."""
 TARGET = 0.95
@@ -78,10 +82,10 @@ class Sizes:
     """How big each measurement is in one mode.
 
     Args:
-        backbone: overrides of the recipe's backbone arguments ({}: the default network).
-        image_size: side of the JPEG images.
+        tiny: the networks in their tiny version (``classifier.NETWORKS``' backbone overrides).
+        image_size: side of the JPEG images (None: each network's own; the default network's is 64).
         classes: classes of the JPEG datasets.
-        batch: training batch.
+        batch: training batch (None: each network's own, that of its config).
         warmup: training steps left out before the timed windows.
         window: training steps per timed window.
         windows: timed windows (the best is kept).
@@ -95,10 +99,10 @@ class Sizes:
         scale_epochs: epochs of each point of the data axis (the best is kept).
     """
 
-    backbone: dict
-    image_size: int
+    tiny: bool
+    image_size: int | None
     classes: int
-    batch: int
+    batch: int | None
     warmup: int
     window: int
     windows: int
@@ -116,10 +120,10 @@ BEAM = {"kind": "lstm", "vocab_size": 3000, "feature_dim": 2048, "embed_dim": 25
 DECODER = {"feature_dim": 512, "embed_dim": 256, "hidden_dim": 512, "caption_len": 16, "max_len": 20}
 MODES = {
     "full": Sizes(
-        backbone={},
-        image_size=64,
+        tiny=False,
+        image_size=None,
         classes=30,
-        batch=128,
+        batch=None,
         warmup=2,
         window=4,
         windows=3,
@@ -133,8 +137,8 @@ MODES = {
         scale_epochs=2,
     ),
     "quick": Sizes(
-        backbone={},
-        image_size=64,
+        tiny=False,
+        image_size=None,
         classes=8,
         batch=8,
         warmup=2,
@@ -150,7 +154,7 @@ MODES = {
         scale_epochs=1,
     ),
     "tiny": Sizes(
-        backbone=TINY_NET,
+        tiny=True,
         image_size=16,
         classes=3,
         batch=4,
@@ -162,7 +166,7 @@ MODES = {
         predict_images=6,
         cache={
             **{"images": 8, "batch_size": 4, "epochs": 2, "backbone": "cnn", "image_size": 16},
-            "backbone_args": TINY_NET,
+            "backbone_args": NETWORKS["cnn"][1],
         },
         beam={"kind": "lstm", "vocab_size": 50, "feature_dim": 16, "embed_dim": 8, "hidden_dim": 16}
         | {"batch_size": 3, "width": 3, "max_len": 6},
@@ -225,108 +229,172 @@ class Suite:
         precision: Lightning's precision of the training measurements.
         workdir: where data, logs and checkpoints go (a temporary folder).
         verbose: let ``vlc`` print.
+        networks: the networks of ``train_loop`` and ``flops`` (names of ``classifier.NETWORKS``; default: all).
     """
 
-    def __init__(self, sizes: Sizes, precision: str, workdir: Path, verbose: bool = False) -> None:
+    def __init__(
+        self, sizes: Sizes, precision: str, workdir: Path, verbose: bool = False, networks: list[str] | None = None
+    ) -> None:
         self.sizes, self.precision, self.workdir, self.verbose = sizes, precision, workdir, verbose
-        self.recipe = Recipe.read(backbone_overrides=sizes.backbone)
-        self.val_fraction = float(self.recipe.data.get("val_fraction", 0.1))
+        self.networks = list(networks or NETWORKS)
+        self.recipes = {
+            name: Recipe.read(path, tiny if sizes.tiny else None)
+            for name, (path, tiny) in NETWORKS.items()
+            if name in self.networks or name == DEFAULT
+        }
+        self.recipe = self.recipes[DEFAULT]
+        self.batch, self.image_size = self.batch_of(DEFAULT), self.size_of(DEFAULT)
         self.steps = sizes.warmup + sizes.window * sizes.windows
         self._folders: dict[str, Path] = {}
-        self._training: dict | None = None
+        self._training: dict[str, dict | BaseException] = {}
+        self._peaks: dict[str, float] = {}
         self.fits = 0
 
     # -- what entries share --------------------------------------------------------------------------------------
-    def folder(self, name: str, images: int, test: int = 0) -> Path:
+    def batch_of(self, network: str) -> int:
+        """The training batch of ``network``: the mode's, or its config's."""
+        return self.sizes.batch or int(self.recipes[network].data.get("batch_size", 128))
+
+    def size_of(self, network: str) -> int:
+        """Side of ``network``'s JPEG images: the mode's, or that of its config's dataset."""
+        return self.sizes.image_size or self.recipes[network].image_size
+
+    def folder(self, name: str, images: int, size: int, val_fraction: float, test: int = 0) -> Path:
         """A JPEG dataset with at least ``images`` training images after the validation split (written once)."""
         if name not in self._folders:
-            per = per_class(images, self.sizes.classes, self.val_fraction)
+            per = per_class(images, self.sizes.classes, val_fraction)
             root = self.workdir / "data" / name
-            self._folders[name] = write_dataset(root, self.sizes.classes, per, self.sizes.image_size, test)
+            self._folders[name] = write_dataset(root, self.sizes.classes, per, size, test)
         return self._folders[name]
 
-    def train_folder(self) -> Path:
-        """The training data of ``train_loop`` (one epoch covers every step), with ``test_set`` for ``predict``."""
-        return self.folder("train", self.steps * self.sizes.batch, test=self.sizes.predict_images)
+    def train_folder(self, network: str = "cnn") -> Path:
+        """The training data of ``train_loop`` for ``network`` (one epoch covers every step); the default network's
+        has a ``test_set`` for ``predict``."""
+        size, val_fraction = self.size_of(network), float(self.recipes[network].data.get("val_fraction", 0.1))
+        test = self.sizes.predict_images if network == DEFAULT else 0
+        name = "train" if network == DEFAULT else f"train-{network}"
+        return self.folder(name, self.steps * self.batch_of(network), size, val_fraction, test)
 
-    def fit(self, timer: str, root: Path, args: list[str]):
-        """``vlc fit`` on ``root`` with the suite's batch and precision (see ``classifier.vlc_fit``)."""
+    def fit(self, timer: str, root: Path, args: list[str], network: str = DEFAULT):
+        """``vlc fit`` of ``network`` on ``root`` with its batch and the suite's precision (``classifier.vlc_fit``)."""
         self.fits += 1
-        common = [f"--data.batch_size={self.sizes.batch}", f"--trainer.precision={self.precision}"]
+        common = [f"--data.batch_size={self.batch_of(network)}", f"--trainer.precision={self.precision}"]
         run = self.workdir / "runs" / f"{self.fits}"
         run.mkdir(parents=True)
-        return vlc_fit(self.recipe, root, run, timer, common + args, self.verbose)
+        return vlc_fit(self.recipes[network], root, run, timer, common + args, self.verbose)
 
-    def training(self) -> dict:
-        """Images/s of ``vlc fit`` and of the hand-written loop (measured once, shared by several entries)."""
-        if self._training is None:
-            s, root = self.sizes, self.train_folder()
-            stamps = self.fit("StepTimer", root, [f"--trainer.max_steps={self.steps}"])
+    def training(self, network: str = DEFAULT) -> dict:
+        """Images/s of ``vlc fit`` and of the hand-written loop (measured once per network, shared by entries)."""
+        if isinstance(self._training.get(network), BaseException):  # failed in an earlier entry: not run twice
+            raise self._training[network]
+        if network not in self._training:
+            s, root, batch = self.sizes, self.train_folder(network), self.batch_of(network)
+            try:
+                stamps = self.fit("StepTimer", root, [f"--trainer.max_steps={self.steps}"], network)
+            except (Exception, SystemExit) as err:
+                self._training[network] = err
+                raise
             images, labels = read_dataset(root)
-            _, hand = hand_fit(self.recipe, images, labels, s.batch, self.steps, self.precision)
+            _, hand = hand_fit(self.recipes[network], images, labels, batch, self.steps, self.precision)
             vlc_best, vlc_runs = best_window(stamps, s.warmup, s.window)
             hand_best, hand_runs = best_window(hand, s.warmup, s.window)
-            self._training = {
-                "vlc": s.batch * s.window / vlc_best,
-                "hand": s.batch * s.window / hand_best,
+            self._training[network] = {
+                "vlc": batch * s.window / vlc_best,
+                "hand": batch * s.window / hand_best,
                 "vlc_window_seconds": vlc_runs,
                 "hand_window_seconds": hand_runs,
-                "checkpoint": str(last_checkpoint(self.workdir / "runs")),
+                "checkpoint": str(last_checkpoint(self.workdir / "runs" / f"{self.fits}")),
             }
-        return self._training
+        return self._training[network]
 
     def checkpoint(self) -> Path:
-        """A checkpoint of ``vlc fit`` (the training run's, or one step's)."""
-        if self._training is not None:
-            return Path(self._training["checkpoint"])
+        """A checkpoint of the default network's ``vlc fit`` (the training run's, or one step's)."""
+        if isinstance(self._training.get(DEFAULT), dict):
+            return Path(self._training[DEFAULT]["checkpoint"])
         self.fit("StepTimer", self.train_folder(), ["--trainer.max_steps=1"])
-        return last_checkpoint(self.workdir / "runs")
+        return last_checkpoint(self.workdir / "runs" / f"{self.fits}")
+
+    def peak(self, dtype: torch.dtype) -> float:
+        """FLOP/s of ``torch.mm`` in ``dtype`` (``classifier.matmul_peak``, measured once per dtype)."""
+        name = str(dtype).removeprefix("torch.")
+        if name not in self._peaks:
+            self._peaks[name] = matmul_peak(self.sizes.matmul, dtype, max(3, self.sizes.repeats))
+        return self._peaks[name]
+
+    def network_text(self, network: str) -> str:
+        """``cnn (ResidualCNN, configs/tinyimagenet30/cnn.yaml, 64 px)``: what a row measures."""
+        recipe = self.recipes[network]
+        config = recipe.path.relative_to(REPO) if recipe.path.is_relative_to(REPO) else recipe.path
+        return f"{network} ({recipe.family}, {config}, {recipe.input_size(self.size_of(network))} px)"
 
     # -- the entries ---------------------------------------------------------------------------------------------
+    def each_network(self, entry: str, row) -> list[Row]:
+        """``row(network)`` for every network; a network that fails gets a row with its error, the others go on."""
+        rows = []
+        for network in self.networks:
+            try:
+                rows.append(row(network))
+            except (Exception, SystemExit) as err:
+                if self.verbose:
+                    traceback.print_exc()
+                what = f"{DESCRIPTIONS[entry]}: {self.network_text(network)}"
+                rows.append(Row(entry, f"{entry}/{network}", what, error=f"{type(err).__name__}: {err}"))
+        return rows
+
     def train_loop(self) -> list[Row]:
-        s, t = self.sizes, self.training()
+        return self.each_network("train_loop", self.train_loop_row)
+
+    def train_loop_row(self, network: str) -> Row:
+        s, t, batch = self.sizes, self.training(network), self.batch_of(network)
         row = Row(
             "train_loop",
-            "train_loop",
-            f"training images/s: `vlc fit` vs a hand-written loop on tensors, same network and augmentation "
-            f"({self.recipe.data.get('augment', 'none')}), {self.precision}, batch {s.batch}",
+            f"train_loop/{network}",
+            f"training images/s of {self.network_text(network)}: `vlc fit` vs a hand-written loop on tensors, same "
+            f"network and augmentation ({self.recipes[network].data.get('augment', 'none')}), {self.precision}, "
+            f"batch {batch}",
             Figure("vlc fit", t["vlc"], "images/s"),
             Figure("hand loop", t["hand"], "images/s"),
             ratio(t["vlc"], t["hand"]),
             details={k: v for k, v in t.items() if k != "checkpoint"}
-            | {"batch": s.batch, "warmup_steps": s.warmup, "window_steps": s.window, "windows": s.windows},
+            | {"network": network, "batch": batch, "image_size": self.size_of(network)}
+            | {"warmup_steps": s.warmup, "window_steps": s.window, "windows": s.windows},
         )
         met = row.ratio is not None and row.ratio >= TARGET
         row.verdict = f"{row.ratio:.2f} ({'meets' if met else 'below'} the {TARGET} target)"
-        return [row]
+        return row
 
     def flops(self) -> list[Row]:
-        s, t = self.sizes, self.training()
-        per_image = training_flops(self.recipe, s.classes, s.batch, s.image_size)
+        return self.each_network("flops", self.flops_row)
+
+    def flops_row(self, network: str) -> Row:
+        s, t, recipe = self.sizes, self.training(network), self.recipes[network]
+        per_image = training_flops(recipe, s.classes, self.batch_of(network), self.size_of(network))
         dtype = torch.bfloat16 if self.precision.startswith("bf16") else torch.float32
-        peak = matmul_peak(s.matmul, dtype, max(3, s.repeats))
+        peaks = {name: self.peak(d) for name, d in (("bf16", torch.bfloat16), ("fp32", torch.float32))}
         achieved = per_image * t["vlc"]
-        return [
-            Row(
-                "flops",
-                "flops",
-                f"training FLOP/s of `vlc fit` (FlopCounterMode, forward+backward) vs torch.mm {s.matmul}x{s.matmul} "
-                f"{str(dtype).removeprefix('torch.')}",
-                Figure("achieved", achieved / 1e9, "GFLOP/s"),
-                Figure("matmul peak", peak / 1e9, "GFLOP/s"),
-                ratio(achieved, peak),
-                f"{100 * achieved / peak:.0f}% of the matmul peak",
-                {
-                    "flops_per_image": per_image,
-                    "images_per_s": t["vlc"],
-                    "hand_loop_flops_per_s": per_image * t["hand"],
-                },
-            )
-        ]
+        shares = ", ".join(f"{100 * achieved / peak:.0f}% of the {name} peak" for name, peak in peaks.items())
+        return Row(
+            "flops",
+            f"flops/{network}",
+            f"training FLOP/s of `vlc fit` on {self.network_text(network)} ({number(per_image / 1e9)} GFLOP per "
+            f"image, FlopCounterMode, forward+backward) vs torch.mm {s.matmul}x{s.matmul} "
+            f"{str(dtype).removeprefix('torch.')}",
+            Figure("achieved", achieved / 1e9, "GFLOP/s"),
+            Figure("matmul peak", self.peak(dtype) / 1e9, "GFLOP/s"),
+            ratio(achieved, self.peak(dtype)),
+            shares,
+            {
+                "network": network,
+                "flops_per_image": per_image,
+                "images_per_s": t["vlc"],
+                "hand_loop_flops_per_s": per_image * t["hand"],
+                "matmul_peak_flops_per_s": peaks,
+            },
+        )
 
     def data_pipeline(self) -> list[Row]:
         s, t = self.sizes, self.training()
-        seconds, images = loader_pass(self.recipe, self.train_folder(), s.batch, s.repeats)
+        seconds, images = loader_pass(self.recipe, self.train_folder(), self.batch, s.repeats)
         delivered = images / seconds
         return [
             Row(
@@ -349,10 +417,10 @@ class Suite:
         config = predict_config()
         output = self.workdir / "predictions.csv"
         command_s, _ = best_time(
-            lambda: vlc_predict(checkpoint, folder, s.image_size, output, self.verbose), s.repeats, warmup=0
+            lambda: vlc_predict(checkpoint, folder, self.image_size, output, self.verbose), s.repeats, warmup=0
         )
         rows = output.read_text().splitlines()
-        model, images = load_classifier(checkpoint), read_folder(folder, s.image_size)
+        model, images = load_classifier(checkpoint), read_folder(folder, self.image_size)
         forward_s, _ = best_time(
             lambda: bare_forward(model, images, config["batch_size"], config["precision"]), s.repeats
         )
@@ -449,7 +517,7 @@ class Suite:
         with quiet(not self.verbose), inductor.patch(force_disable_caches=True):
             runs = {
                 mode: hand_fit(
-                    self.recipe, images, labels, s.batch, self.steps, self.precision, compile=mode == "compiled"
+                    self.recipe, images, labels, self.batch, self.steps, self.precision, compile=mode == "compiled"
                 )
                 for mode in ("eager", "compiled")
             }
@@ -463,9 +531,9 @@ class Suite:
                 "compile",
                 "compile",
                 f"training images/s of the hand-written step, eager vs torch.compile (default mode), "
-                f"{self.precision}, batch {s.batch}",
-                Figure("eager", s.batch / step["eager"], "images/s"),
-                Figure("compiled", s.batch / step["compiled"], "images/s"),
+                f"{self.precision}, batch {self.batch}",
+                Figure("eager", self.batch / step["eager"], "images/s"),
+                Figure("compiled", self.batch / step["compiled"], "images/s"),
                 ratio(step["eager"], step["compiled"]),
                 f"{step['eager'] / step['compiled']:.2f}x compiled; compiling takes {compile_s:.0f} s{payback}",
                 {"compile_seconds": compile_s, "step_seconds": step},
@@ -486,7 +554,7 @@ class Suite:
         # no validation split (validation is off anyway): every image trains, so the sizes are exactly 1:2:4
         split = [f"--data.val_fraction={SCALE_VAL_FRACTION}", f"--trainer.max_epochs={s.scale_epochs}"]
         roots = {
-            f: write_dataset(self.workdir / "data" / f"scale{f}", s.classes, per * f, s.image_size) for f in FACTORS
+            f: write_dataset(self.workdir / "data" / f"scale{f}", s.classes, per * f, self.image_size) for f in FACTORS
         }
         images = [s.classes * (per * f - round(per * f * SCALE_VAL_FRACTION)) for f in FACTORS]
         if self.fits == 0:  # the first vlc fit of a process allocates for good: keep it out of the points
@@ -501,7 +569,7 @@ class Suite:
             "scaling",
             "scaling/data",
             f"`vlc fit` epoch (best of {s.scale_epochs}) and peak RSS rise over the RSS before the run, "
-            f"{'/'.join(map(str, images))} training images, batch {s.batch}",
+            f"{'/'.join(map(str, images))} training images, batch {self.batch}",
             Figure("epoch", times, "s"),
             Figure("peak rise", rises, "MiB"),
             ratio(times[-1], times[0]),
@@ -659,6 +727,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     mode.add_argument("--quick", dest="mode", action="store_const", const="quick", help="small sizes (default)")
     mode.add_argument("--tiny", dest="mode", action="store_const", const="tiny", help="minimal sizes (smoke test)")
     parser.add_argument("--only", nargs="+", choices=ENTRIES, metavar="NAME", help=f"run these of {', '.join(ENTRIES)}")
+    parser.add_argument(
+        "--networks",
+        nargs="+",
+        choices=list(NETWORKS),
+        metavar="NAME",
+        help=f"train_loop and flops measure these networks of {', '.join(NETWORKS)} (default: all)",
+    )
     parser.add_argument("--precision", choices=["auto", "32-true", "bf16-mixed"], default="auto")
     parser.add_argument("--threads", type=int, help="torch.set_num_threads (default: torch's)")
     parser.add_argument("--json", type=Path, metavar="PATH", help="write every measurement to this JSON file")
@@ -701,7 +776,7 @@ def measure(args: argparse.Namespace, command: list[str]) -> dict:
         skip["compile"] = "compile takes 15-30 s (more on 2 cores): run --full or --only compile"
     hardware, start = machine(), time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="vlc-bench-") as workdir:
-        suite = Suite(MODES[args.mode], precision, Path(workdir), args.verbose)
+        suite = Suite(MODES[args.mode], precision, Path(workdir), args.verbose, args.networks)
         rows = run(suite, names, skip)
     return {
         "suite": {
@@ -709,6 +784,7 @@ def measure(args: argparse.Namespace, command: list[str]) -> dict:
             "mode": args.mode,
             "precision": precision,
             "entries": names,
+            "networks": suite.networks,
             "seconds": time.perf_counter() - start,
         },
         "hardware": hardware,

@@ -1,6 +1,7 @@
 """The benchmark suite runs end to end: ``benchmarks/suite.py --tiny`` through the real code, then its files read back.
 
-The figures of the tiny sizes mean nothing; the test checks that every entry measures something and reports it.
+The figures of the tiny sizes mean nothing; the test checks that every entry measures something and reports it, a
+row per shipped classifier network for train_loop and flops; ``benchmarks/compute.py`` counts a run's FLOPs.
 """
 
 import json
@@ -12,7 +13,9 @@ from helpers import REPO
 
 sys.path.append(str(REPO / "benchmarks"))  # the suite imports its sibling modules by name, as its scripts do
 
+import compute  # noqa: E402
 import suite  # noqa: E402
+from classifier import NETWORKS  # noqa: E402
 
 
 def values(figure: dict) -> list[float]:
@@ -46,6 +49,13 @@ def test_every_entry_reports_positive_finite_figures(results):
                 assert math.isfinite(value), (row["name"], figure)
                 assert value > 0 or (figure["unit"] == "MiB" and value == 0), (row["name"], figure)
         assert row["ratio"] is None or (math.isfinite(row["ratio"]) and row["ratio"] > 0)
+    for entry in ("train_loop", "flops"):  # a row per shipped classifier network, each its own
+        assert {name for name in rows if name.startswith(f"{entry}/")} == {f"{entry}/{n}" for n in NETWORKS}
+    for name, (config, _) in NETWORKS.items():  # each row names the network it trained, and its config
+        assert f"{name} (" in rows[f"train_loop/{name}"]["compared"]
+        assert str(config.relative_to(REPO)) in rows[f"flops/{name}"]["compared"]
+    assert rows["flops/resnet18"]["details"]["flops_per_image"] > 10 * rows["flops/cnn"]["details"]["flops_per_image"]
+    assert set(rows["flops/cnn"]["details"]["matmul_peak_flops_per_s"]) == {"bf16", "fp32"}
     assert rows["beam_search"]["details"]["differ"] == 0  # batched and one-by-one captions are identical
     for key in ("cpu_model", "cpu_capability", "cores", "torch", "lightning", "date"):
         assert data["hardware"][key]
@@ -55,4 +65,27 @@ def test_markdown_table_has_a_row_per_measurement(results):
     _, data, text = results
     assert "| entry | what is compared | figure A | figure B | ratio / verdict |" in text
     assert data["hardware"]["cpu_model"] in text and data["suite"]["command"] in text
-    assert sum(line.startswith(("| train_loop", "| scaling/", "| compile")) for line in text.splitlines()) == 5
+    lines = text.splitlines()
+    assert sum(line.startswith(("| train_loop/", "| flops/")) for line in lines) == 2 * len(NETWORKS)
+    assert sum(line.startswith(("| scaling/", "| compile")) for line in lines) == 4
+
+
+def test_compute_counts_the_airbench_run_close_to_its_paper(capsys):
+    """airbench94: 0.36 PFLOP for 9.9 epochs of 50,000 images and its test-time views (6) on 10,000 test images."""
+    args = ["--config", str(REPO / "configs/cifar10/airbench.yaml"), "--epochs", "9.9", "--matmul", "0"]
+    test = ["--test-images", "10000", "--test-views", "6"]
+    assert compute.main([*args, "--images", "50000", "--val-images", "0", *test]) == 0
+    total = capsys.readouterr().out.splitlines()[-1]
+    assert total.startswith("total: ") and total.endswith(" PFLOP"), total
+    assert abs(float(total.split()[1]) - 0.36) < 0.36 * 0.05, total
+    recipe = compute.Recipe.read(REPO / "configs/cifar10/airbench.yaml")
+    one, two = compute.compute(recipe, 1000, 1), compute.compute(recipe, 1000, 2)
+    assert two["training"] == 2 * one["training"] and one["validation"] > 0  # 111 images held out, 2 views
+
+
+def test_compute_refuses_a_config_without_a_classifier(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        compute.main(["--config", str(REPO / "configs/coco/attention.yaml"), "--images", "10", "--epochs", "1"])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err.splitlines()[-1]
+    assert err.startswith("compute.py: error: --config ") and "backbone missing; expected a classifier config" in err
