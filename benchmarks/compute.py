@@ -69,9 +69,10 @@ def compute(
 
 def flops_text(flops: float) -> str:
     """``0.365 PFLOP``, ``12.3 TFLOP`` or ``4.56 GFLOP``."""
-    for unit, scale in (("PFLOP", 1e15), ("TFLOP", 1e12)):
-        if flops >= scale / 10:
-            return f"{flops / scale:.3g} {unit}"
+    if flops >= 1e14:
+        return f"{flops / 1e15:#.3g} PFLOP"  # 0.100, not 0.1: three digits
+    if flops >= 1e11:
+        return f"{flops / 1e12:.3g} TFLOP"
     return f"{flops / 1e9:.3g} GFLOP"
 
 

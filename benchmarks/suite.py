@@ -376,8 +376,8 @@ class Suite:
         return Row(
             "flops",
             f"flops/{network}",
-            f"training FLOP/s of `vlc fit` on {self.network_text(network)} ({number(per_image / 1e9)} GFLOP per "
-            f"image, FlopCounterMode, forward+backward) vs torch.mm {s.matmul}x{s.matmul} "
+            f"training FLOP/s of `vlc fit` on {self.network_text(network)}: {number(per_image / 1e9)} GFLOP per "
+            f"image (FlopCounterMode, forward+backward) x its images/s, vs torch.mm {s.matmul}x{s.matmul} "
             f"{str(dtype).removeprefix('torch.')}",
             Figure("achieved", achieved / 1e9, "GFLOP/s"),
             Figure("matmul peak", self.peak(dtype) / 1e9, "GFLOP/s"),
