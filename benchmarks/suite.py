@@ -1,6 +1,6 @@
 """vlc's benchmark suite: every speed comparison, run side by side in one process, as one table and one JSON file.
 
-    python benchmarks/suite.py --quick                     # all entries, small sizes (under a minute on 2 cores)
+    python benchmarks/suite.py --quick                     # all entries, small sizes (minutes on 2 cores)
     python benchmarks/suite.py --full --json benchmarks/results.json --markdown benchmarks/results.md
     python benchmarks/suite.py --quick --only train_loop flops
     python benchmarks/suite.py --quick --only train_loop flops --networks cnn airbench32
