@@ -89,3 +89,19 @@ def test_compute_refuses_a_config_without_a_classifier(capsys):
     assert exit_.value.code == 2
     err = capsys.readouterr().err.splitlines()[-1]
     assert err.startswith("compute.py: error: --config ") and "backbone missing; expected a classifier config" in err
+
+
+def test_a_failing_network_gets_its_own_row_and_the_others_go_on(tmp_path, monkeypatch):
+    """``--networks`` picks the rows; a network whose training fails (here a config made unreadable by the test, as a
+    bad edit would) reports its error in its row, and the next network is still measured."""
+    args = suite.parse_args(["--tiny", "--networks", "airbench32", "cnn"])
+    bench = suite.Suite(suite.MODES[args.mode], "32-true", tmp_path, networks=args.networks)
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("model: [not, a, mapping\n")
+    bench.recipes["airbench32"].path = broken  # vlc fit of airbench32 now reads a broken config
+    monkeypatch.delenv("PL_GLOBAL_SEED", raising=False)
+    rows = {row.name: row for row in bench.train_loop()}
+    assert list(rows) == ["train_loop/airbench32", "train_loop/cnn"]
+    assert rows["train_loop/airbench32"].error and rows["train_loop/airbench32"].a is None
+    assert rows["train_loop/cnn"].error is None and rows["train_loop/cnn"].a.value > 0
+    assert bench.flops()[0].error == rows["train_loop/airbench32"].error  # not trained a second time
