@@ -6,8 +6,8 @@ import lightning as L
 import numpy as np
 
 from vlc.explain.render import stack
+from vlc.loggers import log_figure, log_image, log_text, takes_media
 from vlc.metrics.caption_samples import caption_samples_figure, caption_samples_markdown
-from vlc.metrics.figures import log_figure
 from vlc.vocabulary import Vocabulary
 
 
@@ -31,15 +31,12 @@ class CaptionSamples(L.Callback):
         if samples is None or not trainer.is_global_zero or trainer.logger is None:
             return
         step = trainer.current_epoch
-        log_figure(trainer.logger, "val/samples", caption_samples_figure(**samples), step)
-        experiment = getattr(trainer.logger, "experiment", None)
-        if hasattr(experiment, "add_text"):
-            text = caption_samples_markdown(samples["generated"], samples["references"])
-            experiment.add_text("val/captions", text, step)
-        if hasattr(experiment, "add_image") and pl_module.cannot_explain() is None:
+        log_figure(trainer, "val/samples", caption_samples_figure(**samples), step)
+        log_text(trainer, "val/captions", caption_samples_markdown(samples["generated"], samples["references"]), step)
+        if takes_media(trainer) and pl_module.cannot_explain() is None:  # the strips cost a forward pass each
             images = samples["images"].to(pl_module.device)
             strips = pl_module.explain(images, [{"caption": caption} for caption in samples["generated"]])
-            experiment.add_image("val/attention", np.asarray(stack(strips)), step, dataformats="HWC")
+            log_image(trainer, "val/attention", np.asarray(stack(strips)), step)
 
 
 class VocabularyFile(L.Callback):
