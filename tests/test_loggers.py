@@ -184,13 +184,13 @@ def wandb_records(folder: Path):
 
 def wandb_run(folder: Path) -> tuple[dict, dict]:
     """The config and the summary (last value of each key) of an offline WandB run."""
-    config, summary = {}, {}
+    found = {"config": {}, "summary": {}}
     for record in wandb_records(folder):
-        if record.WhichOneof("record_type") == "config":
-            config.update({item.key: json.loads(item.value_json) for item in record.config.update})
-        elif record.WhichOneof("record_type") == "summary":
-            summary.update({item.key: json.loads(item.value_json) for item in record.summary.update if item.key})
-    return config, summary
+        kind = record.WhichOneof("record_type")
+        if kind in found:
+            items = record.config.update if kind == "config" else record.summary.update
+            found[kind].update({item.key or "/".join(item.nested_key): json.loads(item.value_json) for item in items})
+    return found["config"], found["summary"]
 
 
 def test_wandb_logger_offline(data, offline, capsys):
