@@ -29,6 +29,7 @@ TB_CSV = [
     + "]"
 ]
 FIGURE_WARNING = "CSVLogger takes no figures, images or text"
+FIT_LIMITS = ["--trainer.limit_train_batches=2"]
 
 
 def logger_args(kind: str, work: Path) -> list[str]:
@@ -81,7 +82,7 @@ def offline(monkeypatch, tmp_path):
 
 def fit_validate_test(capsys, data: Path, args: list[str]) -> list[str]:
     """``vlc fit``, then ``vlc validate`` and ``vlc test`` of its last checkpoint: the stderr of each."""
-    fit = tiny_classifier_fit(data, *args, "--trainer.limit_train_batches=2")
+    fit = tiny_classifier_fit(data, *args, *FIT_LIMITS)
     errors = []
     for command in ("fit", "validate", "test"):
         extra = [] if command == "fit" else ["--ckpt_path", "last", f"--data.test_labels={data / 'test_labels.csv'}"]
@@ -123,6 +124,16 @@ def test_csv_logger(data, offline, capsys):
     assert row[1:3] == ["fit", "complete"] and float(row[3]) == pytest.approx(fit["val/acc"][-1], abs=1e-4)
     assert row[5] != "-"  # the test's accuracy, from test/metrics.csv
 
+    longer = ["--trainer.max_epochs=2", "--ckpt_path=last"]  # Lightning's CSV logger would empty metrics.csv
+    code, err = run_cli(capsys, tiny_classifier_fit(data, *logger_args("csv", Path.cwd()), *FIT_LIMITS, *longer))
+    assert code == 0, err
+    earlier, resumed = read_metrics(run / "metrics-0.csv"), read_metrics(run / "metrics.csv")
+    assert earlier["val/acc"] == fit["val/acc"] and not earlier["hp/val_acc"]  # the final scores are the new ones
+    assert resumed["epoch"] and min(resumed["epoch"]) == 1 and resumed["hp/val_acc"]
+    main(["compare", "logs"])
+    (row,) = [line.split() for line in capsys.readouterr().out.splitlines() if line.startswith(str(run))]
+    assert row[6] == "2" and float(row[4]) == pytest.approx(max(fit["val/acc"] + resumed["val/acc"]), abs=1e-4)
+
 
 def test_tensorboard_and_csv_share_one_run_folder(data, offline, capsys):
     errors = fit_validate_test(capsys, data, logger_args("tb+csv", Path.cwd()))
@@ -159,6 +170,15 @@ def test_mlflow_logger_with_a_sqlite_store(data, offline, capsys):
     assert (Path("mlartifacts") / run.info.run_id / "artifacts" / "test" / "roc").is_dir()
     stages_apart(Path("logs", NAME, run.info.run_id))  # vlc's own files of the run
     assert not any(FIGURE_WARNING.split()[1] in err for err in errors)  # no "takes no figures"
+
+    final_step = max(m.step for m in client.get_metric_history(run.info.run_id, "hp/val_acc"))
+    longer = ["--trainer.max_epochs=2", "--ckpt_path=last"]  # resumed: the same run; MLflow keeps its first params
+    code, err = run_cli(capsys, tiny_classifier_fit(data, *logger_args("mlflow", Path.cwd()), *FIT_LIMITS, *longer))
+    assert code == 0 and "MLflow kept this run's first hyper-parameters" in err
+    (resumed,) = client.search_runs([run.info.experiment_id])
+    assert resumed.info.run_id == run.info.run_id and resumed.info.status == "FINISHED"
+    assert resumed.data.params["trainer.max_epochs"] == "1"
+    assert max(m.step for m in client.get_metric_history(run.info.run_id, "hp/val_acc")) > final_step
 
 
 def wandb_records(folder: Path):

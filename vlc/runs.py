@@ -15,6 +15,7 @@ Each checkpoint records its run's name and version, so a resumed run continues i
 filed under the run it evaluated (``vlc.checkpoints.run_of``).
 """
 
+import csv
 from pathlib import Path
 
 import lightning as L
@@ -77,9 +78,9 @@ def run_name(trainer: L.Trainer) -> dict[str, str] | None:
         return None
     version = logger.version if isinstance(logger.version, str) else f"version_{logger.version}"
     name = logger.name
-    if isinstance(logger, MLFlowLogger):  # its name is the experiment's id
+    if isinstance(logger, MLFlowLogger) and trainer.is_global_zero:  # its name is the experiment's id
         experiment = logger.experiment.get_experiment(logger.experiment_id)
-        name = getattr(experiment, "name", name)  # not on other processes than the first (no experiment there)
+        name = experiment.name
     return {"name": str(name), "version": version}
 
 
@@ -137,7 +138,7 @@ def sharing_the_run(loggers: list[Namespace]) -> list[Namespace]:
     kinds = [kind(item) for item in loggers]
     if not kinds or kinds[0] not in FOLDER_LOGGERS:
         return loggers[:1]
-    return [item for item, kind in zip(loggers, kinds) if kind in FOLDER_LOGGERS]
+    return [item for item, name in zip(loggers, kinds) if name in FOLDER_LOGGERS]
 
 
 def continue_run(logger: Namespace, run: dict, command: str, step: int) -> None:
@@ -160,6 +161,43 @@ def continue_run(logger: Namespace, run: dict, command: str, step: int) -> None:
             args.version = f"{run['version']}/{command}"
     if command == "fit" and "purge_step" in args:  # the resumed session replaces what followed it
         args.purge_step = step
+    elif command == "fit" and kind(logger) == "CSVLogger":
+        keep_earlier_metrics(Path(args.get("save_dir") or ".") / (args.get("name") or "") / run["version"], step)
+
+
+def keep_earlier_metrics(folder: Path, step: int) -> None:
+    """Keep the rows before ``step`` of a resumed CSV run's ``metrics.csv`` as ``metrics-<n>.csv``.
+
+    Lightning's CSV logger deletes ``metrics.csv`` when a session reopens its folder; the rows from ``step`` on are
+    those the resumed session replaces (as TensorBoard's ``purge_step`` drops them). ``vlc compare`` reads the
+    sessions' files in order (:func:`metrics_files`).
+    """
+    metrics = folder / METRICS
+    if not metrics.is_file():
+        return
+    with metrics.open(newline="") as f:
+        reader = csv.DictReader(f)
+        fields, rows = reader.fieldnames or [], [row for row in reader if _step(row) < step]
+    earlier = folder / f"metrics-{len(metrics_files(folder)) - 1}.csv"
+    with earlier.open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=fields)
+        writer.writeheader()
+        writer.writerows(rows)
+    metrics.unlink()
+
+
+def _step(row: dict) -> float:
+    try:
+        return float(row.get("step") or 0)
+    except ValueError:
+        return 0.0
+
+
+def metrics_files(folder: Path) -> list[Path]:
+    """A CSV run's metrics files, oldest session first: ``metrics-0.csv``, ``metrics-1.csv``, ..., ``metrics.csv``."""
+    earlier = [p for p in folder.glob("metrics-*.csv") if p.stem[8:].isdigit()]
+    latest = [folder / METRICS] if (folder / METRICS).is_file() else []
+    return [*sorted(earlier, key=lambda p: int(p.stem[8:])), *latest]
 
 
 def share_version(config: Namespace) -> None:

@@ -8,6 +8,7 @@ import numpy as np
 from vlc.explain.render import stack
 from vlc.loggers import log_figure, log_image, log_text, takes_media
 from vlc.metrics.caption_samples import caption_samples_figure, caption_samples_markdown
+from vlc.runs import log_dir
 from vlc.vocabulary import Vocabulary
 
 
@@ -53,10 +54,11 @@ class VocabularyFile(L.Callback):
 
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         vocab = self.vocab
+        run = str(log_dir(trainer)) if vocab is not None and trainer.logger is not None else None  # every process
         if vocab is None or not trainer.is_global_zero:
             return
         folders = [cb.dirpath for cb in trainer.checkpoint_callbacks if getattr(cb, "dirpath", None)]
-        if trainer.logger is not None and getattr(trainer.logger, "log_dir", None):  # without a logger: no run folder
-            folders.append(trainer.logger.log_dir)
+        if run:  # without a logger: no run folder
+            folders.append(run)
         for folder in dict.fromkeys(folders):
             vocab.save(Path(folder) / "vocab.json")
