@@ -136,6 +136,7 @@ def test_csv_logger(data, offline, capsys):
 
 
 def test_tensorboard_and_csv_share_one_run_folder(data, offline, capsys):
+    labels = data / "test_labels.csv"
     errors = fit_validate_test(capsys, data, logger_args("tb+csv", Path.cwd()))
     assert sorted(p.name for p in Path("logs", NAME).iterdir()) == ["version_0"]  # not a version per logger
     run = Path("logs", NAME, "version_0")
@@ -151,6 +152,13 @@ def test_tensorboard_and_csv_share_one_run_folder(data, offline, capsys):
     rows = [line.split() for line in capsys.readouterr().out.splitlines() if line.startswith("logs/")]
     assert [row[0] for row in rows] == [str(run)]  # one row for the run, not one per logger
     assert rows[0][5] != "-"
+
+    again = ["test", *tiny_classifier_fit(data, *TB_CSV)[1:], "--ckpt_path=last", f"--data.test_labels={labels}"]
+    assert run_cli(capsys, again)[0] == 0  # another test of the run: the first one's rows are kept
+    assert (
+        read_metrics(run / "test" / "metrics-0.csv")["test/acc"]
+        == read_metrics(run / "test" / "metrics.csv")["test/acc"]
+    )
 
 
 def test_mlflow_logger_with_a_sqlite_store(data, offline, capsys):

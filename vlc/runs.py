@@ -16,6 +16,7 @@ filed under the run it evaluated (``vlc.checkpoints.run_of``).
 """
 
 import csv
+import math
 from pathlib import Path
 
 import lightning as L
@@ -161,16 +162,18 @@ def continue_run(logger: Namespace, run: dict, command: str, step: int) -> None:
             args.version = f"{run['version']}/{command}"
     if command == "fit" and "purge_step" in args:  # the resumed session replaces what followed it
         args.purge_step = step
-    elif command == "fit" and kind(logger) == "CSVLogger":
-        keep_earlier_metrics(Path(args.get("save_dir") or ".") / (args.get("name") or "") / run["version"], step)
+    elif kind(logger) == "CSVLogger":
+        folder = Path(args.get("save_dir") or ".") / (args.get("name") or "") / args.version
+        keep_earlier_metrics(folder, step if command == "fit" else math.inf)
 
 
-def keep_earlier_metrics(folder: Path, step: int) -> None:
-    """Keep the rows before ``step`` of a resumed CSV run's ``metrics.csv`` as ``metrics-<n>.csv``.
+def keep_earlier_metrics(folder: Path, step: float) -> None:
+    """Keep the rows before ``step`` of the ``metrics.csv`` in a CSV run's folder as ``metrics-<n>.csv``.
 
-    Lightning's CSV logger deletes ``metrics.csv`` when a session reopens its folder; the rows from ``step`` on are
-    those the resumed session replaces (as TensorBoard's ``purge_step`` drops them). ``vlc compare`` reads the
-    sessions' files in order (:func:`metrics_files`).
+    Lightning's CSV logger deletes ``metrics.csv`` when a session reopens its folder (a resumed fit, another
+    evaluation of the run); the rows of a fit from ``step`` on are those the resumed session replaces (as
+    TensorBoard's ``purge_step`` drops them). ``vlc compare`` reads the sessions' files in order
+    (:func:`metrics_files`).
     """
     metrics = folder / METRICS
     if not metrics.is_file():

@@ -62,6 +62,7 @@ CKPT_HELP = (
 
 QUIET = (
     r"Checkpoint directory .* exists and is not empty",
+    r"Experiment logs directory .* exists and is not empty",  # CSV: vlc kept metrics.csv (runs.keep_earlier_metrics)
     r".*does not have many workers",  # workers compete with training for the cores
     r"Found \d+ module\(s\) in eval mode",  # frozen batch norms: intended
     r"`isinstance\(treespec, LeafSpec\)` is deprecated",  # raised inside Lightning's utilities/_pytree.py
