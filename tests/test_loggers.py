@@ -11,11 +11,14 @@ import socket
 import struct
 from pathlib import Path
 
+import lightning as L
+import numpy as np
 import pytest
 import yaml
 from helpers import events, run_cli, tiny_classifier_fit, write_tinyimagenet30
 
 from vlc.cli import main
+from vlc.loggers import log_image, log_text
 
 NAME = "runs"
 """The experiment name every logger is given."""
@@ -187,6 +190,16 @@ def test_mlflow_logger_with_a_sqlite_store(data, offline, capsys):
     assert resumed.info.run_id == run.info.run_id and resumed.info.status == "FINISHED"
     assert resumed.data.params["trainer.max_epochs"] == "1"
     assert max(m.step for m in client.get_metric_history(run.info.run_id, "hp/val_acc")) > final_step
+
+    from lightning.pytorch.loggers import MLFlowLogger  # the captioner's text and images, sent as it sends them
+
+    logger = MLFlowLogger(tracking_uri=f"sqlite:///{Path.cwd() / 'mlflow.db'}", run_id=run.info.run_id)
+    trainer = L.Trainer(logger=logger, enable_checkpointing=False, enable_progress_bar=False)
+    log_text(trainer, "val/captions", "| generated | references |", 3)
+    log_image(trainer, "val/attention", np.zeros((8, 16, 3), dtype=np.uint8), 3)
+    artifacts = Path("mlartifacts") / run.info.run_id / "artifacts" / "val"
+    assert (artifacts / "captions" / "0003.md").read_text() == "| generated | references |"
+    assert (artifacts / "attention" / "0003.png").is_file()
 
 
 def wandb_records(folder: Path):
