@@ -26,7 +26,7 @@ from tensorboard.backend.event_processing.event_file_loader import EventFileLoad
 from vlc.checkpoints import read, run_of, task_class
 from vlc.csv_cells import write_rows
 from vlc.errors import UserError
-from vlc.runs import EVENTS, LAST, METRICS, RUN_FILE, STAGES, read_run
+from vlc.runs import EVENTS, LAST, METRICS, RUN_FILE, STAGES, metrics_files, read_run
 
 MARKERS = (EVENTS, RUN_FILE, METRICS)
 """Files that make a folder a run's log folder."""
@@ -105,12 +105,17 @@ def find_runs(path: str) -> list[Path]:
 
 
 def csv_scalars(folder: Path) -> dict[str, list[float]]:
-    """``tag -> values`` logged by a CSV logger into ``folder``'s ``metrics.csv`` (empty without one)."""
-    try:
-        with (folder / METRICS).open(newline="") as f:
-            rows = list(csv.DictReader(f))
-    except (OSError, UnicodeDecodeError, csv.Error):
-        return {}
+    """``tag -> values`` logged by a CSV logger into ``folder``'s ``metrics.csv`` (empty without one).
+
+    A resumed run's earlier sessions come first, from their ``metrics-<n>.csv`` (``vlc.runs.keep_earlier_metrics``).
+    """
+    rows = []
+    for path in metrics_files(folder):
+        try:
+            with path.open(newline="") as f:
+                rows += list(csv.DictReader(f))
+        except (OSError, UnicodeDecodeError, csv.Error):
+            continue
     values: dict[str, list[float]] = {}
     for row in rows:
         for tag, text in row.items():

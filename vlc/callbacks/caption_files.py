@@ -6,8 +6,9 @@ import lightning as L
 import numpy as np
 
 from vlc.explain.render import stack
+from vlc.loggers import log_figure, log_image, log_text, takes_media
 from vlc.metrics.caption_samples import caption_samples_figure, caption_samples_markdown
-from vlc.metrics.figures import log_figure
+from vlc.runs import log_dir
 from vlc.vocabulary import Vocabulary
 
 
@@ -31,15 +32,12 @@ class CaptionSamples(L.Callback):
         if samples is None or not trainer.is_global_zero or trainer.logger is None:
             return
         step = trainer.current_epoch
-        log_figure(trainer.logger, "val/samples", caption_samples_figure(**samples), step)
-        experiment = getattr(trainer.logger, "experiment", None)
-        if hasattr(experiment, "add_text"):
-            text = caption_samples_markdown(samples["generated"], samples["references"])
-            experiment.add_text("val/captions", text, step)
-        if hasattr(experiment, "add_image") and pl_module.cannot_explain() is None:
+        log_figure(trainer, "val/samples", caption_samples_figure(**samples), step)
+        log_text(trainer, "val/captions", caption_samples_markdown(samples["generated"], samples["references"]), step)
+        if takes_media(trainer) and pl_module.cannot_explain() is None:  # the strips cost a forward pass each
             images = samples["images"].to(pl_module.device)
             strips = pl_module.explain(images, [{"caption": caption} for caption in samples["generated"]])
-            experiment.add_image("val/attention", np.asarray(stack(strips)), step, dataformats="HWC")
+            log_image(trainer, "val/attention", np.asarray(stack(strips)), step)
 
 
 class VocabularyFile(L.Callback):
@@ -56,10 +54,11 @@ class VocabularyFile(L.Callback):
 
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         vocab = self.vocab
+        run = str(log_dir(trainer)) if vocab is not None and trainer.logger is not None else None  # every process
         if vocab is None or not trainer.is_global_zero:
             return
         folders = [cb.dirpath for cb in trainer.checkpoint_callbacks if getattr(cb, "dirpath", None)]
-        if trainer.logger is not None and getattr(trainer.logger, "log_dir", None):  # without a logger: no run folder
-            folders.append(trainer.logger.log_dir)
+        if run:  # without a logger: no run folder
+            folders.append(run)
         for folder in dict.fromkeys(folders):
             vocab.save(Path(folder) / "vocab.json")

@@ -16,7 +16,7 @@ from lightning.pytorch.cli import SaveConfigCallback
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from vlc.errors import Diverged, UserError, warn
-from vlc.runs import RUN_FILE, read_run
+from vlc.runs import RUN_FILE, log_dir, read_run
 from vlc.tasks.hparams import experiment_hparams, log_final_hparams
 
 PACKAGES = ("vlc", "torch", "torchvision", "lightning", "torchmetrics", "numpy", "pillow")
@@ -57,9 +57,12 @@ def outcome(exception: BaseException) -> str:
 
 
 def _log_dir(trainer: L.Trainer) -> Path | None:
-    """The run's log folder as ``trainer.log_dir`` gives it, read by this process alone (that is a collective call)."""
+    """The run's log folder as :func:`vlc.runs.log_dir` gives it, read by this process alone (that is collective).
+
+    None when the logger has no folder yet (MLflow, WandB: no run before the first log).
+    """
     logger = trainer.logger
-    folder = getattr(logger, "log_dir", None) or getattr(logger, "save_dir", None)
+    folder = getattr(logger, "log_dir", None)
     return Path(folder) if folder else None
 
 
@@ -107,11 +110,21 @@ class RunRecord(SaveConfigCallback):
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         if trainer.logger is None:  # prediction: no run folder, nothing to record
             return
-        self.folder = Path(trainer.log_dir)  # every rank: trainer.log_dir is a collective call under DDP
-        try:
-            super().setup(trainer, pl_module, stage)
-        except OSError as err:  # a full disk or a file-size limit: stop before any work, in one line
-            raise UserError(f"cannot write the run's config.yaml into {self.folder}/ ({err.strerror or err})") from None
+        self.folder = log_dir(trainer)  # every rank: a collective call under DDP
+        if self.already_saved:
+            return
+        if trainer.is_global_zero:  # SaveConfigCallback.setup, into vlc's folder (MLflow's and WandB's have none)
+            try:
+                self.folder.mkdir(parents=True, exist_ok=True)
+                path = self.folder / self.config_filename
+                self.parser.save(self.config, path, skip_none=False, overwrite=self.overwrite, multifile=self.multifile)
+            except OSError as err:  # a full disk or a file-size limit: stop before any work, in one line
+                raise UserError(
+                    f"cannot write the run's config.yaml into {self.folder}/ ({err.strerror or err})"
+                ) from None
+            self.save_config(trainer, pl_module, stage)
+            self.already_saved = True
+        self.already_saved = trainer.strategy.broadcast(self.already_saved)
 
     def save_config(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         self._start(trainer, pl_module, stage)

@@ -16,7 +16,7 @@ from pathlib import Path
 from jsonargparse import Namespace
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
-from vlc import checkpoints, runs
+from vlc import checkpoints, loggers, runs
 from vlc.callbacks.bad_image_check import BadImageCheck
 from vlc.callbacks.divergence import StopOnDivergence
 from vlc.callbacks.interruption import EXIT_CODES, Interruption, progress, spawned
@@ -62,6 +62,7 @@ CKPT_HELP = (
 
 QUIET = (
     r"Checkpoint directory .* exists and is not empty",
+    r"Experiment logs directory .* exists and is not empty",  # CSV: vlc kept metrics.csv (runs.keep_earlier_metrics)
     r".*does not have many workers",  # workers compete with training for the cores
     r"Found \d+ module\(s\) in eval mode",  # frozen batch norms: intended
     r"`isinstance\(treespec, LeafSpec\)` is deprecated",  # raised inside Lightning's utilities/_pytree.py
@@ -134,21 +135,19 @@ class VlcCLI(LightningCLI):
                 if config.writer.get(key):
                     check_writable(Path(config.writer[key]).parent, f"writer.{key}")
             return
-        logger = config.trainer.get("logger")
-        args = logger.get("init_args") if isinstance(logger, Namespace) else None
-        if args is not None and args.get("save_dir"):
-            check_writable(args.save_dir, "trainer.logger.init_args.save_dir")
+        logged = runs.logger_configs(config)
+        for logger in logged:
+            if logger.init_args.get("save_dir"):
+                check_writable(logger.init_args.save_dir, "trainer.logger.init_args.save_dir")
         if self.command == "fit":
             check_writable(runs.checkpoint_folder(config), "the checkpoint folder")
             add_default_callbacks(config)
         run = checkpoints.run_of(self.checkpoint) if self.checkpoint else None
-        if run is None or args is None:
+        if run is None:
+            runs.share_version(config)
             return
-        args.name, args.version = run["name"], run["version"]
-        if self.command == "fit" and "purge_step" in args:  # the resumed session replaces what followed it
-            args.purge_step = self.checkpoint.get("global_step", 0)
-        elif self.command in ("validate", "test") and "sub_dir" in args:
-            args.sub_dir = self.command
+        for logger in runs.sharing_the_run(logged):
+            runs.continue_run(logger, run, self.command, self.checkpoint.get("global_step", 0))
 
     def after_instantiate_classes(self) -> None:
         if self.checkpoint is not None:
@@ -180,6 +179,8 @@ class VlcCLI(LightningCLI):
                     stopped = self.interruption.stopped or progress(self.trainer)  # ddp_spawn: the workers'
                     hints.interrupted(stop.signal, stopped, self.command, self.args)
                 raise SystemExit(EXIT_CODES[stop.signal]) from None
+            finally:
+                loggers.finish(self.trainer)
         if self.command in ("validate", "test") and self.trainer.is_global_zero:
             hints.scores(results)
         if self.command == "fit":

@@ -8,6 +8,8 @@ from pathlib import Path
 import lightning as L
 from lightning.pytorch.loggers import TensorBoardLogger
 
+from vlc import runs
+
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 """The example configs of a source checkout (what ``pip install -e .`` installs from)."""
 
@@ -99,6 +101,9 @@ def after_fit(trainer: L.Trainer, model: L.LightningModule, datamodule, argv: li
         print(f"last checkpoint: {relative(checkpoint.last_model_path)}")
     logger = trainer.logger  # under ddp_spawn this process's logger is not the workers' one: no folder known
     folder = getattr(logger, "log_dir", None) if not spawned else None
+    if logger is not None and not spawned and not folder:  # MLflow, WandB: vlc's files of the run (runs.log_dir)
+        run = runs.run_name(trainer)
+        folder = runs.LOGS / run["name"] / run["version"]
     if folder:
         print(f"logs: {relative(folder)}")
     if not checkpoint.best_model_path:

@@ -1,4 +1,4 @@
-"""Non-scalar results (confusion matrix, ROC curves) drawn with matplotlib and sent to the logger as figures.
+"""Non-scalar results (confusion matrix, ROC curves) drawn with matplotlib, for the loggers (``vlc.loggers``).
 
 Both are drawn for TensorBoard's image cards, which scale a figure down to their size (TensorBoard 2.21, measured
 in a 1400-pixel browser window: about 330 pixels wide in the Images tab, 200 pixels high in Time Series): at most
@@ -26,14 +26,6 @@ MAX_ANNOTATED = 30
 ROC_EACH = 3
 """The ROC figure names this many worst and this many best classes."""
 DPI = 100
-
-
-def log_figure(logger, tag: str, fig, step: int) -> None:
-    """Send ``fig`` to a logger that can show figures (TensorBoard's ``add_figure``), then free it."""
-    experiment = getattr(logger, "experiment", None)
-    if experiment is not None and hasattr(experiment, "add_figure"):
-        experiment.add_figure(tag, fig, global_step=step, close=False)
-    plt.close(fig)
 
 
 def confusion_order(counts) -> list[int]:

@@ -20,6 +20,7 @@ from vlc.errors import UserError, warn
 from vlc.explain.attention import WordAttention, smooth_maps, word_attention
 from vlc.explain.ood import ood_scores
 from vlc.explain.render import attention_strip
+from vlc.loggers import log_text
 from vlc.metrics.meteor import meteor_available
 from vlc.metrics.scoring import Scoring
 from vlc.models.backbone import ImageBackbone
@@ -374,10 +375,8 @@ class ImageCaptioner(Task):
 
     def on_fit_start(self) -> None:
         super().on_fit_start()
-        experiment = getattr(self.logger, "experiment", None)
-        if self.trainer.ckpt_path is None and self.hparams.glove_path and self.trainer.is_global_zero:
-            if hasattr(experiment, "add_text"):
-                experiment.add_text("glove", self.glove_report, 0)
+        if self.trainer.ckpt_path is None and self.hparams.glove_path:
+            log_text(self.trainer, "glove", self.glove_report, 0)
 
 
 def pooled(features: torch.Tensor) -> torch.Tensor:

@@ -22,7 +22,8 @@ from vlc.errors import UserError
 from vlc.explain.gradcam import grad_cam, upsample
 from vlc.explain.ood import ood_scores
 from vlc.explain.render import classification_overlay
-from vlc.metrics.figures import confusion_matrix_figure, log_figure, roc_figure
+from vlc.loggers import log_figure
+from vlc.metrics.figures import confusion_matrix_figure, roc_figure
 from vlc.models.backbone import ImageBackbone
 from vlc.models.cnn import ResidualCNN
 from vlc.tasks.base import Task
@@ -199,12 +200,12 @@ class ImageClassifier(Task):
         if self.trainer.is_global_zero:
             step = self.current_epoch
             log_figure(
-                self.logger,
+                self.trainer,
                 f"{stage}/confusion_matrix",
                 confusion_matrix_figure(self.confusion, self.class_names),
                 step,
             )
-            log_figure(self.logger, f"{stage}/roc", roc_figure(self.roc, self.class_names), step)
+            log_figure(self.trainer, f"{stage}/roc", roc_figure(self.roc, self.class_names), step)
         else:  # compute() synchronises across processes: every rank must take part
             self.confusion.compute(), self.roc.compute()
         self.confusion.reset()

@@ -6,7 +6,9 @@ from typing import Any
 
 import lightning as L
 import torch
-from lightning.pytorch.loggers import TensorBoardLogger
+from lightning.pytorch.loggers import MLFlowLogger, TensorBoardLogger
+
+from vlc.errors import warn
 
 NOT_HPARAMS = ("_class_path", "_instantiator")
 """Keys LightningCLI adds to a module's hyper-parameters (how to rebuild it), which are no settings to compare."""
@@ -79,9 +81,23 @@ def log_final_hparams(trainer: L.Trainer, hparams: Mapping) -> None:
     for logger in trainer.loggers:
         if isinstance(logger, TensorBoardLogger):
             logger.log_hyperparams(hparams, scores)
+            continue
+        if isinstance(logger, MLFlowLogger):
+            _mlflow_hyperparams(logger, hparams)
         else:
             logger.log_hyperparams(hparams)
-            logger.log_metrics(scores, step=trainer.global_step)
+        logger.log_metrics(scores, step=trainer.global_step)
+
+
+def _mlflow_hyperparams(logger: MLFlowLogger, hparams: Mapping) -> None:
+    """Log ``hparams`` to MLflow, which keeps a run's first values: a resumed run that changed one is told so."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        logger.log_hyperparams(hparams)
+    except MlflowException as err:  # "Changing param values is not allowed" (trainer.max_epochs raised on resume)
+        first = str(err).strip().splitlines()[0][:200] if str(err).strip() else type(err).__name__
+        warn(f"MLflow kept this run's first hyper-parameters, not the resumed session's ({first})")
 
 
 def parameter_counts(module: torch.nn.Module) -> tuple[int, int]:
