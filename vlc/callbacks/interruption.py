@@ -7,6 +7,7 @@ import threading
 from dataclasses import dataclass
 
 import lightning as L
+import torch
 from lightning.pytorch.strategies.launchers.multiprocessing import _MultiProcessingLauncher
 from lightning.pytorch.trainer.call import _interrupt
 from lightning.pytorch.utilities.exceptions import SIGTERMException
@@ -151,11 +152,19 @@ class Interruption(L.Callback):
         self._agree(trainer)
 
     def _agree(self, trainer: L.Trainer) -> None:
-        """Set Lightning's stop flag (it stops after this batch) when this or, under DDP, any process was signalled."""
+        """Set Lightning's stop flag (it stops after this batch) when this or, under DDP, any process was signalled.
+
+        The processes agree on the signal too: under torchrun, SLURM or Lightning's own ``ddp`` launcher each one is
+        a ``vlc`` command of its own, and those that were not signalled must still report the stop and exit with
+        its code (a worker that exits 0 leaves its torchrun agent waiting for the others at its exit barrier).
+        """
         if not self.in_loop or not self.stepped:  # never between accumulated batches
             return
         asked = self.stop_workers is not None and self.stop_workers.is_set()  # by ddp_spawn's main process
-        if trainer.strategy.reduce_boolean_decision(self.pending or asked, all=False):
+        number = signal.Signals[self.signal].value if self.pending else signal.SIGTERM.value if asked else 0
+        number = int(trainer.strategy.reduce(torch.tensor(number, device=trainer.strategy.root_device), None, "max"))
+        if number:
+            self.signal = self.signal or signal.Signals(number).name
             request_stop(trainer)
 
 

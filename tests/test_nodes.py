@@ -1,0 +1,182 @@
+"""Two "nodes" of one process each, started by torchrun on this machine (gloo over loopback), and SLURM's variables.
+
+Each node is its own ``torchrun ... -m vlc fit`` command, as on two machines: one run folder, equal weights, a SIGTERM
+on one node stopping both with a checkpoint that resumes, an error on one node stopping the other in one line.
+"""
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+from faults import weights_hash
+from helpers import CONFIGS, REPO, TINY_NET
+
+pytestmark = pytest.mark.slow
+
+RUN = Path("checkpoints/demo-classify")
+RECORD = Path("logs/demo-classify/version_0/run.yaml")
+
+
+def fit_args(tmp_path: Path, *extra: str) -> list[str]:
+    """``vlc fit`` of the demo classifier shrunk (256 images at 16 px, tiny net, 2 epochs) on 2 nodes of 1 CPU each."""
+    return [
+        "fit",
+        "--config",
+        str(CONFIGS / "demo" / "classify.yaml"),
+        "--data.num_images=256",
+        "--data.num_test=32",
+        "--data.image_size=16",
+        "--data.batch_size=16",
+        "--trainer.max_epochs=2",
+        "--trainer.enable_progress_bar=false",
+        "--trainer.accelerator=cpu",
+        "--trainer.num_nodes=2",
+        "--trainer.devices=1",
+        "--trainer.strategy=ddp",
+        *TINY_NET,
+        "--trainer.callbacks+=faults.Probe",
+        f"--trainer.callbacks.folder={tmp_path / 'probe'}",
+        *extra,
+    ]
+
+
+@dataclass
+class Node:
+    """One node's torchrun: its process, its own output (the agent's) and its worker's (stdout and stderr)."""
+
+    process: subprocess.Popen
+    folder: Path
+
+    @property
+    def agent(self) -> str:
+        return self.folder.with_suffix(".out").read_text()
+
+    @property
+    def worker(self) -> str:
+        files = sorted(self.folder.rglob("attempt_0/0/std*.log"))  # torchrun's --log-dir layout
+        return "".join(f.read_text() for f in files)
+
+    def exit_code(self) -> int:
+        """The worker's exit code: 0 when torchrun succeeded, else the one torchrun reports for it."""
+        if self.process.returncode == 0:
+            return 0
+        found = re.findall(r"exitcode\s*:\s*(-?\d+)", self.agent)
+        assert found, self.agent
+        return int(found[0])
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def launch(tmp_path: Path, args: list[str], name: str) -> list[Node]:
+    """Start ``vlc ARGS`` as two torchrun nodes in ``tmp_path``, with vlc's source and the tests on the PYTHONPATH."""
+    env = {key: value for key, value in os.environ.items() if not key.startswith("SLURM_")}  # not SLURM's run
+    path = [str(REPO), str(REPO / "tests"), env.get("PYTHONPATH", "")]
+    env.update(PYTHONPATH=os.pathsep.join(path), GLOO_SOCKET_IFNAME="lo", OMP_NUM_THREADS="1")
+    port, nodes = free_port(), []
+    for rank in (0, 1):
+        folder = tmp_path / f"{name}-node{rank}"
+        command = [sys.executable, "-m", "torch.distributed.run", "--nnodes=2", "--nproc-per-node=1"]
+        command += [f"--node-rank={rank}", "--master-addr=127.0.0.1", f"--master-port={port}"]
+        command += [f"--log-dir={folder}", "--redirects=3", "-m", "vlc", *args]
+        with open(folder.with_suffix(".out"), "w") as out:
+            process = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=out, stderr=out, start_new_session=True)
+        nodes.append(Node(process, folder))
+    return nodes
+
+
+def finish(nodes: list[Node], timeout: float = 90) -> list[Node]:
+    """Wait for both nodes; a node still running after ``timeout`` seconds (a hang) fails the test."""
+    deadline = time.monotonic() + timeout
+    try:
+        for node in nodes:
+            node.process.wait(timeout=max(deadline - time.monotonic(), 1))
+    except subprocess.TimeoutExpired:
+        for node in nodes:
+            if node.process.poll() is None:
+                os.killpg(node.process.pid, signal.SIGKILL)
+        pytest.fail("a node hung:\n" + "\n".join(node.agent + node.worker for node in nodes))
+    return nodes
+
+
+def wait_for(path: Path, timeout: float = 60) -> str:
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        assert time.monotonic() < deadline, f"{path} never appeared"
+        time.sleep(0.1)
+    time.sleep(0.1)  # written: read it whole
+    return path.read_text()
+
+
+def hashes(tmp_path: Path, last: Path) -> tuple[str, str, str]:
+    """The weights' hash on rank 0 and rank 1 at the end of training, and that of ``last``'s same entries."""
+    rank0, rank1 = ((tmp_path / "probe" / f"rank{r}.hash").read_text().splitlines() for r in (0, 1))
+    state = torch.load(last, map_location="cpu", weights_only=False)["state_dict"]
+    names = rank0[1:]
+    assert names  # the parameters' names
+    return rank0[0], rank1[0], weights_hash([(name, state[name]) for name in names])
+
+
+def test_two_nodes_train_one_run_with_the_same_weights(tmp_path):
+    nodes = finish(launch(tmp_path, fit_args(tmp_path), "fit"))
+    assert [node.exit_code() for node in nodes] == [0, 0], nodes[0].worker + nodes[1].worker
+    assert [p.name for p in (tmp_path / RUN).iterdir()] == ["version_0"]  # rank 1 claimed no folder of its own
+    assert (tmp_path / RUN / "version_0" / "last.ckpt").is_file()
+    assert [p.relative_to(tmp_path) for p in (tmp_path / "logs").rglob("run.yaml")] == [RECORD]
+    record = yaml.safe_load((tmp_path / RECORD).read_text())
+    assert (record["status"], record["epochs"]) == ("complete", 2)
+    rank0, rank1, saved = hashes(tmp_path, tmp_path / RUN / "version_0" / "last.ckpt")
+    assert rank0 == rank1 == saved
+    assert "last checkpoint: checkpoints/demo-classify/version_0/last.ckpt" in nodes[0].worker
+    assert "last checkpoint" not in nodes[1].worker  # rank 0 alone reports
+    assert "Traceback" not in nodes[0].worker + nodes[1].worker
+
+
+def test_sigterm_on_one_node_stops_both_with_a_checkpoint_that_resumes(tmp_path):
+    slow = ["--trainer.callbacks.delay=0.3"]  # each step takes 0.3 s: the run is still training when signalled
+    nodes = launch(tmp_path, fit_args(tmp_path, *slow), "fit")
+    os.kill(int(wait_for(tmp_path / "probe" / "rank1.started")), signal.SIGTERM)  # node 1's vlc, after step 1
+    finish(nodes)
+    assert [node.exit_code() for node in nodes] == [143, 143], nodes[0].worker + nodes[1].worker
+    assert "SIGTERM received: stopping after the current batch" in nodes[1].worker
+    stopped = re.search(
+        r"vlc: interrupted by SIGTERM at epoch 0, step (\d+); the progress is saved in (\S+)", nodes[0].worker
+    )
+    assert stopped, nodes[0].worker
+    assert stopped[2] == "checkpoints/demo-classify/version_0/last.ckpt"
+    assert "resume with (through the same torchrun command, on every node): vlc fit" in nodes[0].worker
+    last = tmp_path / stopped[2]
+    assert torch.load(last, map_location="cpu", weights_only=False)["global_step"] == int(stopped[1]) > 0
+    assert yaml.safe_load((tmp_path / RECORD).read_text())["status"] == "interrupted"
+    assert "Traceback" not in nodes[0].worker + nodes[1].worker
+
+    nodes = finish(launch(tmp_path, fit_args(tmp_path, "--ckpt_path=last"), "resume"))
+    assert [node.exit_code() for node in nodes] == [0, 0], nodes[0].worker + nodes[1].worker
+    assert [p.name for p in (tmp_path / RUN).iterdir()] == ["version_0"]
+    record = yaml.safe_load((tmp_path / RECORD).read_text())
+    assert (record["status"], record["epochs"], len(record["sessions"])) == ("complete", 2, 2)
+    assert record["sessions"][1]["checkpoint"].endswith("checkpoints/demo-classify/version_0/last.ckpt")
+    rank0, rank1, saved = hashes(tmp_path, last)
+    assert rank0 == rank1 == saved
+
+
+def test_an_error_on_one_node_stops_the_other_in_one_line(tmp_path):
+    fault = ["--trainer.callbacks+=faults.Fault", "--trainer.callbacks.step=2", "--trainer.callbacks.fault=user_error"]
+    nodes = finish(launch(tmp_path, fit_args(tmp_path, *fault, "--trainer.callbacks.rank=1"), "fit"))
+    assert [node.exit_code() for node in nodes] == [1, 2], nodes[0].worker + nodes[1].worker
+    errors = [re.findall(r"^vlc: error: .*$", node.worker, re.MULTILINE) for node in nodes]
+    assert errors[1] == ["vlc: error: a fault injected at step 2 on rank 1"]
+    assert len(errors[0]) == 1 and "another process of this run stopped first, so this one (rank 0)" in errors[0][0]
+    assert "Traceback" not in nodes[0].worker + nodes[1].worker
