@@ -18,7 +18,7 @@ import pytest
 import torch
 import yaml
 from faults import weights_hash
-from helpers import CONFIGS, REPO, TINY_NET
+from helpers import CONFIGS, REPO, TINY_NET, run_cli
 
 pytestmark = pytest.mark.slow
 
@@ -26,23 +26,28 @@ RUN = Path("checkpoints/demo-classify")
 RECORD = Path("logs/demo-classify/version_0/run.yaml")
 
 
+SHRUNK = [
+    "fit",
+    "--config",
+    str(CONFIGS / "demo" / "classify.yaml"),
+    "--data.num_images=128",
+    "--data.num_test=32",
+    "--data.image_size=16",
+    "--data.batch_size=16",
+    "--trainer.max_epochs=2",
+    "--trainer.enable_progress_bar=false",
+    "--trainer.accelerator=cpu",
+    *TINY_NET,
+]
+"""``vlc fit`` of the demo classifier shrunk: 128 shapes at 16 px, the tiny network, 2 epochs, on the CPU."""
+
+
 def fit_args(tmp_path: Path, *extra: str) -> list[str]:
-    """``vlc fit`` of the demo classifier shrunk (256 images at 16 px, tiny net, 2 epochs) on 2 nodes of 1 CPU each."""
+    """:data:`SHRUNK` on 2 nodes of 1 process each, with a :class:`faults.Probe` writing into ``tmp_path/probe``."""
+    nodes = ["--trainer.num_nodes=2", "--trainer.devices=1", "--trainer.strategy=ddp"]
     return [
-        "fit",
-        "--config",
-        str(CONFIGS / "demo" / "classify.yaml"),
-        "--data.num_images=256",
-        "--data.num_test=32",
-        "--data.image_size=16",
-        "--data.batch_size=16",
-        "--trainer.max_epochs=2",
-        "--trainer.enable_progress_bar=false",
-        "--trainer.accelerator=cpu",
-        "--trainer.num_nodes=2",
-        "--trainer.devices=1",
-        "--trainer.strategy=ddp",
-        *TINY_NET,
+        *SHRUNK,
+        *nodes,
         "--trainer.callbacks+=faults.Probe",
         f"--trainer.callbacks.folder={tmp_path / 'probe'}",
         *extra,
@@ -129,22 +134,7 @@ def hashes(tmp_path: Path, last: Path) -> tuple[str, str, str]:
     return rank0[0], rank1[0], weights_hash([(name, state[name]) for name in names])
 
 
-def test_two_nodes_train_one_run_with_the_same_weights(tmp_path):
-    nodes = finish(launch(tmp_path, fit_args(tmp_path), "fit"))
-    assert [node.exit_code() for node in nodes] == [0, 0], nodes[0].worker + nodes[1].worker
-    assert [p.name for p in (tmp_path / RUN).iterdir()] == ["version_0"]  # rank 1 claimed no folder of its own
-    assert (tmp_path / RUN / "version_0" / "last.ckpt").is_file()
-    assert [p.relative_to(tmp_path) for p in (tmp_path / "logs").rglob("run.yaml")] == [RECORD]
-    record = yaml.safe_load((tmp_path / RECORD).read_text())
-    assert (record["status"], record["epochs"]) == ("complete", 2)
-    rank0, rank1, saved = hashes(tmp_path, tmp_path / RUN / "version_0" / "last.ckpt")
-    assert rank0 == rank1 == saved
-    assert "last checkpoint: checkpoints/demo-classify/version_0/last.ckpt" in nodes[0].worker
-    assert "last checkpoint" not in nodes[1].worker  # rank 0 alone reports
-    assert "Traceback" not in nodes[0].worker + nodes[1].worker
-
-
-def test_sigterm_on_one_node_stops_both_with_a_checkpoint_that_resumes(tmp_path):
+def test_two_nodes_train_one_run_stop_together_on_sigterm_and_resume_to_the_same_weights(tmp_path):
     slow = ["--trainer.callbacks.delay=0.3"]  # each step takes 0.3 s: the run is still training when signalled
     nodes = launch(tmp_path, fit_args(tmp_path, *slow), "fit")
     os.kill(int(wait_for(tmp_path / "probe" / "rank1.started")), signal.SIGTERM)  # node 1's vlc, after step 1
@@ -159,17 +149,23 @@ def test_sigterm_on_one_node_stops_both_with_a_checkpoint_that_resumes(tmp_path)
     assert "resume with (through the same torchrun command, on every node): vlc fit" in nodes[0].worker
     last = tmp_path / stopped[2]
     assert torch.load(last, map_location="cpu", weights_only=False)["global_step"] == int(stopped[1]) > 0
+    assert [p.name for p in (tmp_path / RUN).iterdir()] == ["version_0"]  # rank 1 claimed no folder of its own
+    assert [p.relative_to(tmp_path) for p in (tmp_path / "logs").rglob("run.yaml")] == [RECORD]
     assert yaml.safe_load((tmp_path / RECORD).read_text())["status"] == "interrupted"
     assert "Traceback" not in nodes[0].worker + nodes[1].worker
 
     nodes = finish(launch(tmp_path, fit_args(tmp_path, "--ckpt_path=last"), "resume"))
     assert [node.exit_code() for node in nodes] == [0, 0], nodes[0].worker + nodes[1].worker
     assert [p.name for p in (tmp_path / RUN).iterdir()] == ["version_0"]
+    assert [p.relative_to(tmp_path) for p in (tmp_path / "logs").rglob("run.yaml")] == [RECORD]
     record = yaml.safe_load((tmp_path / RECORD).read_text())
     assert (record["status"], record["epochs"], len(record["sessions"])) == ("complete", 2, 2)
     assert record["sessions"][1]["checkpoint"].endswith("checkpoints/demo-classify/version_0/last.ckpt")
     rank0, rank1, saved = hashes(tmp_path, last)
     assert rank0 == rank1 == saved
+    assert "last checkpoint: checkpoints/demo-classify/version_0/last.ckpt" in nodes[0].worker
+    assert "last checkpoint" not in nodes[1].worker  # rank 0 alone reports
+    assert "Traceback" not in nodes[0].worker + nodes[1].worker
 
 
 def test_an_error_on_one_node_stops_the_other_in_one_line(tmp_path):
@@ -180,3 +176,36 @@ def test_an_error_on_one_node_stops_the_other_in_one_line(tmp_path):
     assert errors[1] == ["vlc: error: a fault injected at step 2 on rank 1"]
     assert len(errors[0]) == 1 and "another process of this run stopped first, so this one (rank 0)" in errors[0][0]
     assert "Traceback" not in nodes[0].worker + nodes[1].worker
+
+
+def test_under_slurm_lightning_requeues_on_sigusr1_and_sigterm_still_stops_with_a_checkpoint(
+    tmp_path, monkeypatch, capsys
+):
+    """A SLURM task (the variables ``srun`` sets): ``--signal=SIGUSR1@90 --requeue`` works as Lightning does it
+    (an ``hpc_ckpt_1.ckpt``, ``scontrol requeue``), then SLURM's SIGTERM stops vlc after a batch with ``last.ckpt``,
+    and the requeued job's ``--ckpt_path auto`` resumes from that newer one."""
+    monkeypatch.chdir(tmp_path)
+    slurm = {"NTASKS": "1", "NTASKS_PER_NODE": "1", "PROCID": "0", "LOCALID": "0", "NODEID": "0"}
+    for key, value in {**slurm, "JOB_ID": "4242", "JOB_NAME": "vlc-fit", "NODELIST": "localhost"}.items():
+        monkeypatch.setenv(f"SLURM_{key}", value)
+    bin_folder = tmp_path / "bin"  # a stand-in for SLURM's scontrol, recording what it was asked
+    bin_folder.mkdir()
+    (bin_folder / "scontrol").write_text(f'#!/bin/sh\necho "$@" > {tmp_path / "scontrol.txt"}\n')
+    (bin_folder / "scontrol").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_folder}{os.pathsep}{os.environ['PATH']}")
+    faults = []
+    for step, fault in ((2, "SIGUSR1"), (3, "SIGTERM")):
+        faults += ["--trainer.callbacks+=faults.Fault", f"--trainer.callbacks.step={step}"]
+        faults += [f"--trainer.callbacks.fault={fault}"]
+    code, err = run_cli(capsys, [*SHRUNK, "--trainer.max_epochs=1", *faults, "--ckpt_path=auto"])
+    assert code == 143, err
+    assert (tmp_path / "scontrol.txt").read_text().split() == ["requeue", "4242"]
+    hpc = torch.load(tmp_path / "hpc_ckpt_1.ckpt", map_location="cpu", weights_only=False)  # Lightning's, at step 2
+    last = torch.load(tmp_path / RUN / "version_0" / "last.ckpt", map_location="cpu", weights_only=False)
+    assert (hpc["global_step"], last["global_step"]) == (2, 4)  # SIGTERM during step 3: stopped after it
+
+    code, err = run_cli(capsys, [*SHRUNK, "--trainer.max_epochs=1", "--ckpt_path=auto"])  # the requeued job
+    assert code == 0, err
+    record = yaml.safe_load(RECORD.read_text())
+    assert [session["status"] for session in record["sessions"]] == ["interrupted", "complete"]
+    assert record["sessions"][1]["checkpoint"] == str(RUN / "version_0" / "last.ckpt")
