@@ -51,9 +51,9 @@ class Interruption(L.Callback):
     if one is running: stopping inside it would leave that epoch scored on part of the data). Lightning then raises
     its ``SIGTERMException``, ``vlc.callbacks.Checkpoint`` writes ``last.ckpt``, and the CLI prints how to resume
     and exits with 130 (SIGINT) or 143 (SIGTERM). Under DDP the processes agree after every batch on whether any
-    of them was signalled, so that all stop at the same step. A second signal, or one during set-up, validation
-    or test runs or prediction, stops at once (nothing half-done is saved). Lightning alone exits 0 on SIGTERM, 1 on
-    Ctrl-C, and ignores SIGTERM outside training.
+    of them was signalled, and by which signal, so that all stop at the same step and exit with the same code. A
+    second signal, or one during set-up, validation or test runs or prediction, stops at once (nothing half-done is
+    saved). Lightning alone exits 0 on SIGTERM, 1 on Ctrl-C, and ignores SIGTERM outside training.
 
     Under ``ddp_spawn`` the main process only waits for the workers: :meth:`watch` makes a signal it receives a
     stop request to the workers (during training; otherwise it is passed on to them), and an interrupted worker
