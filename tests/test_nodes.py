@@ -85,8 +85,9 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def launch(tmp_path: Path, args: list[str], name: str) -> list[Node]:
-    """Start ``vlc ARGS`` as two torchrun nodes in ``tmp_path``, with vlc's source and the tests on the PYTHONPATH."""
+def launch(tmp_path: Path, args: list[str], name: str, folders: tuple[Path, Path] | None = None) -> list[Node]:
+    """Start ``vlc ARGS`` as two torchrun nodes in ``tmp_path`` (or node ``i`` in ``folders[i]``), with vlc's source
+    and the tests on the PYTHONPATH."""
     env = {key: value for key, value in os.environ.items() if not key.startswith("SLURM_")}  # not SLURM's run
     path = [str(REPO), str(REPO / "tests"), env.get("PYTHONPATH", "")]
     env.update(PYTHONPATH=os.pathsep.join(path), GLOO_SOCKET_IFNAME="lo", OMP_NUM_THREADS="1")
@@ -97,7 +98,8 @@ def launch(tmp_path: Path, args: list[str], name: str) -> list[Node]:
         command += [f"--node-rank={rank}", "--master-addr=127.0.0.1", f"--master-port={port}"]
         command += [f"--log-dir={folder}", "--redirects=3", "-m", "vlc", *args]
         with open(folder.with_suffix(".out"), "w") as out:
-            process = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=out, stderr=out, start_new_session=True)
+            cwd = folders[rank] if folders else tmp_path
+            process = subprocess.Popen(command, cwd=cwd, env=env, stdout=out, stderr=out, start_new_session=True)
         nodes.append(Node(process, folder))
     return nodes
 
@@ -176,6 +178,23 @@ def test_an_error_on_one_node_stops_the_other_in_one_line(tmp_path):
     assert errors[1] == ["vlc: error: a fault injected at step 2 on rank 1"]
     assert len(errors[0]) == 1 and "another process of this run stopped first, so this one (rank 0)" in errors[0][0]
     assert "Traceback" not in nodes[0].worker + nodes[1].worker
+
+
+def test_nodes_that_see_different_checkpoints_stop_in_one_line(tmp_path, monkeypatch, capsys):
+    folders = tmp_path / "machine0", tmp_path / "machine1"  # two working folders: no shared filesystem
+    for folder in folders:
+        folder.mkdir()
+    monkeypatch.chdir(folders[0])
+    code, err = run_cli(capsys, [*SHRUNK, "--trainer.max_epochs=1"])  # a run only node 0 sees
+    assert code == 0, err
+    nodes = finish(launch(tmp_path, fit_args(tmp_path, "--ckpt_path=auto"), "fit", folders))
+    assert [node.exit_code() for node in nodes] == [2, 2], nodes[0].worker + nodes[1].worker
+    last = (folders[0] / RUN / "version_0" / "last.ckpt").resolve()
+    expected = f"vlc: error: --ckpt_path: the processes of this run start from different checkpoints (rank 0: {last}; "
+    for node in nodes:
+        errors = re.findall(r"^vlc: error: .*$", node.worker, re.MULTILINE)
+        assert len(errors) == 1 and errors[0].startswith(expected + "rank 1: none); every node must see"), errors
+        assert "Traceback" not in node.worker
 
 
 def test_under_slurm_lightning_requeues_on_sigusr1_and_sigterm_still_stops_with_a_checkpoint(
