@@ -56,24 +56,27 @@ def fit_args(tmp_path: Path, *extra: str) -> list[str]:
 
 @dataclass
 class Node:
-    """One node's torchrun: its process, its own output (the agent's) and its worker's (stdout and stderr)."""
+    """One node's launch: its process, and the folder of torchrun's logs (None: the process is vlc itself, srun's)."""
 
     process: subprocess.Popen
-    folder: Path
+    output: Path
+    logs: Path | None = None
 
     @property
     def agent(self) -> str:
-        return self.folder.with_suffix(".out").read_text()
+        return self.output.read_text()
 
     @property
     def worker(self) -> str:
-        files = sorted(self.folder.rglob("attempt_0/0/std*.log"))  # torchrun's --log-dir layout
-        return "".join(f.read_text() for f in files)
+        """vlc's output (stdout and stderr)."""
+        if self.logs is None:
+            return self.output.read_text()
+        return "".join(f.read_text() for f in sorted(self.logs.rglob("attempt_0/0/std*.log")))  # torchrun's layout
 
     def exit_code(self) -> int:
-        """The worker's exit code: 0 when torchrun succeeded, else the one torchrun reports for it."""
-        if self.process.returncode == 0:
-            return 0
+        """vlc's exit code: torchrun's 0, or the one torchrun reports for its worker."""
+        if self.logs is None or self.process.returncode == 0:
+            return self.process.returncode
         found = re.findall(r"exitcode\s*:\s*(-?\d+)", self.agent)
         assert found, self.agent
         return int(found[0])
@@ -85,22 +88,50 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def launch(tmp_path: Path, args: list[str], name: str, folders: tuple[Path, Path] | None = None) -> list[Node]:
-    """Start ``vlc ARGS`` as two torchrun nodes in ``tmp_path`` (or node ``i`` in ``folders[i]``), with vlc's source
-    and the tests on the PYTHONPATH."""
-    env = {key: value for key, value in os.environ.items() if not key.startswith("SLURM_")}  # not SLURM's run
+def environment() -> dict[str, str]:
+    """This environment without SLURM's variables, with vlc's source and the tests on the PYTHONPATH."""
+    env = {key: value for key, value in os.environ.items() if not key.startswith("SLURM_")}
     path = [str(REPO), str(REPO / "tests"), env.get("PYTHONPATH", "")]
     env.update(PYTHONPATH=os.pathsep.join(path), GLOO_SOCKET_IFNAME="lo", OMP_NUM_THREADS="1")
+    return env
+
+
+def start(command: list[str], cwd: Path, env: dict[str, str], output: Path, logs: Path | None = None) -> Node:
+    with open(output, "w") as out:
+        process = subprocess.Popen(command, cwd=cwd, env=env, stdout=out, stderr=out, start_new_session=True)
+    return Node(process, output, logs)
+
+
+def launch(tmp_path: Path, args: list[str], name: str, folders: tuple[Path, Path] | None = None) -> list[Node]:
+    """Start ``vlc ARGS`` as two torchrun nodes in ``tmp_path`` (or node ``i`` in ``folders[i]``)."""
     port, nodes = free_port(), []
     for rank in (0, 1):
-        folder = tmp_path / f"{name}-node{rank}"
+        logs = tmp_path / f"{name}-node{rank}"
         command = [sys.executable, "-m", "torch.distributed.run", "--nnodes=2", "--nproc-per-node=1"]
         command += [f"--node-rank={rank}", "--master-addr=127.0.0.1", f"--master-port={port}"]
-        command += [f"--log-dir={folder}", "--redirects=3", "-m", "vlc", *args]
-        with open(folder.with_suffix(".out"), "w") as out:
-            cwd = folders[rank] if folders else tmp_path
-            process = subprocess.Popen(command, cwd=cwd, env=env, stdout=out, stderr=out, start_new_session=True)
-        nodes.append(Node(process, folder))
+        command += [f"--log-dir={logs}", "--redirects=3", "-m", "vlc", *args]
+        nodes.append(
+            start(command, folders[rank] if folders else tmp_path, environment(), logs.with_suffix(".out"), logs)
+        )
+    return nodes
+
+
+def srun(tmp_path: Path, args: list[str], name: str) -> list[Node]:
+    """Start ``vlc ARGS`` as the two tasks of a SLURM job on two nodes, with the variables ``srun`` sets, and a
+    stand-in for SLURM's ``scontrol`` on the PATH that appends what it is asked to ``tmp_path/scontrol.txt``."""
+    scontrol = tmp_path / "bin" / "scontrol"
+    scontrol.parent.mkdir(exist_ok=True)
+    scontrol.write_text(f'#!/bin/sh\necho "$@" >> {tmp_path / "scontrol.txt"}\n')
+    scontrol.chmod(0o755)
+    env = {**environment(), "PATH": f"{scontrol.parent}{os.pathsep}{os.environ['PATH']}"}
+    env.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(free_port()))
+    slurm = {"JOB_ID": "4242", "JOB_NAME": "vlc-fit", "NODELIST": "localhost", "NTASKS": "2", "NTASKS_PER_NODE": "1"}
+    nodes = []
+    for rank in (0, 1):
+        tasks = {**slurm, "PROCID": str(rank), "NODEID": str(rank), "LOCALID": "0"}
+        task_env = {**env, **{f"SLURM_{key}": value for key, value in tasks.items()}}
+        command = [sys.executable, "-m", "vlc", *args]
+        nodes.append(start(command, tmp_path, task_env, tmp_path / f"{name}-task{rank}.out"))
     return nodes
 
 
@@ -197,34 +228,27 @@ def test_nodes_that_see_different_checkpoints_stop_in_one_line(tmp_path, monkeyp
         assert "Traceback" not in node.worker
 
 
-def test_under_slurm_lightning_requeues_on_sigusr1_and_sigterm_still_stops_with_a_checkpoint(
-    tmp_path, monkeypatch, capsys
-):
-    """A SLURM task (the variables ``srun`` sets): ``--signal=SIGUSR1@90 --requeue`` works as Lightning does it
-    (an ``hpc_ckpt_1.ckpt``, ``scontrol requeue``), then SLURM's SIGTERM stops vlc after a batch with ``last.ckpt``,
-    and the requeued job's ``--ckpt_path auto`` resumes from that newer one."""
-    monkeypatch.chdir(tmp_path)
-    slurm = {"NTASKS": "1", "NTASKS_PER_NODE": "1", "PROCID": "0", "LOCALID": "0", "NODEID": "0"}
-    for key, value in {**slurm, "JOB_ID": "4242", "JOB_NAME": "vlc-fit", "NODELIST": "localhost"}.items():
-        monkeypatch.setenv(f"SLURM_{key}", value)
-    bin_folder = tmp_path / "bin"  # a stand-in for SLURM's scontrol, recording what it was asked
-    bin_folder.mkdir()
-    (bin_folder / "scontrol").write_text(f'#!/bin/sh\necho "$@" > {tmp_path / "scontrol.txt"}\n')
-    (bin_folder / "scontrol").chmod(0o755)
-    monkeypatch.setenv("PATH", f"{bin_folder}{os.pathsep}{os.environ['PATH']}")
+def test_under_slurm_lightning_requeues_on_sigusr1_and_sigterm_still_stops_both_tasks_with_a_checkpoint(tmp_path):
+    """Two SLURM tasks (what ``srun`` starts): ``--signal=SIGUSR1@90 --requeue`` works as Lightning does it (an
+    ``hpc_ckpt_1.ckpt``, ``scontrol requeue``), SLURM's SIGTERM then stops vlc on both after a batch with
+    ``last.ckpt``, and the requeued job's ``--ckpt_path auto`` resumes from that newer one."""
     faults = []
-    for step, fault in ((2, "SIGUSR1"), (3, "SIGTERM")):
+    for step, fault in ((2, "SIGUSR1"), (3, "SIGTERM")):  # each task signals itself, as SLURM signals every task
         faults += ["--trainer.callbacks+=faults.Fault", f"--trainer.callbacks.step={step}"]
         faults += [f"--trainer.callbacks.fault={fault}"]
-    code, err = run_cli(capsys, [*SHRUNK, "--trainer.max_epochs=1", *faults, "--ckpt_path=auto"])
-    assert code == 143, err
-    assert (tmp_path / "scontrol.txt").read_text().split() == ["requeue", "4242"]
+    nodes = finish(srun(tmp_path, fit_args(tmp_path, *faults, "--ckpt_path=auto"), "fit"))
+    assert [node.exit_code() for node in nodes] == [143, 143], nodes[0].worker + nodes[1].worker
+    assert "resume with (through the same srun command, on every node): vlc fit" in nodes[0].worker
+    assert (tmp_path / "scontrol.txt").read_text().split() == ["requeue", "4242"]  # once: rank 0
     hpc = torch.load(tmp_path / "hpc_ckpt_1.ckpt", map_location="cpu", weights_only=False)  # Lightning's, at step 2
     last = torch.load(tmp_path / RUN / "version_0" / "last.ckpt", map_location="cpu", weights_only=False)
     assert (hpc["global_step"], last["global_step"]) == (2, 4)  # SIGTERM during step 3: stopped after it
 
-    code, err = run_cli(capsys, [*SHRUNK, "--trainer.max_epochs=1", "--ckpt_path=auto"])  # the requeued job
-    assert code == 0, err
-    record = yaml.safe_load(RECORD.read_text())
+    nodes = finish(srun(tmp_path, fit_args(tmp_path, "--ckpt_path=auto"), "requeued"))
+    assert [node.exit_code() for node in nodes] == [0, 0], nodes[0].worker + nodes[1].worker
+    record = yaml.safe_load((tmp_path / RECORD).read_text())
     assert [session["status"] for session in record["sessions"]] == ["interrupted", "complete"]
     assert record["sessions"][1]["checkpoint"] == str(RUN / "version_0" / "last.ckpt")
+    rank0, rank1, saved = hashes(tmp_path, tmp_path / RUN / "version_0" / "last.ckpt")
+    assert rank0 == rank1 == saved
+    assert "Traceback" not in nodes[0].worker + nodes[1].worker
