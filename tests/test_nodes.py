@@ -1,7 +1,9 @@
 """Two "nodes" of one process each, started by torchrun on this machine (gloo over loopback), and SLURM's variables.
 
 Each node is its own ``torchrun ... -m vlc fit`` command, as on two machines: one run folder, equal weights, a SIGTERM
-on one node stopping both with a checkpoint that resumes, an error on one node stopping the other in one line.
+on one node stopping both with a checkpoint that resumes, an error on one node stopping the other in one line, nodes
+that see different checkpoints stopping before they train. Then two processes with the variables ``srun`` sets: SLURM's
+SIGUSR1 requeue (Lightning's) and SIGTERM.
 """
 
 import os
