@@ -1,6 +1,7 @@
 """User mistakes and warnings: the CLI prints their message, never a traceback."""
 
 import argparse
+import os
 import re
 import sys
 
@@ -34,6 +35,27 @@ def find_user_error(err: BaseException) -> UserError | None:
         name, message = spawned[-1]
         return Diverged(message) if name == "Diverged" else UserError(message)
     return None
+
+
+PEER_GONE = ("Connection closed by peer", "Connection reset by peer")
+"""What gloo and torch's c10d store say when another process of a distributed run has gone."""
+
+
+def lost_peer(err: BaseException) -> str | None:
+    """The one-line message for ``err`` when it is this process losing another one of its distributed run, else None.
+
+    Under torchrun or SLURM each process is a ``vlc`` of its own: when one stops with an error (its own one line), the
+    others fail in their next collective call with gloo's connection error, which says nothing the user can act on.
+    """
+    text = str(err).strip()
+    if not isinstance(err, RuntimeError) or not any(marker in text for marker in PEER_GONE):
+        return None
+    rank = os.environ.get("RANK", os.environ.get("SLURM_PROCID"))
+    this = f"this one (rank {rank})" if rank is not None else "this one"
+    reason = text.splitlines()[0][:300]
+    return (
+        f"another process of this run stopped first, so {this} cannot go on; that process's output says why ({reason})"
+    )
 
 
 def warn(message: str) -> None:

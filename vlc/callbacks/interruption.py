@@ -7,6 +7,7 @@ import threading
 from dataclasses import dataclass
 
 import lightning as L
+import torch
 from lightning.pytorch.strategies.launchers.multiprocessing import _MultiProcessingLauncher
 from lightning.pytorch.trainer.call import _interrupt
 from lightning.pytorch.utilities.exceptions import SIGTERMException
@@ -50,9 +51,9 @@ class Interruption(L.Callback):
     if one is running: stopping inside it would leave that epoch scored on part of the data). Lightning then raises
     its ``SIGTERMException``, ``vlc.callbacks.Checkpoint`` writes ``last.ckpt``, and the CLI prints how to resume
     and exits with 130 (SIGINT) or 143 (SIGTERM). Under DDP the processes agree after every batch on whether any
-    of them was signalled, so that all stop at the same step. A second signal, or one during set-up, validation
-    or test runs or prediction, stops at once (nothing half-done is saved). Lightning alone exits 0 on SIGTERM, 1 on
-    Ctrl-C, and ignores SIGTERM outside training.
+    of them was signalled, and by which signal, so that all stop at the same step and exit with the same code. A
+    second signal, or one during set-up, validation or test runs or prediction, stops at once (nothing half-done is
+    saved). Lightning alone exits 0 on SIGTERM, 1 on Ctrl-C, and ignores SIGTERM outside training.
 
     Under ``ddp_spawn`` the main process only waits for the workers: :meth:`watch` makes a signal it receives a
     stop request to the workers (during training; otherwise it is passed on to them), and an interrupted worker
@@ -151,11 +152,19 @@ class Interruption(L.Callback):
         self._agree(trainer)
 
     def _agree(self, trainer: L.Trainer) -> None:
-        """Set Lightning's stop flag (it stops after this batch) when this or, under DDP, any process was signalled."""
+        """Set Lightning's stop flag (it stops after this batch) when this or, under DDP, any process was signalled.
+
+        The processes agree on the signal too: under torchrun, SLURM or Lightning's own ``ddp`` launcher each one is
+        a ``vlc`` command of its own, and those that were not signalled must still report the stop and exit with
+        its code (a worker that exits 0 leaves its torchrun agent waiting for the others at its exit barrier).
+        """
         if not self.in_loop or not self.stepped:  # never between accumulated batches
             return
         asked = self.stop_workers is not None and self.stop_workers.is_set()  # by ddp_spawn's main process
-        if trainer.strategy.reduce_boolean_decision(self.pending or asked, all=False):
+        number = signal.Signals[self.signal].value if self.pending else signal.SIGTERM.value if asked else 0
+        number = int(trainer.strategy.reduce(torch.tensor(number, device=trainer.strategy.root_device), None, "max"))
+        if number:
+            self.signal = self.signal or signal.Signals(number).name
             request_stop(trainer)
 
 

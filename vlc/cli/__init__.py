@@ -16,7 +16,7 @@ from importlib import metadata
 
 from lightning.pytorch.utilities.exceptions import MisconfigurationException
 
-from vlc.errors import find_user_error
+from vlc.errors import find_user_error, lost_peer
 
 COMMANDS = {
     "fit": "train a model (--ckpt_path last|auto|FILE resumes a run)",
@@ -106,6 +106,10 @@ def main(args: list[str] | None = None) -> None:
     except Exception as err:
         user_error = find_user_error(err)
         if user_error is None:
-            raise
+            lost = lost_peer(err)  # under torchrun or SLURM: another process stopped (and said why)
+            if lost is None:
+                raise
+            print(f"vlc: error: {lost}", file=sys.stderr)
+            raise SystemExit(1) from None
         print(f"vlc: error: {user_error}", file=sys.stderr)
         raise SystemExit(user_error.exit_code) from None

@@ -22,6 +22,7 @@ from vlc.callbacks.divergence import StopOnDivergence
 from vlc.callbacks.interruption import EXIT_CODES, Interruption, progress, spawned
 from vlc.callbacks.prediction_writer import PredictionWriter
 from vlc.callbacks.run_record import RunRecord
+from vlc.callbacks.same_checkpoint import SameCheckpoint
 from vlc.callbacks.step_seed import StepSeed
 from vlc.callbacks.time_budget import TimeBudget
 from vlc.checks import check_optimizer, check_trainer_numbers, check_writable
@@ -150,6 +151,9 @@ class VlcCLI(LightningCLI):
             runs.continue_run(logger, run, self.command, self.checkpoint.get("global_step", 0))
 
     def after_instantiate_classes(self) -> None:
+        for callback in self.trainer.callbacks:
+            if isinstance(callback, SameCheckpoint):  # the processes of a multi-node run check they agree
+                callback.path = self.config.ckpt_path
         if self.checkpoint is not None:
             checkpoints.check_fits(self.model, self.checkpoint, self.config.ckpt_path)
         if self.command == "test" and isinstance(self.datamodule, ImageDataModule):
@@ -211,6 +215,7 @@ def build(command: str, args: list[str], help_only: bool = False) -> VlcCLI:
         StopOnDivergence(),
         TimeBudget(),
         BadImageCheck(),
+        SameCheckpoint(),
     ]  # fresh ones for every run; a task adds its own (configure_callbacks)
     return VlcCLI(
         command,

@@ -16,10 +16,11 @@ CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 
 EVALUATION_FLAGS = (
     *("--config", "--data.", "--seed_everything", "--trainer.limit_test_batches", "--trainer.logger"),
-    *("--trainer.accelerator", "--trainer.devices", "--trainer.precision", "--trainer.num_nodes"),
+    *("--trainer.accelerator", "--trainer.devices", "--trainer.precision"),
 )
 """The options of a fit that a ``vlc test`` of its checkpoint keeps (the model comes from the checkpoint, and the
-training loop's limits such as ``--trainer.max_epochs`` or ``limit_train_batches`` mean nothing to it)."""
+training loop's limits such as ``--trainer.max_epochs`` or ``limit_train_batches`` mean nothing to it; nor does
+``--trainer.num_nodes``: typed on one machine, it would wait for the other nodes forever)."""
 
 
 def program(name: str = "vlc") -> str:
@@ -131,4 +132,15 @@ def interrupted(signal_name: str, stopped, command: str, argv: list[str]) -> Non
         print(f"vlc: interrupted by {signal_name} {where}; the progress is saved in {saved}", file=sys.stderr)
     else:  # an immediate stop: what the run saved before
         print(f"vlc: interrupted by {signal_name} {where}; the newest checkpoint is {saved}", file=sys.stderr)
-    print(f"resume with: {resume_command(argv, saved)}", file=sys.stderr)
+    launched = launcher()
+    on_nodes = f" (through the same {launched} command, on every node)" if launched else ""
+    print(f"resume with{on_nodes}: {resume_command(argv, saved)}", file=sys.stderr)
+
+
+def launcher() -> str | None:
+    """``torchrun`` or ``srun`` when this process is one of several that such a launcher started, else None."""
+    if "TORCHELASTIC_RUN_ID" in os.environ:
+        return "torchrun"
+    if os.environ.get("SLURM_NTASKS", "1").isdigit() and int(os.environ.get("SLURM_NTASKS", "1")) > 1:
+        return "srun"
+    return None
