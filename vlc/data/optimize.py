@@ -40,7 +40,7 @@ def data_module(configs: list[str], options: list[str]) -> tuple[ImageDataModule
         raise UserError("vlc data optimize: no data: section in the --config files and no --data option")
     config = parser.parse_args([*args, *options, "--data.init_args.shards=null"])
     source = config.data.as_dict() if isinstance(config.data, Namespace) else dict(config.data)
-    return parser.instantiate_classes(config).data, source
+    return parser.instantiate(config).data, source
 
 
 def stored_items(datamodule: ImageDataModule, source: dict) -> tuple[dict[str, StoredItems], dict]:

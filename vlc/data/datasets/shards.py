@@ -2,15 +2,17 @@
 
 A shard folder holds one litdata dataset per split and vlc's own small index beside them::
 
-    DIR/vlc_shards.json     task, class names, per split its size and labels (or image keys and reference
-                            captions), the source (data class and options): all a data module needs before reading
+    DIR/vlc_shards.json     task, class names, per split its size, labels (or image keys and reference captions)
+                            and the files that failed the header check when written, with their reasons, and the
+                            source (data class and options): all a data module needs before reading a chunk
     DIR/<split>/            litdata's index.json and chunk-*.bin: items {"index": position, "file": name,
                             "image": the file's bytes as stored, "error": why they could not be stored, "label": int}
 
 Items are read by index (``StreamingDataset.__getitem__``) under vlc's own seeded sampler (``vlc.data.loading``), not
 through litdata's loader, whose state a resumed Trainer does not restore (litdata#775), so that resumed runs stay
 exact and DDP processes agree. The bytes are decoded by vlc's one reader (``vlc.images.ImageReader``): a damaged
-image in the shards is reported as the same file would be. litdata is imported only when shards are used.
+image in the shards is reported as the same file would be, those the header check found (at writing) before
+training, the others in the first pass. litdata is imported only when shards are used.
 """
 
 import io
@@ -23,6 +25,7 @@ from pathlib import Path
 import torch
 from PIL import Image
 
+from vlc.data.bad_images import BadImages
 from vlc.data.datasets.images import FileImages
 from vlc.errors import UserError
 from vlc.images import EncodedImage, ImageReader
@@ -56,8 +59,9 @@ class ShardIndex:
         folder: the shard folder.
         task: ``classification`` or ``captioning``.
         class_names: the class names in label order (classification).
-        splits: per split (``train``, ``test``; captioning: ``images``) its ``count`` and ``labels`` (classification)
-            or ``keys`` and ``references`` (captioning).
+        splits: per split (``train``, ``test``; captioning: ``images``) its ``count``, ``labels`` (classification)
+            or ``keys`` and ``references`` (captioning), and ``bad``: ``{position: [file, reason]}`` of the files
+            that failed the header check when written.
         source: the data class and options the shards were written from.
     """
 
@@ -69,7 +73,8 @@ class ShardIndex:
 
     def images(self, split: str, positions: Sequence[int] | None = None) -> "ShardImages":
         """The images of ``split`` (at ``positions`` of it, all by default)."""
-        return ShardImages(self.folder, split, self.splits[split]["count"], positions)
+        bad = {int(i): tuple(entry) for i, entry in self.splits[split].get("bad", {}).items()}
+        return ShardImages(self.folder, split, self.splits[split]["count"], positions, bad)
 
 
 def read_index(folder: str | Path, task: str) -> ShardIndex:
@@ -105,16 +110,42 @@ class ShardImages(Sequence):
         split: the split's sub-folder.
         count: the split's size.
         positions: the items of the split this sequence holds, in order (all by default).
+        bad: ``{item: (file, reason)}`` of the files of the split that failed the header check when written.
     """
 
-    def __init__(self, folder: str, split: str, count: int, positions: Sequence[int] | None = None) -> None:
-        self.folder, self.split, self.count = folder, split, count
+    def __init__(
+        self,
+        folder: str,
+        split: str,
+        count: int,
+        positions: Sequence[int] | None = None,
+        bad: dict[int, tuple[str, str]] | None = None,
+    ) -> None:
+        self.folder, self.split, self.count, self.bad = folder, split, count, bad or {}
         self.positions = list(range(count)) if positions is None else list(positions)
         self._dataset = None
 
     def subset(self, positions: Sequence[int]) -> "ShardImages":
         """The images at ``positions`` of this sequence."""
-        return ShardImages(self.folder, self.split, self.count, [self.positions[i] for i in positions])
+        return ShardImages(self.folder, self.split, self.count, [self.positions[i] for i in positions], self.bad)
+
+    def checked(self, bad_images: BadImages) -> list[int]:
+        """Positions of the images that passed the header check when written; the others go to ``bad_images``.
+
+        What ``vlc.data.bad_images.check_files`` is for files, without reading a chunk.
+        """
+        kept = []
+        for i, position in enumerate(self.positions):
+            if position in self.bad:
+                file, reason = self.bad[position]
+                bad_images.add(self.name(file), reason)
+            else:
+                kept.append(i)
+        return kept
+
+    def name(self, file: str) -> str:
+        """How messages name the image ``file`` of the split: ``DIR/<split>/<file>``."""
+        return f"{self.folder}/{self.split}/{file}"
 
     def __len__(self) -> int:
         return len(self.positions)
@@ -124,8 +155,7 @@ class ShardImages(Sequence):
         item = self.dataset()[position]
         if item["index"] != position:
             raise UserError(f"data.shards: {self.folder}/{self.split}: item {position} holds item {item['index']}")
-        name = f"{self.folder}/{self.split}/{item['file']}"
-        return EncodedImage(name, bytes(item["image"]), item["error"] or None)
+        return EncodedImage(self.name(item["file"]), bytes(item["image"]), item["error"] or None)
 
     def dataset(self):
         """The split's ``litdata.StreamingDataset``, opened on first use (checked against the index's size)."""
@@ -166,28 +196,36 @@ class StoredItems:
     Args:
         images: image files or a ``(N, 3, H, W)`` uint8 tensor.
         labels: per image its label (classification), or None.
-        reader: says why a file that cannot be read could not be stored.
+        reader: checks each file's header now (:attr:`bad`: ``{position: [file, reason]}``).
     """
 
     def __init__(self, images: Sequence[Path] | torch.Tensor, labels: Sequence[int] | None, reader: ImageReader):
-        self.images, self.labels, self.reader = images, labels, reader
-        tensor = isinstance(images, torch.Tensor) or not len(images)
-        self.root = None if tensor else os.path.commonpath([os.path.abspath(p.parent) for p in images])
+        self.images, self.labels, self.bad = images, labels, {}
+        if isinstance(images, torch.Tensor) or not len(images):
+            return
+        self.root = os.path.commonpath([os.path.abspath(p.parent) for p in images])
+        for i, path in enumerate(images):
+            if (reason := reader.check(path)) is not None:
+                self.bad[i] = [self.file(i), reason]
+
+    def file(self, i: int) -> str:
+        """The name of image ``i`` in the shards: its path under the folder that holds every image."""
+        image = self.images[i]
+        return f"{i:06d}.png" if isinstance(image, torch.Tensor) else os.path.relpath(os.path.abspath(image), self.root)
 
     def __len__(self) -> int:
         return len(self.images)
 
     def __call__(self, i: int) -> dict:
-        image, error = self.images[i], ""
+        image, error = self.images[i], self.bad.get(i, ["", ""])[1]
         if isinstance(image, torch.Tensor):
-            name, data = f"{i:06d}.png", png(image)
+            data = png(image)
         else:
-            name = os.path.relpath(os.path.abspath(image), self.root)
             try:
                 data = Path(image).read_bytes()
-            except OSError:
-                data, error = b"", self.reader.check(image) or "cannot read the file"
-        item = {"index": i, "file": name, "image": data, "error": error}
+            except OSError as err:
+                data, error = b"", error or f"cannot read the file ({err.strerror or err})"
+        item = {"index": i, "file": self.file(i), "image": data, "error": error}
         return item if self.labels is None else {**item, "label": int(self.labels[i])}
 
 
@@ -222,5 +260,5 @@ def write_shards(out: str | Path, splits: dict[str, StoredItems], meta: dict, ch
             fn=items, inputs=inputs, output_dir=str((out / split).resolve()), chunk_bytes=chunk_bytes,
             num_workers=1, reorder_files=False, verbose=False,
         )  # fmt: skip
-        meta["splits"][split]["count"] = len(items)
+        meta["splits"][split].update(count=len(items), bad=items.bad)
     (out / INDEX).write_text(json.dumps({"format": FORMAT, **meta}) + "\n", encoding="utf-8")

@@ -17,7 +17,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from vlc.data.bad_images import BadImages, Policy, Unreadable
 from vlc.data.datasets.predict_folder import folder_dataset
-from vlc.data.datasets.shards import ShardIndex, read_index
+from vlc.data.datasets.shards import ShardImages, ShardIndex, read_index
 from vlc.data.image_cache import load_readable
 from vlc.data.loading import agreed, batch_generator, make_loader
 from vlc.errors import UserError, given
@@ -87,7 +87,7 @@ class ImageDataModule(L.LightningDataModule):
         Raises:
             UserError: ``vlc test`` needs options this data module was not given.
         """
-        if needed := self.test_options():
+        if self.shards is None and (needed := self.test_options()):  # shards hold their test set or say not
             raise UserError(f"{type(self).__name__} has no labelled test set: vlc test needs {' '.join(needed)}")
 
     def collate(self, dataset: Dataset) -> Callable | None:
@@ -111,12 +111,18 @@ class ImageDataModule(L.LightningDataModule):
         else:
             self.setup_splits(stage)
 
-    def readable(self, files: list[Path], what: str) -> tuple[list[Path] | torch.Tensor, list[int]]:
+    def readable(
+        self, files: list[Path] | ShardImages, what: str
+    ) -> tuple[list[Path] | ShardImages | torch.Tensor, list[int]]:
         """The readable ``files`` (decoded into the cache, or the files) and their positions in ``files``.
 
         Each file gets a header check, then, with ``cache``, is decoded; every failure goes to ``bad_images``,
-        whose policy the caller applies with ``bad_images.settle`` once every file of the stage was read.
+        whose policy the caller applies with ``bad_images.settle`` once every file of the stage was read. Images
+        of shards are not read: their header check was made when they were written, and they are never cached.
         """
+        if isinstance(files, ShardImages):  # checked when written: nothing read, no cache
+            kept = files.checked(self.bad_images)
+            return files.subset(kept), kept
         agree = partial(agreed, self.trainer)
         return load_readable(files, self.reader, self.bad_images, self.cache, what, agree)
 

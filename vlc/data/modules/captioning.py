@@ -25,7 +25,6 @@ from jsonargparse.typing import PositiveInt
 from torch.utils.data import Dataset
 
 from vlc.data.datasets.captions import CaptionDataset, collate_captions
-from vlc.data.datasets.shards import ShardImages
 from vlc.data.modules.base import ImageDataModule
 from vlc.errors import UserError
 from vlc.vocabulary import Vocabulary
@@ -175,10 +174,10 @@ class CaptionDataModule(ImageDataModule):
             raise UserError(f"data.split {list(self.split)} leaves no {split} image of {len(self.index[0])}")
         if self.shards is None:
             images = self.load_images(positions)
-        else:  # read as they are: bad images are met in the first pass, as files without a cache
+        else:
             images = self.shard_index("captioning").images("images", positions)
         files = 0
-        if not isinstance(images, torch.Tensor | ShardImages):  # files: a header check, then the cache finds bad ones
+        if not isinstance(images, torch.Tensor):  # files: a header check, then the cache build finds the bad ones
             files = len(images)
             images, kept = self.readable(images, f"{SPLIT_NAMES[split]} images")
             positions = [positions[i] for i in kept]

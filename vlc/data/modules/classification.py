@@ -117,12 +117,9 @@ class ClassificationDataModule(ImageDataModule):
             images, rows = self._readable(samples[0], "test images")
             self.datasets["test"] = self._dataset(images, rows, samples[1], torch.arange(len(samples[1])))
 
-    def _readable(self, samples: list[Path] | torch.Tensor, what: str) -> tuple[list[Path] | torch.Tensor, dict]:
-        """The readable samples (the files, or the cache) and ``{position in samples: row in them}``.
-
-        Shards are read as they are: their bad images are met in the first pass, as files without a cache.
-        """
-        if isinstance(samples, torch.Tensor | ShardImages):
+    def _readable(self, samples: list[Path] | ShardImages | torch.Tensor, what: str) -> tuple:
+        """The readable samples (the files, shards or the cache) and ``{position in samples: row in them}``."""
+        if isinstance(samples, torch.Tensor):
             return samples, {i: i for i in range(len(samples))}
         images, kept = self.readable(samples, what)
         self.bad_images.settle(what, len(samples))
@@ -134,7 +131,7 @@ class ClassificationDataModule(ImageDataModule):
         if isinstance(images, torch.Tensor):
             return TensorImages(images, labels[keep], [rows[i] for i in keep])
         if isinstance(images, ShardImages):
-            return FileImages(images.subset(keep), labels[keep], self.reader)
+            return FileImages(images.subset([rows[i] for i in keep]), labels[keep], self.reader)
         return FileImages([images[rows[i]] for i in keep], labels[keep], self.reader)
 
     def train_batch(self, batch: dict, generator: torch.Generator) -> dict:
