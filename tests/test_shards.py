@@ -14,6 +14,7 @@ from pathlib import Path
 import no_network
 import pytest
 import torch
+from cifar_helpers import write_cifar_pickles
 from helpers import (
     CONFIGS,
     FAST_PRECISION,
@@ -24,9 +25,10 @@ from helpers import (
     tiny_classifier_fit,
     write_tinyimagenet30,
 )
+from test_caption_data import write_coco
 from test_resume import curves, fault
 
-from vlc.data import TinyImageNet30DataModule
+from vlc.data import Cifar10DataModule, CocoCaptionsDataModule, TinyImageNet30DataModule
 from vlc.data.bad_images import read_or_unreadable
 from vlc.data.datasets.shapes import shapes_samples
 from vlc.data.datasets.shards import INDEX, Shards
@@ -193,3 +195,37 @@ def test_mistakes_with_shards_are_one_line(tmp_path, monkeypatch, capsys):
     monkeypatch.setitem(sys.modules, "litdata", None)  # not installed
     err = run_fails(capsys, ["data", "optimize", *CLASSIFY, "--out", str(tmp_path / "new")])
     assert err.strip().endswith("need litdata: pip install 'vlc[stream]'") and len(err.strip().splitlines()) == 1
+
+
+def test_cifar10_batches_without_a_config_read_back_as_from_the_source(tmp_path, capsys):
+    write_cifar_pickles(tmp_path / "cifar", per_class=3)
+    source = ["--data=vlc.data.Cifar10DataModule", f"--data.root={tmp_path / 'cifar'}"]
+    index = optimize(capsys, tmp_path / "shards", *source)
+    assert index["class_names"][:2] == ["airplane", "automobile"] and index["splits"]["test"]["count"] == 10
+    streamed = Cifar10DataModule(root="elsewhere", shards=str(tmp_path / "shards"), val_fraction=0.34)
+    cached = Cifar10DataModule(root=str(tmp_path / "cifar"), val_fraction=0.34)
+    for data in (streamed, cached):
+        data.setup("fit")
+        data.setup("test")
+    assert streamed.class_names == cached.class_names
+    for split in ("train", "val", "test"):
+        ours, theirs = streamed.datasets[split], cached.datasets[split]
+        assert len(ours) == len(theirs) > 0
+        for i in range(len(ours)):
+            assert torch.equal(ours[i]["images"], theirs[i]["images"]) and ours[i]["labels"] == theirs[i]["labels"]
+
+
+def test_coco_captions_read_back_as_from_the_source(tmp_path, capsys):
+    images_dir, captions_file = write_coco(tmp_path / "coco", n=10)
+    source = ["--data.images_dir", str(images_dir), "--data.captions_file", str(captions_file), "--data.image_size=16"]
+    optimize(capsys, tmp_path / "shards", "--config", str(CONFIGS / "coco" / "resnet50_lstm.yaml"), *source)
+    options = {"image_size": 16, "split": (0.6, 0.2, 0.2), "cache": False}
+    streamed = CocoCaptionsDataModule("elsewhere", "missing.json", shards=str(tmp_path / "shards"), **options)
+    files = CocoCaptionsDataModule(str(images_dir), str(captions_file), **options)
+    assert streamed.vocab == files.vocab
+    for data in (streamed, files):
+        data.setup("fit")
+    for split in ("train", "val"):
+        ours, theirs = streamed.datasets[split], files.datasets[split]
+        assert ours.keys == theirs.keys and ours.references == theirs.references and len(ours) > 0
+        assert all(torch.equal(ours.image(i), theirs.image(i)) for i in range(len(ours)))
