@@ -123,7 +123,7 @@ class ShardImages(Sequence):
     ) -> None:
         self.folder, self.split, self.count, self.bad = folder, split, count, bad or {}
         self.positions = list(range(count)) if positions is None else list(positions)
-        self._dataset = None
+        self._dataset, self._pid = None, None
 
     def subset(self, positions: Sequence[int]) -> "ShardImages":
         """The images at ``positions`` of this sequence."""
@@ -158,9 +158,9 @@ class ShardImages(Sequence):
         return EncodedImage(self.name(item["file"]), bytes(item["image"]), item["error"] or None)
 
     def dataset(self):
-        """The split's ``litdata.StreamingDataset``, opened on first use (checked against the index's size)."""
-        if self._dataset is None:
-            self._dataset = litdata().StreamingDataset(os.path.join(self.folder, self.split))
+        """The split's ``litdata.StreamingDataset``, opened on first use in each process (checked against the index)."""
+        if self._dataset is None or self._pid != os.getpid():  # a forked loader worker opens its own
+            self._dataset, self._pid = litdata().StreamingDataset(os.path.join(self.folder, self.split)), os.getpid()
             if len(self._dataset) != self.count:
                 raise UserError(
                     f"data.shards: {self.folder}/{self.split} holds {len(self._dataset)} items, {INDEX} says "
