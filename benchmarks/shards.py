@@ -5,7 +5,8 @@ optimises each into shards (``vlc data optimize``), then runs one ``vlc fit`` pe
 process, validation off: ``files`` (``data.cache: false``: every file decoded every epoch), ``cached`` (decoded once
 into the in-memory cache) and ``streamed`` (``data.shards``: read from the chunks by index, decoded every epoch).
 Each point reports the best epoch and the peak rise of the resident memory over the RSS before the run
-(``common.PeakMemory``).
+(``common.PeakMemory``). The network is small by default (``--widths 16 32``), so that reading the data, not the
+network, is what an epoch's time shows; ``--widths recipe`` trains the config's network.
 
     python benchmarks/shards.py                                    # 8 classes, 16 images each at 1x, 2 epochs
     python benchmarks/shards.py --per-class 64 --factors 1 4 16    # bigger (the shared machine: keep it short)
@@ -73,9 +74,12 @@ def main() -> None:
     parser.add_argument("--image-size", type=int, default=64)
     parser.add_argument("--epochs", type=int, default=2, help="epochs per run; the best is kept")
     parser.add_argument("--batch", type=int, default=64)
+    parser.add_argument("--widths", nargs="+", default=["16", "32"], help="the CNN's widths, or 'recipe'")
     args = parser.parse_args()
 
-    recipe, precision = Recipe.read(), default_precision()
+    widths = None if args.widths == ["recipe"] else list(map(int, args.widths))
+    small = None if widths is None else {"widths": widths, "stem_width": widths[0]}
+    recipe, precision = Recipe.read(backbone_overrides=small), default_precision()
     common = [f"--data.batch_size={args.batch}", f"--trainer.precision={precision}"]
     with tempfile.TemporaryDirectory(prefix="vlc-shards-") as folder:
         runs = iter(range(10**6))
@@ -89,7 +93,8 @@ def main() -> None:
         result = compare(
             Path(folder), fit, args.classes, args.per_class, tuple(args.factors), args.image_size, args.epochs
         )
-    print(f"{precision}, batch {args.batch}, {args.image_size}x{args.image_size} JPEGs, best of {args.epochs} epochs")
+    network = "the recipe's network" if small is None else f"CNN widths {small['widths']}"
+    print(f"{precision}, {network}, batch {args.batch}, {args.image_size}px JPEGs, best of {args.epochs} epochs")
     print(f"{'images':>8} | " + " | ".join(f"{way + ' s':>10} {way + ' MiB':>13}" for way in WAYS))
     for i, n in enumerate(result["images"]):
         cells = (f"{result['seconds'][way][i]:10.2f} {result['mib'][way][i]:13.0f}" for way in WAYS)
