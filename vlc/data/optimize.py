@@ -53,7 +53,7 @@ def stored_items(datamodule: ImageDataModule, source: dict) -> tuple[dict[str, S
                 splits[split] = StoredItems(samples[0], samples[1].tolist(), datamodule.reader)
                 meta["splits"][split] = {"labels": samples[1].tolist()}
     elif isinstance(datamodule, CaptionDataModule):
-        keys, references = datamodule.list_images()
+        keys, references = datamodule.index  # every usable image (none: one line)
         images = datamodule.load_images(list(range(len(keys))))
         splits = {"images": StoredItems(images, None, datamodule.reader)}
         meta = {"task": "captioning", "splits": {"images": {"keys": keys, "references": references}}}
