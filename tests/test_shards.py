@@ -1,4 +1,5 @@
-"""Image shards (``vlc data optimize``, ``data.shards``), offline: the network is blocked in every test and subprocess.
+"""Image shards (``vlc data optimize``, ``data.shards``), offline: the network is blocked in every test and subprocess
+(the loopback interface stays open: DDP's processes meet on it).
 
 A fit on shards is the fit on the source (the same split, the same batches, bit-identical weights), survives SIGKILL
 and resumes exactly, and meets a damaged image in the shards as it meets the damaged file.
@@ -62,7 +63,7 @@ OFFLINE_VLC = "import no_network, runpy, socket; no_network.block(); runpy.run_m
 def offline(monkeypatch):
     no_network.block(monkeypatch)
     with pytest.raises(no_network.NetworkUsed):  # the block is on
-        socket.create_connection(("127.0.0.1", 9), timeout=1)
+        socket.create_connection(("203.0.113.9", 80), timeout=1)  # an address of TEST-NET-3
 
 
 def vlc(cwd: Path, *args: str) -> subprocess.CompletedProcess:
@@ -93,7 +94,7 @@ def test_a_fit_on_shards_killed_and_resumed_is_the_uninterrupted_fit_on_the_sour
         [
             sys.executable,
             "-c",
-            OFFLINE_VLC.split(" runpy.run_module")[0] + " socket.create_connection(('127.0.0.1', 9))",
+            OFFLINE_VLC.split(" runpy.run_module")[0] + " socket.create_connection(('203.0.113.9', 80))",
         ],
         env={**os.environ, "PYTHONPATH": str(TESTS)},
         capture_output=True,
@@ -152,6 +153,7 @@ def test_shards_of_a_folder_read_its_files_and_meet_its_damaged_images_as_the_fi
     assert data.datasets["test"].targets.tolist() == [0, 0, 1, 1, 2, 2]  # test_labels.csv's, in test_set/'s order
 
 
+@pytest.mark.slow
 def test_a_captioner_trains_on_shards_as_on_its_source(tmp_path, monkeypatch, capsys):
     caption = [
         "--config",
@@ -240,3 +242,20 @@ def test_coco_captions_read_back_as_from_the_source(tmp_path, capsys):
         ours, theirs = streamed.datasets[split], files.datasets[split]
         assert ours.keys == theirs.keys and ours.references == theirs.references and len(ours) > 0
         assert all(torch.equal(ours.image(i), theirs.image(i)) for i in range(len(ours)))
+
+
+@pytest.mark.slow
+def test_ddp_on_shards_is_ddp_on_the_files(tmp_path, monkeypatch, capsys):
+    write_tinyimagenet30(tmp_path / "data", per_class=7)  # 21 images, 15 for training: the sampler pads one rank
+    config = ["--config", str(CONFIGS / "tinyimagenet30" / "cnn.yaml"), f"--data.root={tmp_path / 'data'}"]
+    optimize(capsys, tmp_path / "shards", *config)
+    monkeypatch.chdir(tmp_path)
+    ddp = ["--trainer.accelerator=cpu", "--trainer.devices=2", "--trainer.strategy=ddp_fork"]  # forks keep the block
+    fit = tiny_classifier_fit(tmp_path / "data", "--data.cache=false", "--data.batch_size=4", *ddp)
+    assert run_cli(capsys, [*fit, "--trainer.logger.init_args.name=files"])[0] == 0
+    streamed = ["--trainer.logger.init_args.name=shards", f"--data.shards={tmp_path / 'shards'}"]
+    code, err = run_cli(capsys, [*fit, *streamed])
+    assert code == 0, err
+    last = [tmp_path / "checkpoints" / name / "version_0" / "last.ckpt" for name in ("files", "shards")]
+    assert torch.load(last[1], weights_only=True)["global_step"] == 2  # 8 of 15 images a process, batches of 4
+    assert same_weights(*last)

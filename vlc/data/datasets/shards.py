@@ -160,11 +160,16 @@ class ShardImages(Sequence):
     def dataset(self):
         """The split's ``litdata.StreamingDataset``, opened on first use in each process (checked against the index)."""
         if self._dataset is None or self._pid != os.getpid():  # a forked loader worker opens its own
-            self._dataset, self._pid = litdata().StreamingDataset(os.path.join(self.folder, self.split)), os.getpid()
-            if len(self._dataset) != self.count:
+            folder = os.path.join(self.folder, self.split)
+            # its length is this DDP process's share (litdata's own split), its items are read by global index;
+            # drop_last only quiets its warning that a share may be uneven (vlc's sampler pads the shares)
+            self._dataset, self._pid = litdata().StreamingDataset(folder, drop_last=True), os.getpid()
+            with open(os.path.join(folder, "index.json"), encoding="utf-8") as file:
+                stored = sum(chunk["chunk_size"] for chunk in json.load(file)["chunks"])
+            if stored != self.count:
                 raise UserError(
-                    f"data.shards: {self.folder}/{self.split} holds {len(self._dataset)} items, {INDEX} says "
-                    f"{self.count}; write the folder again with vlc data optimize"
+                    f"data.shards: {folder} holds {stored} items, {INDEX} says {self.count}; write the folder again "
+                    "with vlc data optimize"
                 )
         return self._dataset
 
