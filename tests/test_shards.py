@@ -208,6 +208,10 @@ def test_mistakes_with_shards_are_one_line(tmp_path, monkeypatch, capsys):
     monkeypatch.setitem(sys.modules, "litdata", None)  # not installed
     err = run_fails(capsys, ["data", "optimize", *CLASSIFY, "--out", str(tmp_path / "new")])
     assert err.strip().endswith("need litdata: pip install 'vlc[stream]'") and len(err.strip().splitlines()) == 1
+    monkeypatch.chdir(tmp_path)
+    err = run_fails(capsys, [*FIT, f"--data.init_args.shards={tmp_path / 'captions'}"])
+    assert err.strip().endswith("need litdata: pip install 'vlc[stream]'") and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "logs").exists()  # before a run folder
 
 
 def test_cifar10_batches_without_a_config_read_back_as_from_the_source(tmp_path, capsys):

@@ -17,7 +17,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from vlc.data.bad_images import BadImages, Policy, Unreadable
 from vlc.data.datasets.predict_folder import folder_dataset
-from vlc.data.datasets.shards import ShardImages, ShardIndex, read_index
+from vlc.data.datasets.shards import ShardImages, ShardIndex, litdata, read_index
 from vlc.data.image_cache import load_readable
 from vlc.data.loading import agreed, batch_generator, make_loader
 from vlc.errors import UserError, given
@@ -102,6 +102,7 @@ class ImageDataModule(L.LightningDataModule):
     def shard_index(self, task: str) -> ShardIndex:
         """The index of ``data.shards``, read once, checked to hold ``task`` (``classification``, ``captioning``)."""
         if self._shard_index is None:
+            litdata()  # installed, or one line before anything starts
             self._shard_index = read_index(self.shards, task)
         return self._shard_index
 
