@@ -108,7 +108,7 @@ class ShardImages(Sequence):
     Args:
         folder: the shard folder.
         split: the split's sub-folder.
-        count: the split's size.
+        size: the split's size.
         positions: the items of the split this sequence holds, in order (all by default).
         bad: ``{item: (file, reason)}`` of the files of the split that failed the header check when written.
     """
@@ -117,17 +117,17 @@ class ShardImages(Sequence):
         self,
         folder: str,
         split: str,
-        count: int,
+        size: int,
         positions: Sequence[int] | None = None,
         bad: dict[int, tuple[str, str]] | None = None,
     ) -> None:
-        self.folder, self.split, self.count, self.bad = folder, split, count, bad or {}
-        self.positions = list(range(count)) if positions is None else list(positions)
+        self.folder, self.split, self.size, self.bad = folder, split, size, bad or {}
+        self.positions = list(range(size)) if positions is None else list(positions)
         self._dataset, self._pid = None, None
 
     def subset(self, positions: Sequence[int]) -> "ShardImages":
         """The images at ``positions`` of this sequence."""
-        return ShardImages(self.folder, self.split, self.count, [self.positions[i] for i in positions], self.bad)
+        return ShardImages(self.folder, self.split, self.size, [self.positions[i] for i in positions], self.bad)
 
     def checked(self, bad_images: BadImages) -> list[int]:
         """Positions of the images that passed the header check when written; the others go to ``bad_images``.
@@ -166,9 +166,9 @@ class ShardImages(Sequence):
             self._dataset, self._pid = litdata().StreamingDataset(folder, drop_last=True), os.getpid()
             with open(os.path.join(folder, "index.json"), encoding="utf-8") as file:
                 stored = sum(chunk["chunk_size"] for chunk in json.load(file)["chunks"])
-            if stored != self.count:
+            if stored != self.size:
                 raise UserError(
-                    f"data.shards: {folder} holds {stored} items, {INDEX} says {self.count}; write the folder again "
+                    f"data.shards: {folder} holds {stored} items, {INDEX} says {self.size}; write the folder again "
                     "with vlc data optimize"
                 )
         return self._dataset
