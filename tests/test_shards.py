@@ -205,6 +205,9 @@ def test_mistakes_with_shards_are_one_line(tmp_path, monkeypatch, capsys):
     assert "holds captioning data; this data module needs classification data" in err
     err = run_fails(capsys, ["data", "optimize", *CLASSIFY, "--out", str(tmp_path / "captions")])
     assert f"--out {tmp_path / 'captions'} exists and is not empty" in err
+    predict = ["--config", str(CONFIGS / "predict" / "classify.yaml"), f"--data.predict_dir={tmp_path}"]
+    err = run_fails(capsys, ["data", "optimize", *predict, "--out", str(tmp_path / "new")])
+    assert "vlc data optimize writes classification or captioning data, not ImageFolderDataModule" in err
     monkeypatch.setitem(sys.modules, "litdata", None)  # not installed
     err = run_fails(capsys, ["data", "optimize", *CLASSIFY, "--out", str(tmp_path / "new")])
     assert err.strip().endswith("need litdata: pip install 'vlc[stream]'") and len(err.strip().splitlines()) == 1

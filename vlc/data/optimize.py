@@ -38,7 +38,9 @@ def data_module(configs: list[str], options: list[str]) -> tuple[ImageDataModule
             args += ["--data", json.dumps(section)]
     if not args and not options:
         raise UserError("vlc data optimize: no data: section in the --config files and no --data option")
-    config = parser.parse_args([*args, *options, "--data.init_args.shards=null"])
+    config = parser.parse_args([*args, *options])
+    if config.data.init_args.get("shards") is not None:  # the source is written, not shards read
+        config = parser.parse_args([*args, *options, "--data.init_args.shards=null"])
     source = config.data.as_dict() if isinstance(config.data, Namespace) else dict(config.data)
     return parser.instantiate(config).data, source
 
@@ -49,7 +51,7 @@ def stored_items(datamodule: ImageDataModule, source: dict) -> tuple[dict[str, S
         splits, meta = {}, {"task": "classification", "class_names": datamodule.source_class_names, "splits": {}}
         for split in ("train", "test"):
             samples = datamodule.labelled(split)
-            if samples is not None:
+            if samples is not None and len(samples[1]):  # an empty split is left out, as a missing one
                 splits[split] = StoredItems(samples[0], samples[1].tolist(), datamodule.reader)
                 meta["splits"][split] = {"labels": samples[1].tolist()}
     elif isinstance(datamodule, CaptionDataModule):
