@@ -7,7 +7,8 @@
     python benchmarks/suite.py --from-json benchmarks/results.json --markdown table.md   # render, no run
 
 Entries (see BENCHMARKS.md): train_loop, flops, data_pipeline, predict, export, feature_cache, beam_search,
-compile, scaling. Each compares two figures measured in the same process after the same warm-up, best of N repeats.
+compile, scaling, shards. Each compares two figures measured in the same process after the same warm-up, best of N
+repeats.
 train_loop and flops give a row per shipped classifier network (``--networks``: classifier.NETWORKS), at its own
 image and batch size in --full; the other entries use the default network, that of configs/tinyimagenet30/cnn.yaml.
 The precision is bf16-mixed where this CPU runs bfloat16 natively and 32-true elsewhere (``--precision``).
@@ -48,6 +49,7 @@ from classifier import (
 from common import REPO, PeakMemory, best_time, best_window, default_precision, machine, quiet
 from export import measure as export_measure
 from feature_cache import after_first, epoch_times
+from shards import compare as shards_compare
 
 from vlc.models.caption_alignment import caption_loss
 from vlc.models.decoding import beam_search, greedy_decode
@@ -55,7 +57,7 @@ from vlc.tasks.captioner import adam
 from vlc.vocabulary import Vocabulary
 
 ENTRIES = ("train_loop", "flops", "data_pipeline", "predict", "export", "feature_cache", "beam_search", "compile")
-ENTRIES += ("scaling",)
+ENTRIES += ("scaling", "shards")
 FACTORS, VOCABS, WIDTHS = (1, 2, 4), (1000, 5000, 10000), (1, 3, 5)
 DESCRIPTIONS = {
     "train_loop": "training images/s of each network: `vlc fit` vs a hand-written loop",
@@ -67,6 +69,7 @@ DESCRIPTIONS = {
     "beam_search": "captions/s: batched vs one-at-a-time beam search",
     "compile": "training images/s: torch.compile vs eager",
     "scaling": "time and peak memory against data, vocabulary and beam width",
+    "shards": "epoch time and peak memory: streamed from shards vs the in-memory cache vs the files",
 }
 """What each entry compares, in a few words (the rows say it with the sizes)."""
 DEFAULT = "cnn"
@@ -97,6 +100,7 @@ class Sizes:
         decoder: the vocabulary axis: decoder sizes, ``batch_size``, ``caption_len`` and ``max_len``.
         scale_images: training images of the data axis at 1x.
         scale_epochs: epochs of each point of the data axis (the best is kept).
+        shards: ``shards.compare``'s ``per_class``, ``factors`` and ``epochs``.
     """
 
     tiny: bool
@@ -114,6 +118,7 @@ class Sizes:
     decoder: dict
     scale_images: int
     scale_epochs: int
+    shards: dict
 
 
 BEAM = {"kind": "lstm", "vocab_size": 3000, "feature_dim": 2048, "embed_dim": 256, "hidden_dim": 512}
@@ -135,6 +140,7 @@ MODES = {
         decoder={**DECODER, "batch_size": 64},
         scale_images=240,
         scale_epochs=2,
+        shards={"per_class": 64, "factors": (1, 4, 16), "epochs": 2},
     ),
     "quick": Sizes(
         tiny=False,
@@ -152,6 +158,7 @@ MODES = {
         decoder={**DECODER, "batch_size": 16},
         scale_images=16,
         scale_epochs=1,
+        shards={"per_class": 4, "factors": (1, 4, 16), "epochs": 1},
     ),
     "tiny": Sizes(
         tiny=True,
@@ -173,6 +180,7 @@ MODES = {
         decoder={"feature_dim": 16, "embed_dim": 8, "hidden_dim": 16, "caption_len": 5, "max_len": 5, "batch_size": 2},
         scale_images=6,
         scale_epochs=1,
+        shards={"per_class": 2, "factors": (1,), "epochs": 1},
     ),
 }
 
@@ -643,6 +651,47 @@ class Suite:
             f"width 5 vs 1: time {times[-1] / times[0]:.1f}x, memory {growth(rises)}",
             {"widths": list(WIDTHS), **self.sizes.beam},
         )
+
+    def shards(self) -> list[Row]:
+        s, c = self.sizes, self.sizes.shards
+        if self.fits == 0:  # the first vlc fit of a process allocates for good: keep it out of the points
+            self.fit("EpochTimer", self.folder("warmup", s.classes), ["--trainer.max_steps=1"])
+        result = shards_compare(
+            self.workdir / "shards",
+            lambda root, args: self.fit("EpochTimer", root, args),
+            s.classes,
+            c["per_class"],
+            c["factors"],
+            s.image_size,
+            c["epochs"],
+        )
+        seconds, mib, images = result["seconds"], result["mib"], result["images"]
+        sizes = f"{'/'.join(map(str, images))} training images ({'/'.join(f'{f}x' for f in c['factors'])})"
+        last = {way: f"{seconds[way][-1]:.2f} s, {mib[way][-1]:.0f} MiB" for way in seconds}
+        at = f"at {images[-1]} images: " + ", ".join(f"{way} {text}" for way, text in last.items())
+        return [
+            Row(
+                "shards",
+                "shards/time",
+                f"`vlc fit` epoch (best of {c['epochs']}), {sizes}, batch {s.batch}: streamed from shards vs decoded "
+                "from the files every epoch",
+                Figure("streamed", seconds["streamed"], "s"),
+                Figure("files", seconds["files"], "s"),
+                ratio(seconds["streamed"][-1], seconds["files"][-1]),
+                at,
+                result,
+            ),
+            Row(
+                "shards",
+                "shards/memory",
+                f"peak RSS rise over the RSS before the run, {sizes}: streamed from shards vs the in-memory cache",
+                Figure("streamed", mib["streamed"], "MiB"),
+                Figure("cached", mib["cached"], "MiB"),
+                ratio(mib["streamed"][-1], mib["cached"][-1]) if mib["streamed"][-1] > 0 else None,
+                at,
+                result,
+            ),
+        ]
 
 
 def growth(values: list[float]) -> str:

@@ -17,6 +17,7 @@ scrapes produce into the same ``(H, W, 3)`` uint8 RGB array, and every failure i
 import contextlib
 import errno
 import functools
+import io
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,6 +49,30 @@ class BadImage(Exception):
 
 
 @dataclass(frozen=True)
+class EncodedImage:
+    """An image file's bytes as stored somewhere other than a file (a shard of ``vlc data optimize``), and its name.
+
+    Read by :class:`ImageDecoder` like a file, with the same rules and reasons; ``error`` is why the bytes could
+    not be stored (the file was missing or unreadable when it was written), given as the reason when it is read.
+    """
+
+    name: str
+    data: bytes
+    error: str | None = None
+
+    def __str__(self) -> str:
+        return self.name
+
+
+Source = str | Path | EncodedImage
+"""What an image is read from: a file's path, or its bytes with a name."""
+
+
+def _source(path: Source) -> Path | EncodedImage:
+    return path if isinstance(path, EncodedImage) else Path(path)
+
+
+@dataclass(frozen=True)
 class ImageDecoder:
     """Decodes image files to ``(H, W, 3)`` uint8 RGB arrays (see the module docstring for the rules).
 
@@ -57,39 +82,42 @@ class ImageDecoder:
 
     max_pixels: int = MAX_PIXELS
 
-    def check(self, path: str | Path) -> str | None:
+    def check(self, path: Source) -> str | None:
         """Why ``path`` cannot be read, from its header alone (no pixel is decoded), or None when it looks fine."""
         try:
-            with self.open(Path(path)):
+            with self.open(_source(path)):
                 return None
         except BadImage as bad:
             return bad.reason
 
-    def __call__(self, path: str | Path) -> np.ndarray:
-        """The image at ``path`` as an ``(H, W, 3)`` uint8 array.
+    def __call__(self, path: Source) -> np.ndarray:
+        """The image at ``path`` (a file, or an :class:`EncodedImage`) as an ``(H, W, 3)`` uint8 array.
 
         Raises:
             BadImage: the file cannot be opened, is too large, or its pixel data cannot be decoded.
         """
-        with self.open(Path(path)) as image:
+        with self.open(_source(path)) as image:
             try:
                 return np.asarray(to_rgb(image), dtype=np.uint8)
             except Exception as err:  # any failure inside PIL's decoders means a damaged file
                 raise BadImage(path, f"cannot decode the pixel data ({_describe(err)})") from None
 
     @contextlib.contextmanager
-    def open(self, path: Path) -> Iterator[Image.Image]:
+    def open(self, path: Path | EncodedImage) -> Iterator[Image.Image]:
         """``Image.open(path)`` with every reason it can fail, the pixel limit included, raised as ``BadImage``."""
-        if path.is_symlink() and not path.exists():
+        stored = isinstance(path, EncodedImage)
+        if stored and path.error:
+            raise BadImage(path, path.error)
+        if not stored and path.is_symlink() and not path.exists():
             raise BadImage(path, _dangling(path))
         try:
-            if path.stat().st_size == 0:
+            if (len(path.data) if stored else path.stat().st_size) == 0:
                 raise BadImage(path, "empty file (0 bytes)")
-            image = Image.open(path)
+            image = Image.open(io.BytesIO(path.data) if stored else path)
         except BadImage:
             raise
         except UnidentifiedImageError:
-            format_name = UNSUPPORTED.get(path.suffix.lower())
+            format_name = UNSUPPORTED.get(Path(str(path)).suffix.lower())
             if format_name:
                 raise BadImage(path, f"{format_name} images are not supported (convert it to JPEG or PNG)") from None
             raise BadImage(path, "not an image file (Pillow cannot identify its format)") from None

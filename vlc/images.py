@@ -7,7 +7,6 @@ turns their arrays into ``(3, H, W)`` tensors and holds the resize every model a
 """
 
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -18,7 +17,9 @@ from vlc.image_files import (  # noqa: F401 (the names every reader of images im
     MAX_PIXELS,
     UNSUPPORTED,
     BadImage,
+    EncodedImage,
     ImageDecoder,
+    Source,
     list_images,
     scan_folder,
     to_rgb,
@@ -37,12 +38,12 @@ class ImageReader:
     size: int | None = None
     max_pixels: int = MAX_PIXELS
 
-    def check(self, path: str | Path) -> str | None:
+    def check(self, path: Source) -> str | None:
         """Why ``path`` cannot be read, from its header alone (no pixel is decoded), or None when it looks fine."""
         return ImageDecoder(self.max_pixels).check(path)
 
-    def __call__(self, path: str | Path) -> torch.Tensor:
-        """The image at ``path`` as a ``(3, H, W)`` uint8 tensor.
+    def __call__(self, path: Source) -> torch.Tensor:
+        """The image at ``path`` (a file, or an :class:`~vlc.image_files.EncodedImage`) as a ``(3, H, W)`` uint8 tensor.
 
         Raises:
             BadImage: the file cannot be opened, is too large, or its pixel data cannot be decoded.

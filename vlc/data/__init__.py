@@ -18,6 +18,7 @@ _MODULES = {
     "ImageDataModule": "modules.base",
     "ImageFolderDataModule": "modules.image_folder",
     "Shapes": "datasets.shapes",
+    "Shards": "datasets.shards",
     "ShapesCaptions": "datasets.shapes",
     "ShapesCaptionsDataModule": "modules.shapes",
     "ShapesDataModule": "modules.shapes",

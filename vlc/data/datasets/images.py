@@ -63,13 +63,17 @@ class TensorImages(Dataset):
 class FileImages(Dataset):
     """Images decoded from ``paths`` at each access, each paired with a target.
 
+    ``paths`` are image files, or any sequence the reader reads (the ``EncodedImage`` items of
+    ``vlc.data.datasets.shards.ShardImages``, each read from its chunk only when asked for).
+
     A file that cannot be decoded gives an :class:`~vlc.data.bad_images.Unreadable` instead of a sample, which
     the loader leaves out of its batch and reports (``vlc.data.bad_images``).
     """
 
     def __init__(self, paths: Sequence[Path], targets: Sequence, reader: ImageReader, field: str = "labels") -> None:
         assert len(paths) == len(targets)
-        self.paths, self.targets, self.reader, self.field = list(paths), targets, reader, field
+        paths = paths if isinstance(paths, Sequence) else list(paths)  # a sequence read lazily (shards) stays one
+        self.paths, self.targets, self.reader, self.field = paths, targets, reader, field
 
     def __len__(self) -> int:
         return len(self.paths)

@@ -17,9 +17,10 @@ from torch.utils.data import DataLoader, Dataset
 
 from vlc.data.bad_images import BadImages, Policy, Unreadable
 from vlc.data.datasets.predict_folder import folder_dataset
+from vlc.data.datasets.shards import ShardImages, ShardIndex, litdata, read_index
 from vlc.data.image_cache import load_readable
 from vlc.data.loading import agreed, batch_generator, make_loader
-from vlc.errors import UserError
+from vlc.errors import UserError, given
 from vlc.images import MAX_PIXELS, ImageReader
 
 
@@ -39,6 +40,10 @@ class ImageDataModule(L.LightningDataModule):
             leaves them out with a warning (see ``vlc.data.bad_images``).
         max_bad_fraction: with ``bad_images: skip``, the largest share of unreadable images a run accepts.
         max_image_pixels: images with more pixels than this are not read (a guard against decompression bombs).
+        shards: a folder written by ``vlc data optimize`` (``vlc.data.datasets.shards``): the splits are read
+            from its chunks, image by image, instead of from the files or the cache; the items, labels, class names
+            and captions are the shards' (the options that choose them, such as ``root``, are not read), the split
+            and loading options this module's.
     """
 
     def __init__(
@@ -52,6 +57,7 @@ class ImageDataModule(L.LightningDataModule):
         bad_images: Policy = "stop",
         max_bad_fraction: float = 0.01,
         max_image_pixels: PositiveInt = MAX_PIXELS,
+        shards: str | None = None,
     ) -> None:
         super().__init__()
         self.batch_size, self.num_workers, self.image_size = batch_size, num_workers, image_size
@@ -59,6 +65,8 @@ class ImageDataModule(L.LightningDataModule):
         self.reader = ImageReader(image_size, max_image_pixels)
         self.bad_images = BadImages(bad_images, max_bad_fraction)
         self.datasets: dict[str, Dataset] = {}
+        self.shards = given(shards)
+        self._shard_index: ShardIndex | None = None
 
     # -- what subclasses provide ---------------------------------------------------------------------------
     def setup_splits(self, stage: str) -> None:
@@ -79,7 +87,7 @@ class ImageDataModule(L.LightningDataModule):
         Raises:
             UserError: ``vlc test`` needs options this data module was not given.
         """
-        if needed := self.test_options():
+        if self.shards is None and (needed := self.test_options()):  # shards hold their test set or say not
             raise UserError(f"{type(self).__name__} has no labelled test set: vlc test needs {' '.join(needed)}")
 
     def collate(self, dataset: Dataset) -> Callable | None:
@@ -91,18 +99,31 @@ class ImageDataModule(L.LightningDataModule):
         return batch
 
     # -- shared machinery ----------------------------------------------------------------------------------
+    def shard_index(self, task: str) -> ShardIndex:
+        """The index of ``data.shards``, read once, checked to hold ``task`` (``classification``, ``captioning``)."""
+        if self._shard_index is None:
+            litdata()  # installed, or one line before anything starts
+            self._shard_index = read_index(self.shards, task)
+        return self._shard_index
+
     def setup(self, stage: str) -> None:
         if stage == "predict":
             self.datasets["predict"], self.bad_images = folder_dataset(self.predict_folder(), self.reader)
         else:
             self.setup_splits(stage)
 
-    def readable(self, files: list[Path], what: str) -> tuple[list[Path] | torch.Tensor, list[int]]:
+    def readable(
+        self, files: list[Path] | ShardImages, what: str
+    ) -> tuple[list[Path] | ShardImages | torch.Tensor, list[int]]:
         """The readable ``files`` (decoded into the cache, or the files) and their positions in ``files``.
 
         Each file gets a header check, then, with ``cache``, is decoded; every failure goes to ``bad_images``,
-        whose policy the caller applies with ``bad_images.settle`` once every file of the stage was read.
+        whose policy the caller applies with ``bad_images.settle`` once every file of the stage was read. Images
+        of shards are not read: their header check was made when they were written, and they are never cached.
         """
+        if isinstance(files, ShardImages):  # checked when written: nothing read, no cache
+            kept = files.checked(self.bad_images)
+            return files.subset(kept), kept
         agree = partial(agreed, self.trainer)
         return load_readable(files, self.reader, self.bad_images, self.cache, what, agree)
 

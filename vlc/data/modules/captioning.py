@@ -65,6 +65,8 @@ def draw_captions(batch: dict, generator: torch.Generator | None) -> dict:
 class CaptionDataModule(ImageDataModule):
     """Images with reference captions; subclasses list the usable images with their references and load their pixels.
 
+    With ``shards`` the images, keys and references are those of the shard folder instead, split in the same way.
+
     The vocabulary is built from the training split's references only (or read from ``vocab_file``), and is
     available right after construction, without ``setup()``: the CLI links it into the model, whose checkpoints
     store it.
@@ -115,7 +117,11 @@ class CaptionDataModule(ImageDataModule):
     def index(self) -> tuple[list[int], list[list[str]]]:
         """``(keys, references)`` of all usable images, listed once."""
         if self._index is None:
-            self._index = self.list_images()
+            if self.shards is None:
+                self._index = self.list_images()
+            else:
+                images = self.shard_index("captioning").splits["images"]
+                self._index = images["keys"], images["references"]
             if not self._index[0]:
                 raise UserError(f"{type(self).__name__}: no usable image with a caption")
         return self._index
@@ -166,7 +172,11 @@ class CaptionDataModule(ImageDataModule):
         positions = self.splits[split]
         if not positions:
             raise UserError(f"data.split {list(self.split)} leaves no {split} image of {len(self.index[0])}")
-        images, files = self.load_images(positions), 0
+        if self.shards is None:
+            images = self.load_images(positions)
+        else:
+            images = self.shard_index("captioning").images("images", positions)
+        files = 0
         if not isinstance(images, torch.Tensor):  # files: a header check, then the cache build finds the bad ones
             files = len(images)
             images, kept = self.readable(images, f"{SPLIT_NAMES[split]} images")

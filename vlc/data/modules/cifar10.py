@@ -38,6 +38,9 @@ class Cifar10DataModule(ClassificationDataModule):
     def __init__(self, root: str, download: bool = False, **kwargs) -> None:
         super().__init__(**kwargs)
         self.root, self.download = Path(root), download
+        if self.shards is not None:  # the images, labels and names are the shards': root is not read
+            self._class_names, self.download = [], False
+            return
         if not self.root.is_dir() and not download:
             raise UserError(f"data.root: {self.root} is not a folder; expected CIFAR-10 as {LAYOUTS}")
         if layout(self.root) is None and download:
@@ -46,7 +49,7 @@ class Cifar10DataModule(ClassificationDataModule):
             self._class_names = read_class_names(self.root)
 
     @property
-    def class_names(self) -> list[str]:
+    def source_class_names(self) -> list[str]:
         return list(self._class_names)
 
     def prepare_data(self) -> None:

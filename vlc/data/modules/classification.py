@@ -11,6 +11,7 @@ from jsonargparse.typing import PositiveInt
 
 from vlc.data.augment import alternating_flips, augment
 from vlc.data.datasets.images import FileImages, Samples, TensorImages
+from vlc.data.datasets.shards import ShardImages
 from vlc.data.loading import run_seed
 from vlc.data.modules.base import ImageDataModule
 from vlc.errors import UserError
@@ -30,7 +31,9 @@ def stratified_split(labels: torch.Tensor, val_fraction: float, seed: int) -> tu
 
 
 class ClassificationDataModule(ImageDataModule):
-    """Labelled images; subclasses say where they come from (``labelled``) and the class names.
+    """Labelled images; subclasses say where they come from (``labelled``) and the class names (``source_class_names``).
+
+    With ``shards`` the images, labels and class names are those of the shard folder instead, split in the same way.
 
     Args:
         val_fraction: share of each class held out for validation (seeded, stratified).
@@ -66,8 +69,8 @@ class ClassificationDataModule(ImageDataModule):
 
     # -- what subclasses provide ---------------------------------------------------------------------------
     @property
-    def class_names(self) -> list[str]:
-        """Class names in label order (available without ``setup()``, for linking into the model)."""
+    def source_class_names(self) -> list[str]:
+        """The class names of the source (the files or generator) in label order."""
         raise NotImplementedError
 
     def labelled(self, split: Literal["train", "test"]) -> Samples | None:
@@ -76,13 +79,29 @@ class ClassificationDataModule(ImageDataModule):
 
     # -- splits, datasets and augmentation -----------------------------------------------------------------
     @property
+    def class_names(self) -> list[str]:
+        """Class names in label order: the shards' or the source's (without ``setup()``, for linking into the model)."""
+        return self.shard_index("classification").class_names if self.shards else self.source_class_names
+
+    def samples(self, split: str) -> Samples | None:
+        """The labelled samples of ``split``, from the shards (``data.shards``) or the source (:meth:`labelled`)."""
+        if self.shards is None:
+            return self.labelled(split)
+        index = self.shard_index("classification")
+        if split not in index.splits:
+            if split == "test":
+                raise UserError(f"data.shards: {self.shards} holds no test split (its source had no labelled test set)")
+            raise UserError(f"data.shards: {self.shards} holds no {split} split")
+        return index.images(split), torch.tensor(index.splits[split]["labels"])
+
+    @property
     def num_classes(self) -> int:
         """Number of classes (linked into the model's ``num_classes``)."""
         return len(self.class_names)
 
     def setup_splits(self, stage: str) -> None:
         if stage in ("fit", "validate") and "val" not in self.datasets:
-            samples, labels = self.labelled("train")
+            samples, labels = self.samples("train")
             train_idx, val_idx = stratified_split(labels, self.val_fraction, self.seed)  # of every file, bad or not
             if self.train_fraction < 1.0:
                 unused = 1.0 - self.train_fraction
@@ -91,15 +110,15 @@ class ClassificationDataModule(ImageDataModule):
             self.datasets["train"] = self._dataset(images, rows, labels, train_idx)
             self.datasets["val"] = self._dataset(images, rows, labels, val_idx)
         if stage == "test" and "test" not in self.datasets:
-            samples = self.labelled("test")
+            samples = self.samples("test")
             if samples is None:
                 self.check_test_set()
                 raise UserError(f"{type(self).__name__} has no labelled test set; see its data.* options")
             images, rows = self._readable(samples[0], "test images")
             self.datasets["test"] = self._dataset(images, rows, samples[1], torch.arange(len(samples[1])))
 
-    def _readable(self, samples: list[Path] | torch.Tensor, what: str) -> tuple[list[Path] | torch.Tensor, dict]:
-        """The readable samples (the files, or the cache) and ``{position in samples: row in them}``."""
+    def _readable(self, samples: list[Path] | ShardImages | torch.Tensor, what: str) -> tuple:
+        """The readable samples (the files, shards or the cache) and ``{position in samples: row in them}``."""
         if isinstance(samples, torch.Tensor):
             return samples, {i: i for i in range(len(samples))}
         images, kept = self.readable(samples, what)
@@ -111,6 +130,8 @@ class ClassificationDataModule(ImageDataModule):
         keep = [i for i in idx.tolist() if i in rows]
         if isinstance(images, torch.Tensor):
             return TensorImages(images, labels[keep], [rows[i] for i in keep])
+        if isinstance(images, ShardImages):
+            return FileImages(images.subset([rows[i] for i in keep]), labels[keep], self.reader)
         return FileImages([images[rows[i]] for i in keep], labels[keep], self.reader)
 
     def train_batch(self, batch: dict, generator: torch.Generator) -> dict:

@@ -33,7 +33,7 @@ class ShapesDataModule(ClassificationDataModule):
         self.num_shapes, self.generator_seed = num_shapes, generator_seed
 
     @property
-    def class_names(self) -> list[str]:
+    def source_class_names(self) -> list[str]:
         return list(CLASS_NAMES)
 
     def labelled(self, split: str) -> Samples:

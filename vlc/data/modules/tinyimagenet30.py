@@ -21,16 +21,18 @@ class TinyImageNet30DataModule(ClassificationDataModule):
 
     def __init__(self, root: str, test_labels: str | None = None, **kwargs) -> None:
         super().__init__(**kwargs)
-        self.root = Path(root)
+        self.root, self.test_labels = Path(root), test_labels
+        if self.shards is not None:  # the images, labels and names are the shards': root is not read
+            self._class_names, self._test = [], None
+            return
         if not self.root.is_dir():
             raise UserError(f"data.root: {self.root} is not a folder; expected the extracted TinyImageNet30")
-        self.test_labels = test_labels
         self._class_names = read_class_file(self.root / "class.txt")
         # read now, before a run logs anything: a labels file that cannot be scored leaves the run's logs as they were
         self._test = None if test_labels is None else read_test_set(self.root, test_labels, self._class_names)
 
     @property
-    def class_names(self) -> list[str]:
+    def source_class_names(self) -> list[str]:
         return list(self._class_names)
 
     def labelled(self, split: str) -> Samples | None:
