@@ -73,6 +73,7 @@ def _fit(root, monkeypatch, *extra) -> dict:
         "--data.every_caption=true",
         "--trainer.log_every_n_steps=1",
         "--trainer.limit_train_batches=4",
+        "--model.feature_cache=off",  # cached features differ in the last bit with the batch that computed them
         *extra,
     ]
     main(args)
