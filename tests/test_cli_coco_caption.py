@@ -75,7 +75,15 @@ def test_coco_recipes_train_and_predict_on_coco_format_files(
 
 
 @pytest.mark.parametrize(
-    "config", ["demo/caption", "coco/resnet50_lstm", "coco/inceptionv3_glove", "coco/attention", "flickr800/attention"]
+    "config",
+    [
+        "demo/caption",
+        "coco/resnet50_lstm",
+        "coco/inceptionv3_glove",
+        "coco/attention",
+        "flickr800/attention",
+        "flickr800/scst",
+    ],
 )
 def test_caption_configs_parse(config, capsys):
     with pytest.raises(SystemExit) as exit_info:

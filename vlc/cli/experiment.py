@@ -197,7 +197,7 @@ def add_default_callbacks(config: Namespace) -> None:
     given = {c.class_path.rsplit(".", 1)[-1] for c in callbacks if isinstance(c, Namespace)}
     task = checkpoints.import_class(config.model.class_path)
     if not given & {"Checkpoint", "ModelCheckpoint"} and hasattr(task, "MONITOR"):
-        monitor, mode, filename = task.MONITOR
+        monitor, mode, filename = task.monitor_for(config.model.get("init_args") or {})
         args = Namespace(monitor=monitor, mode=mode, filename=filename, save_top_k=1, dirpath=None)
         callbacks.append(Namespace(class_path="vlc.callbacks.Checkpoint", init_args=args))
     if "LearningRateMonitor" not in given and config.trainer.get("logger") not in (None, False):

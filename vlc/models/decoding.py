@@ -1,4 +1,4 @@
-"""Caption decoding: greedy search and batched beam search over any step decoder.
+"""Caption decoding: greedy search, batched beam search and sampling over any step decoder.
 
 A *step decoder* (``LSTMDecoder``, ``AttentionLSTMDecoder``) provides ``init_state(features) -> state``,
 ``step(tokens [B], state) -> (logits [B, V], state)`` and ``reorder_state(state, index [B']) -> state``.
@@ -233,6 +233,55 @@ def beam_search(
     L = max(int((tokens != pad_idx).sum(dim=2).max()), 1)
     tokens = tokens[:, :, :L]  # [B, R, L]
     return (tokens[:, 0], scores[:, 0]) if num_return == 1 else (tokens, scores)
+
+
+def sample_captions(
+    decoder: StepDecoder,
+    features: Tensor,
+    max_len: int,
+    *,
+    start_idx: int,
+    end_idx: int,
+    pad_idx: int,
+    unk_idx: int | None = None,
+) -> tuple[Tensor, Tensor]:
+    """Draw one caption per row of ``features`` from the decoder's distribution, keeping the graph.
+
+    The sampling of self-critical training (``vlc.tasks.scst``): at every step the next token is drawn from
+    ``softmax(logits)`` (``torch.multinomial``, so from torch's global generator: seeded per training step by
+    ``vlc.callbacks.StepSeed``), ``<pad>``, ``<start>`` (and ``<unk>`` when ``unk_idx`` is given) never. Unlike
+    greedy and beam search, this runs with gradients and in the decoder's current mode (dropout on in training).
+
+    Args:
+        decoder: A step decoder.
+        features: Image features [B, ...] as expected by ``decoder.init_state`` (repeat rows for several samples).
+        max_len: Maximum number of drawn tokens (``<end>`` included).
+        start_idx: Index of ``<start>``.
+        end_idx: Index of ``<end>``.
+        pad_idx: Index of ``<pad>``.
+        unk_idx: Index of ``<unk>``, never drawn; ``None``: an ordinary token.
+
+    Returns:
+        ``(tokens, log_probs)``: tokens [B, L] (the module's output convention: ``<end>`` included, ``<pad>``
+        after it) and each drawn token's log-probability [B, L] in float32, 0 after ``<end>``; ``L <= max_len``.
+    """
+    B, device = features.size(0), features.device
+    banned = torch.tensor([pad_idx, start_idx] + ([] if unk_idx is None else [unk_idx]), device=device)
+    state = decoder.init_state(features)
+    token = torch.full((B,), start_idx, dtype=torch.long, device=device)
+    alive = torch.ones(B, dtype=torch.bool, device=device)  # rows that have not drawn <end> yet [B]
+    tokens, log_probs = [], []
+    for _ in range(max_len):
+        logits, state = decoder.step(token, state)  # [B, V]
+        log_p = F.log_softmax(logits.float(), dim=-1).index_fill(1, banned, float("-inf"))  # [B, V]
+        token = torch.multinomial(log_p.detach().exp(), 1).squeeze(1)  # [B]
+        token = token.masked_fill(~alive, pad_idx)
+        tokens.append(token)
+        log_probs.append(log_p.gather(1, token.unsqueeze(1)).squeeze(1).masked_fill(~alive, 0.0))  # [B]
+        alive = alive & (token != end_idx)
+        if not alive.any():
+            break
+    return torch.stack(tokens, dim=1), torch.stack(log_probs, dim=1)  # [B, L], [B, L]
 
 
 def beam_search_one_by_one(

@@ -36,6 +36,11 @@ class Task(L.LightningModule):
     MONITOR: tuple[str, str, str]
     """The metric, mode and file name of the best checkpoints a fit keeps unless its config names a Checkpoint."""
 
+    @classmethod
+    def monitor_for(cls, init_args) -> tuple[str, str, str]:
+        """The ``MONITOR`` of a model built with ``init_args`` (the config's Namespace or a dict: has ``get``)."""
+        return cls.MONITOR
+
     DATA_SAMPLE = 5000
     """How many training images :meth:`init_from_data` passes to the backbone (airbench's whitening uses 5,000)."""
 

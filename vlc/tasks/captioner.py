@@ -21,6 +21,7 @@ from vlc.explain.attention import WordAttention, smooth_maps, word_attention
 from vlc.explain.ood import ood_scores
 from vlc.explain.render import attention_strip
 from vlc.loggers import log_text
+from vlc.metrics.cider_reward import CiderReward
 from vlc.metrics.meteor import meteor_available
 from vlc.metrics.scoring import Scoring
 from vlc.models.backbone import ImageBackbone
@@ -33,6 +34,7 @@ from vlc.models.lstm_decoder import LSTMDecoder
 from vlc.tasks.base import Task
 from vlc.tasks.hparams import plain
 from vlc.tasks.optim import zero_loss
+from vlc.tasks.scst import Baseline, self_critical
 from vlc.vocabulary import Vocabulary
 
 
@@ -94,6 +96,16 @@ class ImageCaptioner(Task):
             ``num_captions``), e.g. ``decoding: {strategy: beam, beam_width: 5}``.
         scoring: how they are scored and shown (:class:`vlc.metrics.scoring.Scoring`: ``tokenizer``, ``meteor``,
             ``num_samples``, ``baselines``).
+        monitor: the validation score that chooses the best checkpoint (``best-epochNN-bleu4...ckpt`` or
+            ``best-epochNN-ciderd...ckpt``) and that ``ReduceLROnPlateau`` follows: ``val/bleu_4`` or ``val/cider_d``.
+        scst_from_epoch: from this epoch on, self-critical sequence training (``vlc.tasks.scst``) replaces the
+            cross-entropy: captions sampled from the decoder are rewarded with their CIDEr-D (document frequencies of
+            the training captions) against a baseline; ``null``: cross-entropy throughout.
+        scst_samples: captions sampled per training caption in self-critical epochs.
+        scst_baseline: ``greedy`` (the reward of the greedy caption, Rennie et al.) or ``mean`` (the mean reward of
+            the other samples, needs ``scst_samples`` >= 2).
+        scst_lr_scale: the learning rates are multiplied by this once, when self-critical training starts (the
+            references use a learning rate about 10 times lower for it).
     """
 
     KIND = "captioning"
@@ -102,7 +114,16 @@ class ImageCaptioner(Task):
     EVALUATION_ARGS = ("decoding", "scoring")
     """Arguments that change how captions are decoded and scored, not the weights: their values given with
     ``--ckpt_path`` (``vlc validate``/``test``/``predict``/a resumed ``fit``) replace the checkpoint's."""
-    MONITOR = ("val/bleu_4", "max", "best-epoch{epoch:02d}-bleu4{val/bleu_4:.4f}")
+    MONITORS = {
+        "val/bleu_4": ("val/bleu_4", "max", "best-epoch{epoch:02d}-bleu4{val/bleu_4:.4f}"),
+        "val/cider_d": ("val/cider_d", "max", "best-epoch{epoch:02d}-ciderd{val/cider_d:.4f}"),
+    }
+    """The scores ``monitor`` may name: metric, mode and the best checkpoints' file name."""
+    MONITOR = MONITORS["val/bleu_4"]
+
+    @classmethod
+    def monitor_for(cls, init_args) -> tuple[str, str, str]:
+        return cls.MONITORS[init_args.get("monitor") or "val/bleu_4"]
 
     def __init__(
         self,
@@ -123,6 +144,11 @@ class ImageCaptioner(Task):
         scheduler_interval: Literal["step", "epoch"] = "step",
         decoding: Decoding = Decoding(),  # noqa: B008 (frozen dataclasses: nothing changes a shared default)
         scoring: Scoring = Scoring(),  # noqa: B008
+        monitor: Literal["val/bleu_4", "val/cider_d"] = "val/bleu_4",
+        scst_from_epoch: NonNegativeInt | None = None,
+        scst_samples: PositiveInt = 1,
+        scst_baseline: Baseline = "greedy",
+        scst_lr_scale: PositiveFloat = 1.0,
     ) -> None:
         super().__init__()
         if vocab is None:
@@ -135,6 +161,10 @@ class ImageCaptioner(Task):
         unknown = [w for w in self.decoding.banned_endings if self.vocab.index(w) < len(Vocabulary.SPECIALS)]
         if unknown:
             raise UserError(f"model.decoding.banned_endings: {unknown} are not words of the vocabulary")
+        if scst_baseline == "mean" and scst_samples < 2:
+            raise UserError("model.scst_baseline: mean needs model.scst_samples of at least 2, got 1")
+        self.MONITOR = self.monitor_for({"monitor": monitor})
+        self.reward: CiderReward | None = None  # built from the training captions when self-critical training starts
         self.save_hyperparameters()  # through the CLI, encoder/decoder/optimizer/scheduler are saved as their config
         self.hparams.update(plain({**self.hparams, "decoding": self.decoding, "scoring": self.scoring}))
         self.optimizer, self.scheduler = optimizer, scheduler
@@ -152,7 +182,8 @@ class ImageCaptioner(Task):
         self.features = CachedEncoder(self.encode, self.encoder)  # a cache serves while the encoder is frozen
         # epoch averages of training whose state is saved in checkpoints: a resumed epoch averages all its batches
         self.train_loss, self.train_penalty = MeanMetric(), MeanMetric()
-        for metric in (self.train_loss, self.train_penalty):
+        self.train_reward, self.train_reward_baseline = MeanMetric(), MeanMetric()
+        for metric in (self.train_loss, self.train_penalty, self.train_reward, self.train_reward_baseline):
             metric.persistent(True)
         self.val_perplexity = Perplexity(ignore_index=Vocabulary.PAD)
         self.test_perplexity = Perplexity(ignore_index=Vocabulary.PAD)
@@ -218,10 +249,33 @@ class ImageCaptioner(Task):
     # -- training and evaluation -----------------------------------------------------------------------------
     def on_train_start(self) -> None:
         self._schedule_encoder()  # the epoch is known now, also when a run resumes
+        self._schedule_scst()
 
     def on_train_epoch_start(self) -> None:
-        self.train_loss.reset(), self.train_penalty.reset()  # not called when a run resumes in mid-epoch
+        for metric in (self.train_loss, self.train_penalty, self.train_reward, self.train_reward_baseline):
+            metric.reset()  # not called when a run resumes in mid-epoch
         self._schedule_encoder()
+        self._schedule_scst()
+
+    def self_critical_epoch(self) -> bool:
+        """Whether this epoch trains by self-critical sequence training (``scst_from_epoch``)."""
+        start = self.hparams.get("scst_from_epoch")
+        return start is not None and self.current_epoch >= start
+
+    def _schedule_scst(self) -> None:
+        """Build the reward from the training captions and scale the learning rates once, when SCST starts.
+
+        The optimizer's parameter groups carry the mark of the scaling, so a resumed run does not scale them again.
+        """
+        if not self.self_critical_epoch():
+            return
+        if self.reward is None:
+            self.reward = CiderReward(self.trainer.datamodule.datasets["train"].references)
+        for optimizer in self.trainer.optimizers:
+            for group in optimizer.param_groups:
+                if not group.get("scst_scaled"):
+                    group["lr"] *= self.hparams.scst_lr_scale
+                    group["scst_scaled"] = True
 
     def encoder_waits(self) -> bool:
         """Whether the whole encoder is frozen this epoch (``freeze_encoder: true``, or before fine-tuning starts)."""
@@ -239,6 +293,8 @@ class ImageCaptioner(Task):
         if batch is None:  # no image of the batch could be read: a zero loss keeps every DDP process in step
             return zero_loss(self)
         features = self.features(batch["images"], batch["keys"])
+        if self.self_critical_epoch():
+            return self.self_critical_step(features, batch["references"])
         ce, penalty, _ = caption_loss(self.decoder, features, batch["captions"])
         loss = ce + self.decoder.penalty_weight * penalty
         B = len(batch["captions"])
@@ -248,6 +304,24 @@ class ImageCaptioner(Task):
         self.train_penalty(penalty.detach(), B)
         self.log("train/penalty", self.train_penalty, on_step=True, on_epoch=True, batch_size=B)
         return loss
+
+    def self_critical_step(self, features: torch.Tensor, references: list[list[str]]) -> torch.Tensor:
+        """The self-critical loss of a batch (``vlc.tasks.scst``), logging the rewards of samples and baseline."""
+        hp = self.hparams
+        result = self_critical(
+            self.decoder, features, references, self.reward, self.vocab, self.decoding.max_len,
+            hp.scst_samples, hp.scst_baseline,
+        )  # fmt: skip
+        B = len(references)
+        self.train_loss(result.loss.detach(), B)
+        self.log("train/loss", self.train_loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=B)
+        for name, metric, value in (
+            ("train/reward", self.train_reward, result.reward),
+            ("train/reward_baseline", self.train_reward_baseline, result.baseline),
+        ):
+            metric(value, B)
+            self.log(name, metric, on_step=True, on_epoch=True, prog_bar=name == "train/reward", batch_size=B)
+        return result.loss
 
     def _evaluate(self, batch: dict | None, batch_idx: int, stage: str) -> dict | None:
         if batch is None:  # no image of the batch could be read
