@@ -99,9 +99,16 @@ def _sent(logger: Logger, what: str, tag: str, value, step: int) -> bool:
 
 
 def finish(trainer: L.Trainer) -> None:
-    """End the WandB run a command logged to (its summary written), so that the next command starts its own."""
+    """End the WandB run a command logged to (its summary written), so that the next command starts its own.
+
+    ``wandb.finish`` only tells WandB's service process that the run is over: the service writes the end of the run's
+    ``.wandb`` file (its summary among it) when it closes the run, a moment later. ``wandb.teardown`` waits for the
+    service to stop, so that everything is on disk when the command returns (as at the exit of a ``vlc`` process),
+    also when commands run one after another in one Python process; the next run starts a new service.
+    """
     if trainer.is_global_zero and any(isinstance(logger, WandbLogger) for logger in trainer.loggers):
         import wandb
 
         if wandb.run is not None:
             wandb.finish()
+            wandb.teardown()
