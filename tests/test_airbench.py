@@ -3,12 +3,14 @@
 from functools import partial
 from types import SimpleNamespace
 
+import lightning as L
 import pytest
 import torch
 import torch.nn.functional as F
 from cifar_helpers import write_cifar_pickles
 from helpers import CONFIGS, events, run_dirs
 
+from vlc.checkpoint_upgrade import upgrade
 from vlc.cli import main
 from vlc.data import Cifar10DataModule
 from vlc.data.augment import alternating_flips, augment
@@ -179,3 +181,45 @@ def test_averaged_weights_are_validated_checkpointed_and_evaluated(tmp_path, cap
     main(["validate", *args, "--ckpt_path=last"])
     validated = events(run / "validate")
     assert {tag: validated.Scalars(tag)[-1].value for tag in logged} == pytest.approx(logged, abs=1e-6)
+
+
+STEM_BIASES: list[torch.Tensor] = []
+"""What :class:`StemBias` recorded: the whitening stem's bias and a 3x3 filter at the end of each training epoch."""
+
+
+class StemBias(L.Callback):
+    """Records the stem's bias and the first conv's weights after each training epoch (in ``STEM_BIASES``)."""
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        body = pl_module.backbone.body
+        STEM_BIASES.append((body.stem.bias.detach().clone(), body.group1.conv1.weight.detach().clone()))
+
+
+@pytest.mark.parametrize(("epochs", "rests"), [(1, True), (2, False)])
+def test_the_whitening_bias_trains_for_its_epochs_then_rests_as_the_rest_trains(tmp_path, monkeypatch, epochs, rests):
+    write_cifar_pickles(tmp_path / "cifar", per_class=4)
+    monkeypatch.chdir(tmp_path)
+    STEM_BIASES.clear()
+    args = ["fit", "--config", str(CONFIGS / "cifar10" / "airbench.yaml"), f"--data.root={tmp_path / 'cifar'}"]
+    args += ["--model.backbone.widths=[8, 16, 16]", "--data.batch_size=8", "--data.val_fraction=0.25"]
+    args += ["--trainer.max_time=null", "--trainer.max_epochs=2", "--trainer.precision=32-true"]
+    args += ["--trainer.enable_progress_bar=false", f"--model.backbone.whiten_bias_epochs={epochs}"]
+    main([*args, "--trainer.callbacks+=test_airbench.StemBias"])
+    (bias_0, conv_0), (bias_1, conv_1) = STEM_BIASES
+    assert bias_0.abs().sum() > 0  # trained in the first epoch (it starts at zero)
+    assert torch.equal(bias_0, bias_1) is rests  # the second epoch leaves it, update and weight decay alike
+    assert not torch.equal(conv_0, conv_1)  # while the network trains on
+    saved = torch.load(next(tmp_path.rglob("last.ckpt")), weights_only=False)
+    assert saved["hyper_parameters"]["backbone"]["init_args"]["whiten_bias_epochs"] == epochs
+
+
+def test_an_airbench_checkpoint_from_before_the_bias_epochs_keeps_training_its_bias():
+    """Checkpoints written before ``whiten_bias_epochs`` trained the bias throughout; they resume that way."""
+    hparams = {"num_classes": 10, "backbone": {"class_path": "vlc.models.AirbenchNet", "init_args": {"widths": [8]}}}
+    upgraded = upgrade({"hyper_parameters": hparams, "state_dict": {}})["hyper_parameters"]
+    assert upgraded["backbone"]["init_args"] == {"widths": [8], "whiten_bias_epochs": None}
+    current = {"class_path": "vlc.models.AirbenchNet", "init_args": {"whiten_bias_epochs": 3}}
+    assert upgrade({"hyper_parameters": {"num_classes": 2, "backbone": current}})["hyper_parameters"]["backbone"] == {
+        "class_path": "vlc.models.AirbenchNet",
+        "init_args": {"whiten_bias_epochs": 3},
+    }

@@ -37,7 +37,8 @@ FIT = [
 
 def vlc(cwd: Path, *args: str) -> subprocess.CompletedProcess:
     """``vlc ARGS`` in a fresh process in ``cwd`` (the tests folder importable, for ``faults.Fault``)."""
-    env = {**os.environ, "PYTHONPATH": str(TESTS), "OMP_NUM_THREADS": "1"}
+    path = os.pathsep.join(p for p in (str(TESTS), os.environ.get("PYTHONPATH")) if p)  # a checkout's vlc first
+    env = {**os.environ, "PYTHONPATH": path, "OMP_NUM_THREADS": "1"}
     return subprocess.run(
         [sys.executable, "-m", "vlc", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=600
     )

@@ -35,9 +35,12 @@ OLD_FAMILIES = {  # name -> the family's class and its options with the defaults
             "bn_eps": 1e-5,
             "bn_scale": True,
             "stem_stride": 1,
+            "whiten_bias_epochs": None,
         },
     ),
 }
+LATER_OPTIONS = {"vlc.models.AirbenchNet": {"whiten_bias_epochs": None}}
+"""Options a family gained after its first checkpoints, with the value that gives those checkpoints' behaviour."""
 TORCHVISION = ("vlc.models.TorchvisionBackbone", {"name": None, "weights": None})
 """Any other ``name`` (always given then): a torchvision network."""
 DECODING = ("beam_width", "max_len", "length_penalty", "min_len", "no_repeat_ngram", "banned_endings", "num_captions")
@@ -62,6 +65,10 @@ def upgrade(checkpoint: dict[str, Any]) -> dict[str, Any]:
     for key in ("backbone", "encoder"):
         if isinstance(hparams.get(key), dict) and hparams[key].get("class_path") == BACKBONE:
             hparams[key] = _upgrade_backbone(hparams[key].get("init_args") or {})
+        if isinstance(hparams.get(key), dict) and hparams[key].get("class_path") in LATER_OPTIONS:
+            init_args = hparams[key].setdefault("init_args", {})
+            for option, value in LATER_OPTIONS[hparams[key]["class_path"]].items():
+                init_args.setdefault(option, value)
     if isinstance(hparams.get("decoder"), str):
         _upgrade_decoder(hparams)
     if isinstance(hparams.get("decoding"), str):  # every older captioner saved it (default greedy)

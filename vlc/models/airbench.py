@@ -30,7 +30,7 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from jsonargparse.typing import ClosedUnitInterval, PositiveFloat, PositiveInt
+from jsonargparse.typing import ClosedUnitInterval, NonNegativeInt, PositiveFloat, PositiveInt
 from torch import nn
 
 from vlc.models.backbone import ImageBackbone
@@ -204,6 +204,8 @@ class AirbenchNet(ImageBackbone):
         bn_scale: learn the batch norms' scale; ``false``: it stays 1 and only their bias is learnt.
         stem_stride: step of the stem: 1 (airbench, 32 px images) or 2 (non-overlapping patches: 64 px images cost
             what 32 px ones cost, and a checkpoint fits either setting).
+        whiten_bias_epochs: the whitening stem's bias trains during the first this many epochs, then stays fixed
+            (airbench: 3); ``null``: it trains throughout.
         **kwargs: the preprocessing of :class:`ImageBackbone` (``image_size``, ``mean``, ``std``, ``channels_last``).
     """
 
@@ -216,10 +218,19 @@ class AirbenchNet(ImageBackbone):
         bn_eps: PositiveFloat = 1e-12,
         bn_scale: bool = False,
         stem_stride: PositiveInt = 1,
+        whiten_bias_epochs: NonNegativeInt | None = 3,
         **kwargs: Any,
     ) -> None:
         body = airbench_net(widths, whiten, identity_init, bn_momentum, bn_eps, bn_scale, stem_stride)
         super().__init__(body, widths[-1], **kwargs)
+        self.whiten_bias_epochs = whiten_bias_epochs
+
+    def resting_parameters(self, epoch: int) -> list[nn.Parameter]:
+        """The whitening stem's bias from epoch ``whiten_bias_epochs`` on (none before, or without whitening)."""
+        layer = self.whitening
+        if layer is None or self.whiten_bias_epochs is None or epoch < self.whiten_bias_epochs:
+            return []
+        return [layer.bias]
 
     @property
     def feature_layer(self) -> nn.Module:

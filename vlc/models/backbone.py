@@ -161,6 +161,15 @@ class ImageBackbone(nn.Module):
         self.load_state_dict(fitting, strict=False)
         return report
 
+    def resting_parameters(self, epoch: int) -> list[nn.Parameter]:
+        """Trainable parameters that ``epoch`` leaves as they are (here: none).
+
+        A family whose recipe trains some layer only for its first epochs (airbench's whitening bias) names it here;
+        the task drops their gradients before each optimizer step of that epoch, so that neither the update nor the
+        weight decay moves them, as a layer with ``requires_grad`` off (which DDP does not allow mid-run).
+        """
+        return []
+
     # -- freezing -------------------------------------------------------------------------------------------------
     def freeze(self, spec: str | list[str | int]) -> None:
         """Freeze exactly the layers ``spec`` names (the others train); frozen batch norms stay in eval mode.

@@ -107,6 +107,10 @@ class Task(L.LightningModule):
                 self.init_from_data()
         log_parameter_counts(self, self.frozen_note())
 
+    def on_before_optimizer_step(self, optimizer) -> None:
+        for param in self.image_backbone.resting_parameters(self.current_epoch):  # after DDP's gradient reduction
+            param.grad = None  # the optimizer skips a parameter without a gradient
+
     def configure_optimizers(self):
         """``self.optimizer`` over the trainable parameters, grouped by ``param_groups``.
 
