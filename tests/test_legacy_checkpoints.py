@@ -122,7 +122,7 @@ def test_flat_decoding_and_scoring_arguments_become_their_objects(tmp_path, caps
             {"name": "airbench", "widths": [8, 16], "depths": 1, "weights": None, "image_size": 32},
             "vlc.models.AirbenchNet",
             {"widths": [8, 16], "whiten": False, "identity_init": False, "bn_momentum": 0.1, "bn_eps": 1e-5}
-            | {"bn_scale": True, "stem_stride": 1, "image_size": 32},
+            | {"bn_scale": True, "stem_stride": 1, "whiten_bias_epochs": None, "image_size": 32},
         ),
         (
             {"name": "cnn", "stem_width": 8, "whiten": False, "mean": [0.5, 0.5, 0.5]},
